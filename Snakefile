@@ -1,0 +1,20 @@
+# STANCE pipeline: Kubric data -> depth -> instance cues -> training -> evaluation.
+# Stages are added to the DAG as they are implemented; `all` runs what exists.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/render.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        "results/render/manifest.parquet",
+        "results/report/dataset.md",
+    default_target: True

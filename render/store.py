@@ -1,0 +1,145 @@
+"""The clip store: the render stage's output format, written and read only here.
+
+One zarr v3 group per clip, `<clip_id>.zarr` (twins: `<clip_id>.twin.zarr`), chunked per
+frame. T frames, H x W pixels, N instances (objects; instance id i+1 is object index i).
+
+| array                     | dtype   | shape       | meaning                                    |
+|---------------------------|---------|-------------|--------------------------------------------|
+| rgb                       | uint8   | (T,H,W,3)   | Cycles render, sRGB                        |
+| depth                     | float32 | (T,H,W)     | metres from the camera centre along the ray (background ~1e10 m) |
+| segmentation              | uint16  | (T,H,W)     | 0 = background, i+1 = object i, stable over frames |
+| forward_flow              | float32 | (T,H,W,2)   | (dx, dy) px from frame t to t+1; x right, y down |
+| backward_flow             | float32 | (T,H,W,2)   | (dx, dy) px from frame t to t-1            |
+| tracks/positions          | float32 | (N,T,3)     | centre of mass, world metres, z up         |
+| tracks/quaternions        | float32 | (N,T,4)     | (w, x, y, z), world                        |
+| tracks/velocities         | float32 | (N,T,3)     | m/s                                        |
+| tracks/angular_velocities | float32 | (N,T,3)     | rad/s                                      |
+| tracks/image_positions    | float32 | (N,T,2)     | projected centre, (x, y) pixels            |
+| tracks/visibility         | int32   | (N,T)       | visible pixels of the instance             |
+
+Flow is valid at both ends: the simulation runs one frame before and after the clip.
+Group attributes: `format` and `version` (checked by readers), clip identity (clip_id,
+split, seed, family, small_objects, twin_of, attempts), `render` settings, `code_hash`,
+`camera` (pixel intrinsics K_pixels, camera-to-world matrix_world, ...), `instances`
+(per-object shape, size, material, density, volume, mass, friction, restitution, initial
+pose and velocities), `events` (first contact per pair: instances [i, j] with -1 = floor
+or backdrop, fractional clip frame, normal force in N, world and image position),
+`scene` (the full SceneSpec), `complete` (true once every array is written).
+
+Writes are atomic: a clip is written under a temporary name and renamed at the end, so
+a killed job never leaves a store that a reader would accept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+FORMAT = "stance.render.clip"
+VERSION = 1
+FRAME_ARRAYS = {  # name -> (dtype, trailing shape after (T, H, W))
+    "rgb": ("uint8", (3,)),
+    "depth": ("float32", ()),
+    "segmentation": ("uint16", ()),
+    "forward_flow": ("float32", (2,)),
+    "backward_flow": ("float32", (2,)),
+}
+TRACKS = {  # name -> (dtype, trailing shape after (N, T))
+    "positions": ("float32", (3,)),
+    "quaternions": ("float32", (4,)),
+    "velocities": ("float32", (3,)),
+    "angular_velocities": ("float32", (3,)),
+    "image_positions": ("float32", (2,)),
+    "visibility": ("int32", ()),
+}
+
+
+class StoreError(ValueError):
+    """A clip store is missing, incomplete, or of another format version."""
+
+
+@dataclass
+class Clip:
+    arrays: dict[str, np.ndarray]
+    tracks: dict[str, np.ndarray]
+    attrs: dict[str, Any]
+
+    @property
+    def num_frames(self) -> int:
+        return self.arrays["rgb"].shape[0]
+
+
+def validate_arrays(arrays: Mapping[str, np.ndarray], tracks: Mapping[str, np.ndarray],
+                    num_instances: int) -> None:
+    """Assert names, dtypes and shapes of a clip's arrays (writers and readers call this)."""
+    t, h, w = arrays["rgb"].shape[:3]
+    for name, (dtype, tail) in FRAME_ARRAYS.items():
+        a = arrays[name]
+        if a.dtype != np.dtype(dtype) or a.shape != (t, h, w, *tail):
+            raise StoreError(f"{name}: expected {dtype} {(t, h, w, *tail)}, "
+                             f"got {a.dtype} {a.shape}")
+    for name, (dtype, tail) in TRACKS.items():
+        a = tracks[name]
+        if a.dtype != np.dtype(dtype) or a.shape != (num_instances, t, *tail):
+            raise StoreError(f"tracks/{name}: expected {dtype} {(num_instances, t, *tail)}, "
+                             f"got {a.dtype} {a.shape}")
+    if arrays["segmentation"].max(initial=0) > num_instances:
+        raise StoreError("segmentation holds ids beyond the instance table")
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda o: np.asarray(o).tolist()))
+
+
+def write_clip(path: str | Path, arrays: Mapping[str, np.ndarray],
+               tracks: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> Path:
+    """Write a clip store atomically; returns its path."""
+    path = Path(path)
+    validate_arrays(arrays, tracks, len(attrs["instances"]))
+    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    root = zarr.open_group(tmp, mode="w", zarr_format=3)
+    for name, data in arrays.items():
+        root.create_array(name, data=data, chunks=(1, *data.shape[1:]))
+    group = root.create_group("tracks")
+    for name, data in tracks.items():
+        group.create_array(name, data=data)
+    root.attrs.update(_jsonable({**attrs, "format": FORMAT, "version": VERSION,
+                                 "complete": True}))
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.rename(path)
+    return path
+
+
+def open_attrs(path: str | Path) -> dict[str, Any]:
+    """Read and check a clip store's attributes only (cheap)."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"no clip store at {path}; run the render stage (stance render)")
+    attrs = dict(zarr.open_group(path, mode="r").attrs)
+    if attrs.get("format") != FORMAT:
+        raise StoreError(f"{path} is not a clip store (format {attrs.get('format')!r})")
+    if attrs.get("version") != VERSION:
+        raise StoreError(f"{path} has clip store version {attrs.get('version')}, this code "
+                         f"reads version {VERSION}: re-render it with this version")
+    if not attrs.get("complete"):
+        raise StoreError(f"{path} is incomplete (a killed render job?): re-render its shard")
+    return attrs
+
+
+def read_clip(path: str | Path) -> Clip:
+    attrs = open_attrs(path)
+    root = zarr.open_group(path, mode="r")
+    arrays = {name: root[name][...] for name in FRAME_ARRAYS}
+    tracks = {name: root["tracks"][name][...] for name in TRACKS}
+    validate_arrays(arrays, tracks, len(attrs["instances"]))
+    return Clip(arrays, tracks, attrs)

@@ -1,0 +1,54 @@
+"""Clips, seeds and shards: how a split is cut into jobs.
+
+A clip is identified by its split and seed (``test-02000003``). Seeds of a split are the
+contiguous range [seed_offset, seed_offset + clips); shard k holds the k-th run of
+``clips_per_shard`` of them, so the DAG has one job per shard, never one per clip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+SHARD_DIGITS = 5
+
+
+@dataclass(frozen=True)
+class Clip:
+    split: str
+    seed: int
+
+    @property
+    def clip_id(self) -> str:
+        return f"{self.split}-{self.seed:08d}"
+
+
+def shard_name(index: int) -> str:
+    return f"{index:0{SHARD_DIGITS}d}"
+
+
+def num_shards(cfg: Mapping[str, Any], split: str) -> int:
+    clips = cfg["data"]["splits"][split]["clips"]
+    per = cfg["data"]["clips_per_shard"]
+    return -(-clips // per)
+
+
+def shards(cfg: Mapping[str, Any], split: str) -> list[str]:
+    return [shard_name(i) for i in range(num_shards(cfg, split))]
+
+
+def shard_clips(cfg: Mapping[str, Any], split: str, shard: str) -> list[Clip]:
+    spec = cfg["data"]["splits"][split]
+    per = cfg["data"]["clips_per_shard"]
+    index = int(shard)
+    if not 0 <= index < num_shards(cfg, split):
+        raise ValueError(f"shard {shard} does not exist in split {split}")
+    start = index * per
+    stop = min(start + per, spec["clips"])
+    return [Clip(split, spec["seed_offset"] + i) for i in range(start, stop)]
+
+
+def all_shards(cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(split, shard) for every non-empty split, in a stable order."""
+    return [(split, shard) for split in cfg["data"]["splits"] for shard in shards(cfg, split)]
