@@ -14,7 +14,7 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/render/manifest.parquet",
         "results/report/dataset.md",
-    default_target: True

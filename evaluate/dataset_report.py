@@ -19,15 +19,17 @@ TILE = 96  # contact-sheet tile size in pixels (tiny clips are upscaled, nearest
 def summary(manifest: pd.DataFrame) -> pd.DataFrame:
     """Clips and mean statistics per split and scene family."""
     grouped = manifest.groupby(["split", "family"], sort=True)
-    return pd.DataFrame({
-        "clips": grouped.size(),
-        "small_object_split": grouped["small_object_split"].sum(),
-        "mean_objects": grouped["num_objects"].mean().round(2),
-        "mean_dynamic": grouped["num_dynamic"].mean().round(2),
-        "mean_object_contacts": grouped["num_object_contacts"].mean().round(2),
-        "mean_attempts": grouped["attempts"].mean().round(2),
-        "mean_render_seconds": grouped["render_seconds"].mean().round(2),
-    }).reset_index()
+    return pd.DataFrame(
+        {
+            "clips": grouped.size(),
+            "small_object_split": grouped["small_object_split"].sum(),
+            "mean_objects": grouped["num_objects"].mean().round(2),
+            "mean_dynamic": grouped["num_dynamic"].mean().round(2),
+            "mean_object_contacts": grouped["num_object_contacts"].mean().round(2),
+            "mean_attempts": grouped["attempts"].mean().round(2),
+            "mean_render_seconds": grouped["render_seconds"].mean().round(2),
+        }
+    ).reset_index()
 
 
 def palette(ids: np.ndarray) -> np.ndarray:
@@ -63,12 +65,17 @@ def write(manifest_path: Path, out_dir: Path, sheet_clips: int, sheet_frames: in
     sheet = contact_sheet(shown, sheet_frames)
     Image.fromarray(sheet).save(out_dir / "contact_sheet.png")
     lines = [
-        "# Dataset", "",
-        f"{len(manifest)} clips rendered with Kubric (PyBullet + Blender Cycles).", "",
-        table.to_markdown(index=False), "",
+        "# Dataset",
+        "",
+        f"{len(manifest)} clips rendered with Kubric (PyBullet + Blender Cycles).",
+        "",
+        table.to_markdown(index=False),
+        "",
         "Contact sheet (rows: " + ", ".join(shown["clip_id"]) + "; columns: frames, then "
-        "the first frame's instance segmentation):", "",
-        "![contact sheet](contact_sheet.png)", "",
+        "the first frame's instance segmentation):",
+        "",
+        "![contact sheet](contact_sheet.png)",
+        "",
     ]
     (out_dir / "dataset.md").write_text("\n".join(lines))
     log.info("dataset report for %d clips -> %s", len(manifest), out_dir)

@@ -8,14 +8,17 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    dataset = sub.add_parser("dataset", help="dataset card: counts per split/family, "
-                             "contact sheet of first frames")
+    dataset = sub.add_parser(
+        "dataset", help="dataset card: counts per split/family, contact sheet of first frames"
+    )
     dataset.add_argument("--manifest", required=True, type=Path)
     dataset.add_argument("--out", required=True, type=Path, help="output folder")
-    dataset.add_argument("--sheet-clips", type=int, default=8,
-                         help="clips shown in the contact sheet")
-    dataset.add_argument("--sheet-frames", type=int, default=5,
-                         help="frames per clip in the contact sheet")
+    dataset.add_argument(
+        "--sheet-clips", type=int, default=8, help="clips shown in the contact sheet"
+    )
+    dataset.add_argument(
+        "--sheet-frames", type=int, default=5, help="frames per clip in the contact sheet"
+    )
 
 
 def main(args: argparse.Namespace) -> int:

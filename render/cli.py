@@ -19,8 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shard = sub.add_parser("shard", help="render the clips of one shard into a folder")
     shard.add_argument("--split", required=True, choices=config.SPLITS)
     shard.add_argument("--seeds", required=True, help="comma-separated clip seeds")
-    shard.add_argument("--settings", required=True,
-                       help="JSON object with the `render` config section")
+    shard.add_argument(
+        "--settings", required=True, help="JSON object with the `render` config section"
+    )
     shard.add_argument("--code-hash", default="unknown", help="recorded in every store")
     shard.add_argument("--threads", type=int, default=2, help="Cycles threads")
     shard.add_argument("--out", required=True, type=Path, help="shard folder to write")
@@ -41,8 +42,9 @@ def _render_settings(text: str) -> dict:
     try:
         section = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UserError(f"--settings is not valid JSON ({exc}); pass the render section "
-                        "as a JSON object") from exc
+        raise UserError(
+            f"--settings is not valid JSON ({exc}); pass the render section as a JSON object"
+        ) from exc
     return config.validate({"render": section}, source="--settings")["render"]
 
 
@@ -53,8 +55,9 @@ def main(args: argparse.Namespace) -> int:
         try:
             seeds = [int(s) for s in args.seeds.split(",") if s]
         except ValueError as exc:
-            raise UserError(f"--seeds must be comma-separated integers, got {args.seeds!r}"
-                            ) from exc
+            raise UserError(
+                f"--seeds must be comma-separated integers, got {args.seeds!r}"
+            ) from exc
         clips = [Clip(args.split, s) for s in seeds]
         render = _render_settings(args.settings)
         shard.render_shard(clips, render, args.out, args.threads, args.code_hash)
@@ -63,14 +66,14 @@ def main(args: argparse.Namespace) -> int:
 
         cfg = config.load(args.config)
         clips = [Clip(args.split, s) for s in args.seed]
-        shard.render_shard(clips, cfg["render"], args.out, args.threads,
-                           code_hash("stance.render"))
+        shard.render_shard(clips, cfg["render"], args.out, args.threads, code_hash("stance.render"))
     elif args.action == "manifest":
         import pyarrow.parquet as pq
 
         table = shard.read_manifests([d / "manifest.parquet" for d in args.shards])
         args.out.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, args.out)
-        log.info("manifest: %d clips from %d shards -> %s", table.num_rows,
-                 len(args.shards), args.out)
+        log.info(
+            "manifest: %d clips from %d shards -> %s", table.num_rows, len(args.shards), args.out
+        )
     return 0

@@ -29,8 +29,12 @@ def _gfile_module() -> types.ModuleType:
             raise FileExistsError(dst)
         shutil.copyfile(src, dst)
 
-    gfile = types.SimpleNamespace(GFile=open, copy=copy, exists=os.path.exists,
-                                  makedirs=lambda p: os.makedirs(p, exist_ok=True))
+    gfile = types.SimpleNamespace(
+        GFile=open,
+        copy=copy,
+        exists=os.path.exists,
+        makedirs=lambda p: os.makedirs(p, exist_ok=True),
+    )
     module = types.ModuleType("tensorflow")
     module.io = types.SimpleNamespace(gfile=gfile)
     return module
@@ -70,9 +74,13 @@ def _patch_principled_bsdf(kb, kb_blender, blender_utils) -> None:
         bsdf = mat.node_tree.nodes["Principled BSDF"]
         # kubric trait -> Blender 4 input name
         inputs = {
-            "color": "Base Color", "roughness": "Roughness", "metallic": "Metallic",
-            "specular": "Specular IOR Level", "ior": "IOR",
-            "transmission": "Transmission Weight", "emission": "Emission Color",
+            "color": "Base Color",
+            "roughness": "Roughness",
+            "metallic": "Metallic",
+            "specular": "Specular IOR Level",
+            "ior": "IOR",
+            "transmission": "Transmission Weight",
+            "emission": "Emission Color",
         }
         for trait, name in inputs.items():
             socket = bsdf.inputs[name]
@@ -117,8 +125,45 @@ def _patch_file_based_objects(kb, kb_blender, blender_utils) -> None:
             data.shade_smooth()
         blender_obj = bpy.data.objects.new(obj.uid, data)
         kb_blender.register_object3d_setters(obj, blender_obj)
-        obj.observe(setter(blender_obj, "active_material",
-                           converter=self._convert_to_blender_object), "material")
+        obj.observe(
+            setter(blender_obj, "active_material", converter=self._convert_to_blender_object),
+            "material",
+        )
         obj.observe(setter(blender_obj, "scale"), "scale")
         obj.observe(keyframer(blender_obj, "scale"), "scale", type="keyframe")
         return blender_obj
+
+
+class CyclesTimer:
+    """Seconds spent inside Blender renders (render_pre -> render_post handlers)."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        self._start = None
+
+    def __enter__(self):
+        import time
+
+        import bpy
+        from bpy.app.handlers import persistent
+
+        @persistent  # kubric resets Blender between clips; keep the handlers registered
+        def pre(*_):
+            self._start = time.perf_counter()
+
+        @persistent
+        def post(*_):
+            if self._start is not None:
+                self.seconds += time.perf_counter() - self._start
+                self._start = None
+
+        self._handlers = (pre, post)
+        bpy.app.handlers.render_pre.append(pre)
+        bpy.app.handlers.render_post.append(post)
+        return self
+
+    def __exit__(self, *exc):
+        import bpy
+
+        bpy.app.handlers.render_pre.remove(self._handlers[0])
+        bpy.app.handlers.render_post.remove(self._handlers[1])

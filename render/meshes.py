@@ -23,19 +23,24 @@ TORUS_SEGMENTS = 12
 
 def build_mesh(shape: str, size: float) -> trimesh.Trimesh:
     if shape == "cylinder":
-        mesh = trimesh.creation.cylinder(radius=CYLINDER_RADIUS * size, height=2 * size,
-                                         sections=SECTIONS)
+        mesh = trimesh.creation.cylinder(
+            radius=CYLINDER_RADIUS * size, height=2 * size, sections=SECTIONS
+        )
     elif shape == "cone":
-        mesh = trimesh.creation.cone(radius=CONE_RADIUS * size, height=2 * size,
-                                     sections=SECTIONS)
+        mesh = trimesh.creation.cone(radius=CONE_RADIUS * size, height=2 * size, sections=SECTIONS)
     elif shape == "capsule":
         radius = CAPSULE_RADIUS * size
-        mesh = trimesh.creation.capsule(height=2 * (size - radius), radius=radius,
-                                        count=[SECTIONS, SECTIONS // 2])
+        mesh = trimesh.creation.capsule(
+            height=2 * (size - radius), radius=radius, count=[SECTIONS, SECTIONS // 2]
+        )
     elif shape == "torus":
         minor = TORUS_MINOR * size
-        mesh = trimesh.creation.torus(major_radius=size - minor, minor_radius=minor,
-                                      major_sections=SECTIONS, minor_sections=SECTIONS // 2)
+        mesh = trimesh.creation.torus(
+            major_radius=size - minor,
+            minor_radius=minor,
+            major_sections=SECTIONS,
+            minor_sections=SECTIONS // 2,
+        )
     else:
         raise ValueError(f"no procedural mesh for shape {shape!r}")
     mesh.apply_translation(-mesh.center_mass)
@@ -55,8 +60,9 @@ def _torus_segments(mesh: trimesh.Trimesh, count: int) -> list[trimesh.Trimesh]:
     return pieces
 
 
-def write_urdf(shape: str, size: float, density: float, out_dir: Path, name: str
-               ) -> tuple[Path, Path]:
+def write_urdf(
+    shape: str, size: float, density: float, out_dir: Path, name: str
+) -> tuple[Path, Path]:
     """Write `<name>.obj` (render + collision) and `<name>.urdf`; return both paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     mesh = build_mesh(shape, size)

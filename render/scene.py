@@ -24,10 +24,22 @@ SHAPES = ("cube", "sphere", "cylinder", "cone", "capsule", "torus")
 # Materials as in Kubric's MOVi workers (densities in kg/m^3 scaled to unit-size scenes:
 # MOVi uses mass = 2.7 * size^3 for metal and 1.1 * size^3 for rubber).
 MATERIALS = {
-    "metal": {"density": 2.7, "friction": 0.4, "restitution": 0.3, "roughness": 0.2,
-              "metallic": 1.0, "ior": 2.5},
-    "rubber": {"density": 1.1, "friction": 0.8, "restitution": 0.7, "roughness": 0.7,
-               "metallic": 0.0, "ior": 1.25},
+    "metal": {
+        "density": 2.7,
+        "friction": 0.4,
+        "restitution": 0.3,
+        "roughness": 0.2,
+        "metallic": 1.0,
+        "ior": 2.5,
+    },
+    "rubber": {
+        "density": 1.1,
+        "friction": 0.8,
+        "restitution": 0.7,
+        "roughness": 0.7,
+        "metallic": 0.0,
+        "ior": 1.25,
+    },
 }
 FLOOR = {"friction": 0.3, "restitution": 0.5}
 
@@ -188,33 +200,53 @@ def _lights(rng: np.random.Generator, family: str) -> tuple[list[LightSpec], flo
             ("area", (-1.6, -10.0, 5.5), 100.0, 0.5),
         ]
         lights = [
-            LightSpec(kind, tuple(float(v) for v in np.add(pos, jitter())), (0.0, 0.0, 0.0),
-                      intensity, size=size)
+            LightSpec(
+                kind,
+                tuple(float(v) for v in np.add(pos, jitter())),
+                (0.0, 0.0, 0.0),
+                intensity,
+                size=size,
+            )
             for kind, pos, intensity, size in base
         ]
         return lights, 0.05
     sun_azimuth = rng.uniform(0, 2 * math.pi)
     sun_elevation = rng.uniform(math.radians(30), math.radians(75))
-    sun_pos = (10 * math.cos(sun_elevation) * math.cos(sun_azimuth),
-               10 * math.cos(sun_elevation) * math.sin(sun_azimuth),
-               10 * math.sin(sun_elevation))
+    sun_pos = (
+        10 * math.cos(sun_elevation) * math.cos(sun_azimuth),
+        10 * math.cos(sun_elevation) * math.sin(sun_azimuth),
+        10 * math.sin(sun_elevation),
+    )
     warmth = rng.uniform(-0.15, 0.15)
     lights = [
-        LightSpec("sun", sun_pos, (0.0, 0.0, 0.0), float(rng.uniform(1.5, 4.0)),
-                  (1.0, 1.0 - abs(warmth) * (warmth > 0), 1.0 - abs(warmth))),
-        LightSpec("area", (float(rng.uniform(-6, 6)), float(rng.uniform(-6, 6)), 6.0),
-                  (0.0, 0.0, 0.0), float(rng.uniform(30, 120)), size=2.0),
+        LightSpec(
+            "sun",
+            sun_pos,
+            (0.0, 0.0, 0.0),
+            float(rng.uniform(1.5, 4.0)),
+            (1.0, 1.0 - abs(warmth) * (warmth > 0), 1.0 - abs(warmth)),
+        ),
+        LightSpec(
+            "area",
+            (float(rng.uniform(-6, 6)), float(rng.uniform(-6, 6)), 6.0),
+            (0.0, 0.0, 0.0),
+            float(rng.uniform(30, 120)),
+            size=2.0,
+        ),
     ]
     return lights, float(rng.uniform(0.05, 0.4))
 
 
-def _place(rng, objects: list[ObjectSpec], size: float, region: float,
-           clearance: float) -> tuple[float, float, None] | None:
+def _place(
+    rng, objects: list[ObjectSpec], size: float, region: float, clearance: float
+) -> tuple[float, float, None] | None:
     """Rejection-sample an xy position whose bounding circle clears every placed object."""
     for _ in range(200):
         x, y = rng.uniform(-region, region, 2)
-        if all(math.hypot(x - o.position[0], y - o.position[1]) > size + o.size + clearance
-               for o in objects):
+        if all(
+            math.hypot(x - o.position[0], y - o.position[1]) > size + o.size + clearance
+            for o in objects
+        ):
             return (float(x), float(y), None)
     return None
 
@@ -242,8 +274,13 @@ def _new_object(rng, size: float, position, dynamic: bool) -> ObjectSpec:
     )
 
 
-def sample_scene(seed: int, attempt: int, settings: Mapping[str, Any],
-                 family: str | None = None, small_objects: bool | None = None) -> SceneSpec:
+def sample_scene(
+    seed: int,
+    attempt: int,
+    settings: Mapping[str, Any],
+    family: str | None = None,
+    small_objects: bool | None = None,
+) -> SceneSpec:
     """Sample a scene of the given family (or draw the family from `family_mix`)."""
     rng = scene_rng(seed, attempt)
     # Family and small-object flag are drawn from a generator that ignores the attempt,
@@ -262,11 +299,19 @@ def sample_scene(seed: int, attempt: int, settings: Mapping[str, Any],
     camera_position, look_at = _camera(rng, family)
     lights, ambient = _lights(rng, family)
     spec = SceneSpec(
-        seed=seed, attempt=attempt, family=family, small_objects=small_objects,
-        camera_position=camera_position, camera_look_at=look_at,
-        focal_length_mm=35.0, sensor_width_mm=32.0,
+        seed=seed,
+        attempt=attempt,
+        family=family,
+        small_objects=small_objects,
+        camera_position=camera_position,
+        camera_look_at=look_at,
+        focal_length_mm=35.0,
+        sensor_width_mm=32.0,
         floor_color=_random_color(rng) if family == "composite" else (0.5, 0.5, 0.5),
-        floor_checker=None, backdrop_color=None, ambient=ambient, lights=lights,
+        floor_checker=None,
+        backdrop_color=None,
+        ambient=ambient,
+        lights=lights,
     )
     if family == "collisions":
         _populate_collisions(rng, spec, settings["collisions"], scale)
@@ -305,8 +350,10 @@ def _populate_composite(rng, spec: SceneSpec, cfg, scale: float) -> None:
         angle = rng.uniform(0, 2 * math.pi)
         radius = rng.uniform(2.8, 3.6)
         start = (radius * math.cos(angle), radius * math.sin(angle), None)
-        if any(math.hypot(start[0] - o.position[0], start[1] - o.position[1])
-               < size + o.size + 0.1 for o in spec.objects):
+        if any(
+            math.hypot(start[0] - o.position[0], start[1] - o.position[1]) < size + o.size + 0.1
+            for o in spec.objects
+        ):
             continue
         obj = _new_object(rng, size, start, dynamic=True)
         clutter = [o for o in spec.objects if not o.dynamic]
@@ -315,8 +362,9 @@ def _populate_composite(rng, spec: SceneSpec, cfg, scale: float) -> None:
         spec.objects.append(obj)
 
 
-def perturb(spec: SceneSpec, seed: int, position_jitter: float,
-            velocity_jitter: float) -> SceneSpec:
+def perturb(
+    spec: SceneSpec, seed: int, position_jitter: float, velocity_jitter: float
+) -> SceneSpec:
     """A physical-variance twin: same scene, tiny changes to the launched objects' state."""
     rng = scene_rng(seed, spec.attempt, stream=2)
     twin = dataclasses.replace(spec, objects=[dataclasses.replace(o) for o in spec.objects])

@@ -28,17 +28,29 @@ from stance.shards import Clip
 
 log = logging.getLogger(__name__)
 
-MANIFEST_SCHEMA = pa.schema([
-    ("clip_id", pa.string()), ("split", pa.string()), ("seed", pa.int64()),
-    ("family", pa.string()), ("small_objects", pa.bool_()),
-    ("small_object_split", pa.bool_()), ("dynamic_area_fraction", pa.float32()),
-    ("num_objects", pa.int32()), ("num_dynamic", pa.int32()),
-    ("num_static", pa.int32()), ("object_sizes", pa.list_(pa.float32())),
-    ("object_masses", pa.list_(pa.float32())), ("num_contacts", pa.int32()),
-    ("num_object_contacts", pa.int32()), ("attempts", pa.int32()),
-    ("store", pa.string()), ("twin_store", pa.string()), ("preview", pa.string()),
-    ("render_seconds", pa.float32()),
-])
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("split", pa.string()),
+        ("seed", pa.int64()),
+        ("family", pa.string()),
+        ("small_objects", pa.bool_()),
+        ("small_object_split", pa.bool_()),
+        ("dynamic_area_fraction", pa.float32()),
+        ("num_objects", pa.int32()),
+        ("num_dynamic", pa.int32()),
+        ("num_static", pa.int32()),
+        ("object_sizes", pa.list_(pa.float32())),
+        ("object_masses", pa.list_(pa.float32())),
+        ("num_contacts", pa.int32()),
+        ("num_object_contacts", pa.int32()),
+        ("attempts", pa.int32()),
+        ("store", pa.string()),
+        ("twin_store", pa.string()),
+        ("preview", pa.string()),
+        ("render_seconds", pa.float32()),
+    ]
+)
 
 
 def dynamic_area_fraction(segmentation: np.ndarray, dynamic: Sequence[bool]) -> float:
@@ -48,21 +60,35 @@ def dynamic_area_fraction(segmentation: np.ndarray, dynamic: Sequence[bool]) -> 
     return float(np.median(areas)) if areas else 0.0
 
 
-def clip_attrs(clip: Clip, spec: scene.SceneSpec, rendered: worker.RenderedClip,
-               render: Mapping[str, Any], code_hash: str, twin_of: str | None = None
-               ) -> dict[str, Any]:
+def clip_attrs(
+    clip: Clip,
+    spec: scene.SceneSpec,
+    rendered: worker.RenderedClip,
+    render: Mapping[str, Any],
+    code_hash: str,
+    twin_of: str | None = None,
+) -> dict[str, Any]:
     return {
-        "clip_id": clip.clip_id, "split": clip.split, "seed": clip.seed,
-        "family": spec.family, "small_objects": spec.small_objects,
-        "attempts": spec.attempt + 1, "twin_of": twin_of, "render": dict(render),
-        "code_hash": code_hash, "camera": rendered.camera,
+        "clip_id": clip.clip_id,
+        "split": clip.split,
+        "seed": clip.seed,
+        "family": spec.family,
+        "small_objects": spec.small_objects,
+        "attempts": spec.attempt + 1,
+        "twin_of": twin_of,
+        "render": dict(render),
+        "code_hash": code_hash,
+        "camera": rendered.camera,
         "instances": [worker.object_record(o) for o in spec.objects],
-        "events": rendered.events, "scene": spec.to_dict(), "timings": rendered.timings,
+        "events": rendered.events,
+        "scene": spec.to_dict(),
+        "timings": rendered.timings,
     }
 
 
-def sample_valid(clip: Clip, render: Mapping[str, Any], threads: int
-                 ) -> tuple[scene.SceneSpec, worker.RenderedClip]:
+def sample_valid(
+    clip: Clip, render: Mapping[str, Any], threads: int
+) -> tuple[scene.SceneSpec, worker.RenderedClip]:
     """Sample attempts until a scene passes the physics checks, then return its render."""
     reasons = []
     small = None if clip.split == "test" else False  # small objects only in the test split
@@ -75,40 +101,59 @@ def sample_valid(clip: Clip, render: Mapping[str, Any], threads: int
             reasons.append(str(reason))
     raise RuntimeError(
         f"{clip.clip_id}: no physically valid scene in {render['max_attempts']} attempts "
-        f"({reasons}); raise render.max_attempts or relax the scene settings")
+        f"({reasons}); raise render.max_attempts or relax the scene settings"
+    )
 
 
-def render_shard_clip(clip: Clip, render: Mapping[str, Any], out_dir: Path, threads: int,
-                      code_hash: str) -> dict[str, Any]:
+def render_shard_clip(
+    clip: Clip, render: Mapping[str, Any], out_dir: Path, threads: int, code_hash: str
+) -> dict[str, Any]:
     start = time.perf_counter()
     spec, rendered = sample_valid(clip, render, threads)
-    path = store.write_clip(out_dir / f"{clip.clip_id}.zarr", _arrays(rendered),
-                            rendered.tracks, clip_attrs(clip, spec, rendered, render, code_hash))
+    path = store.write_clip(
+        out_dir / f"{clip.clip_id}.zarr",
+        _arrays(rendered),
+        rendered.tracks,
+        clip_attrs(clip, spec, rendered, render, code_hash),
+    )
     video.write_mp4(out_dir / f"{clip.clip_id}.mp4", rendered.rgb, render["fps"])
     twin_path = ""
     twins = render["twins"]
     if clip.split == "test" and twins["enabled"]:
-        twin_spec = scene.perturb(spec, clip.seed, twins["position_jitter_m"],
-                                  twins["velocity_jitter"])
+        twin_spec = scene.perturb(
+            spec, clip.seed, twins["position_jitter_m"], twins["velocity_jitter"]
+        )
         twin = worker.render_clip(twin_spec, render, threads, check=False)
         twin_path = store.write_clip(
-            out_dir / f"{clip.clip_id}.twin.zarr", _arrays(twin), twin.tracks,
-            clip_attrs(clip, twin_spec, twin, render, code_hash, twin_of=clip.clip_id)).name
+            out_dir / f"{clip.clip_id}.twin.zarr",
+            _arrays(twin),
+            twin.tracks,
+            clip_attrs(clip, twin_spec, twin, render, code_hash, twin_of=clip.clip_id),
+        ).name
     dynamic = [o.dynamic for o in spec.objects]
     area = dynamic_area_fraction(rendered.segmentation, dynamic)
     sizes = [o.size for o in spec.objects]
     return {
-        "clip_id": clip.clip_id, "split": clip.split, "seed": clip.seed,
-        "family": spec.family, "small_objects": spec.small_objects,
+        "clip_id": clip.clip_id,
+        "split": clip.split,
+        "seed": clip.seed,
+        "family": spec.family,
+        "small_objects": spec.small_objects,
         "small_object_split": clip.split == "test"
         and area < render["small_objects"]["area_threshold"],
-        "dynamic_area_fraction": area, "num_objects": len(spec.objects),
-        "num_dynamic": sum(dynamic), "num_static": len(dynamic) - sum(dynamic),
-        "object_sizes": sizes, "object_masses": [o.mass for o in spec.objects],
+        "dynamic_area_fraction": area,
+        "num_objects": len(spec.objects),
+        "num_dynamic": sum(dynamic),
+        "num_static": len(dynamic) - sum(dynamic),
+        "object_sizes": sizes,
+        "object_masses": [o.mass for o in spec.objects],
         "num_contacts": len(rendered.events),
         "num_object_contacts": sum(min(e["instances"]) >= 0 for e in rendered.events),
-        "attempts": spec.attempt + 1, "store": path.name, "twin_store": twin_path,
-        "preview": f"{clip.clip_id}.mp4", "render_seconds": time.perf_counter() - start,
+        "attempts": spec.attempt + 1,
+        "store": path.name,
+        "twin_store": twin_path,
+        "preview": f"{clip.clip_id}.mp4",
+        "render_seconds": time.perf_counter() - start,
     }
 
 
@@ -116,8 +161,13 @@ def _arrays(rendered: worker.RenderedClip) -> dict[str, np.ndarray]:
     return {name: getattr(rendered, name) for name in store.FRAME_ARRAYS}
 
 
-def render_shard(clips: Sequence[Clip], render: Mapping[str, Any], out_dir: str | Path,
-                 threads: int, code_hash: str) -> Path:
+def render_shard(
+    clips: Sequence[Clip],
+    render: Mapping[str, Any],
+    out_dir: str | Path,
+    threads: int,
+    code_hash: str,
+) -> Path:
     """Render every clip of a shard into `out_dir`; returns the manifest path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -127,16 +177,28 @@ def render_shard(clips: Sequence[Clip], render: Mapping[str, Any], out_dir: str 
     start = time.perf_counter()
     for clip in tqdm(clips, desc=f"render {out_dir.name}", unit="clip"):
         rows.append(render_shard_clip(clip, render, out_dir, threads, code_hash))
-        log.info("%s: %s, %d objects, %.1f s", clip.clip_id, rows[-1]["family"],
-                 rows[-1]["num_objects"], rows[-1]["render_seconds"])
+        log.info(
+            "%s: %s, %d objects, %.1f s",
+            clip.clip_id,
+            rows[-1]["family"],
+            rows[-1]["num_objects"],
+            rows[-1]["render_seconds"],
+        )
     manifest = out_dir / "manifest.parquet"
     table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
     pq.write_table(table, manifest.with_suffix(".tmp"))
     manifest.with_suffix(".tmp").replace(manifest)
-    provenance.write_resolved_config(out_dir, "render", {
-        "render": dict(render), "code_hash": code_hash, "threads": threads,
-        "clips": [c.clip_id for c in clips], "seconds": time.perf_counter() - start,
-    })
+    provenance.write_resolved_config(
+        out_dir,
+        "render",
+        {
+            "render": dict(render),
+            "code_hash": code_hash,
+            "threads": threads,
+            "clips": [c.clip_id for c in clips],
+            "seconds": time.perf_counter() - start,
+        },
+    )
     return manifest
 
 
@@ -146,8 +208,12 @@ def read_manifests(paths: Sequence[str | Path]) -> pa.Table:
     for path in paths:
         table = pq.read_table(path)
         if not table.schema.equals(MANIFEST_SCHEMA):
-            raise store.StoreError(f"{path} does not have the render manifest schema; "
-                                   "re-render its shard")
-        tables.append(table.append_column("shard_dir", pa.array(
-            [str(Path(path).parent)] * table.num_rows, pa.string())))
+            raise store.StoreError(
+                f"{path} does not have the render manifest schema; re-render its shard"
+            )
+        tables.append(
+            table.append_column(
+                "shard_dir", pa.array([str(Path(path).parent)] * table.num_rows, pa.string())
+            )
+        )
     return pa.concat_tables(tables) if tables else MANIFEST_SCHEMA.empty_table()

@@ -6,9 +6,9 @@ frame. T frames, H x W pixels, N instances (objects; instance id i+1 is object i
 | array                     | dtype   | shape       | meaning                                    |
 |---------------------------|---------|-------------|--------------------------------------------|
 | rgb                       | uint8   | (T,H,W,3)   | Cycles render, sRGB                        |
-| depth                     | float32 | (T,H,W)     | metres from the camera centre along the ray (background ~1e10 m) |
-| segmentation              | uint16  | (T,H,W)     | 0 = background, i+1 = object i, stable over frames |
-| forward_flow              | float32 | (T,H,W,2)   | (dx, dy) px from frame t to t+1; x right, y down |
+| depth                     | float32 | (T,H,W)     | metres from the camera centre (sky 1e10)   |
+| segmentation              | uint16  | (T,H,W)     | 0 = background, i+1 = object i (stable)    |
+| forward_flow              | float32 | (T,H,W,2)   | (dx, dy) px, t to t+1; x right, y down    |
 | backward_flow             | float32 | (T,H,W,2)   | (dx, dy) px from frame t to t-1            |
 | tracks/positions          | float32 | (N,T,3)     | centre of mass, world metres, z up         |
 | tracks/quaternions        | float32 | (N,T,4)     | (w, x, y, z), world                        |
@@ -77,20 +77,24 @@ class Clip:
         return self.arrays["rgb"].shape[0]
 
 
-def validate_arrays(arrays: Mapping[str, np.ndarray], tracks: Mapping[str, np.ndarray],
-                    num_instances: int) -> None:
+def validate_arrays(
+    arrays: Mapping[str, np.ndarray], tracks: Mapping[str, np.ndarray], num_instances: int
+) -> None:
     """Assert names, dtypes and shapes of a clip's arrays (writers and readers call this)."""
     t, h, w = arrays["rgb"].shape[:3]
     for name, (dtype, tail) in FRAME_ARRAYS.items():
         a = arrays[name]
         if a.dtype != np.dtype(dtype) or a.shape != (t, h, w, *tail):
-            raise StoreError(f"{name}: expected {dtype} {(t, h, w, *tail)}, "
-                             f"got {a.dtype} {a.shape}")
+            raise StoreError(
+                f"{name}: expected {dtype} {(t, h, w, *tail)}, got {a.dtype} {a.shape}"
+            )
     for name, (dtype, tail) in TRACKS.items():
         a = tracks[name]
         if a.dtype != np.dtype(dtype) or a.shape != (num_instances, t, *tail):
-            raise StoreError(f"tracks/{name}: expected {dtype} {(num_instances, t, *tail)}, "
-                             f"got {a.dtype} {a.shape}")
+            raise StoreError(
+                f"tracks/{name}: expected {dtype} {(num_instances, t, *tail)}, "
+                f"got {a.dtype} {a.shape}"
+            )
     if arrays["segmentation"].max(initial=0) > num_instances:
         raise StoreError("segmentation holds ids beyond the instance table")
 
@@ -99,8 +103,12 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: np.asarray(o).tolist()))
 
 
-def write_clip(path: str | Path, arrays: Mapping[str, np.ndarray],
-               tracks: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> Path:
+def write_clip(
+    path: str | Path,
+    arrays: Mapping[str, np.ndarray],
+    tracks: Mapping[str, np.ndarray],
+    attrs: Mapping[str, Any],
+) -> Path:
     """Write a clip store atomically; returns its path."""
     path = Path(path)
     validate_arrays(arrays, tracks, len(attrs["instances"]))
@@ -112,8 +120,7 @@ def write_clip(path: str | Path, arrays: Mapping[str, np.ndarray],
     group = root.create_group("tracks")
     for name, data in tracks.items():
         group.create_array(name, data=data)
-    root.attrs.update(_jsonable({**attrs, "format": FORMAT, "version": VERSION,
-                                 "complete": True}))
+    root.attrs.update(_jsonable({**attrs, "format": FORMAT, "version": VERSION, "complete": True}))
     if path.exists():
         shutil.rmtree(path)
     tmp.rename(path)
@@ -129,8 +136,10 @@ def open_attrs(path: str | Path) -> dict[str, Any]:
     if attrs.get("format") != FORMAT:
         raise StoreError(f"{path} is not a clip store (format {attrs.get('format')!r})")
     if attrs.get("version") != VERSION:
-        raise StoreError(f"{path} has clip store version {attrs.get('version')}, this code "
-                         f"reads version {VERSION}: re-render it with this version")
+        raise StoreError(
+            f"{path} has clip store version {attrs.get('version')}, this code "
+            f"reads version {VERSION}: re-render it with this version"
+        )
     if not attrs.get("complete"):
         raise StoreError(f"{path} is incomplete (a killed render job?): re-render its shard")
     return attrs

@@ -26,6 +26,9 @@ from stance.render.scene import FLOOR, MATERIALS, ObjectSpec, SceneSpec
 log = logging.getLogger(__name__)
 
 STEP_RATE = 240
+STORE_LAYERS = ("rgba", "forward_flow", "backward_flow", "depth", "segmentation")
+# What kubric's own workers render and write (for `stance bench render`).
+KUBRIC_DEFAULT_LAYERS = (*STORE_LAYERS, "normal", "object_coordinates")
 MAX_SPEED = 12.0  # m/s: faster than any launch means the solver exploded
 
 
@@ -44,6 +47,7 @@ class RenderedClip:
     camera: dict[str, Any]
     events: list[dict[str, Any]]
     timings: dict[str, float] = field(default_factory=dict)
+    layers: dict[str, np.ndarray] | None = None  # kubric's raw layers, when asked for
 
 
 def _add_objects(kb, scene, spec: SceneSpec, scratch: Path) -> list:
@@ -51,13 +55,21 @@ def _add_objects(kb, scene, spec: SceneSpec, scratch: Path) -> list:
     for i, obj in enumerate(spec.objects):
         m = MATERIALS[obj.material]
         material = kb.PrincipledBSDFMaterial(
-            color=kb.Color(*obj.color), metallic=m["metallic"], roughness=m["roughness"],
+            color=kb.Color(*obj.color),
+            metallic=m["metallic"],
+            roughness=m["roughness"],
             ior=m["ior"],
         )
         common = dict(
-            name=f"object_{i:02d}", position=obj.position, quaternion=obj.quaternion,
-            velocity=obj.velocity, angular_velocity=obj.angular_velocity, mass=obj.mass,
-            friction=obj.friction, restitution=obj.restitution, material=material,
+            name=f"object_{i:02d}",
+            position=obj.position,
+            quaternion=obj.quaternion,
+            velocity=obj.velocity,
+            angular_velocity=obj.angular_velocity,
+            mass=obj.mass,
+            friction=obj.friction,
+            restitution=obj.restitution,
+            material=material,
         )
         if obj.shape == "cube":
             asset = kb.Cube(scale=obj.size, **common)
@@ -65,10 +77,15 @@ def _add_objects(kb, scene, spec: SceneSpec, scratch: Path) -> list:
             asset = kb.Sphere(scale=obj.size, **common)
         else:
             render_path, urdf_path = meshes.write_urdf(
-                obj.shape, obj.size, obj.density, scratch / "meshes", f"object_{i:02d}")
+                obj.shape, obj.size, obj.density, scratch / "meshes", f"object_{i:02d}"
+            )
             asset = kb.FileBasedObject(
-                asset_id=obj.shape, render_filename=str(render_path),
-                simulation_filename=str(urdf_path), scale=1.0, **common)
+                asset_id=obj.shape,
+                render_filename=str(render_path),
+                simulation_filename=str(urdf_path),
+                scale=1.0,
+                **common,
+            )
             asset.metadata["smooth"] = obj.shape in ("sphere", "capsule", "torus")
         scene.add(asset)
         assets.append(asset)
@@ -76,40 +93,64 @@ def _add_objects(kb, scene, spec: SceneSpec, scratch: Path) -> list:
 
 
 def _add_environment(kb, scene, spec: SceneSpec) -> None:
-    floor_material = kb.PrincipledBSDFMaterial(color=kb.Color(*spec.floor_color),
-                                               roughness=0.8, specular=0.3)
-    scene.add(kb.Cube(name="floor", scale=(12, 12, 0.1), position=(0, 0, -0.1), static=True,
-                      background=True, friction=FLOOR["friction"],
-                      restitution=FLOOR["restitution"], material=floor_material))
+    floor_material = kb.PrincipledBSDFMaterial(
+        color=kb.Color(*spec.floor_color), roughness=0.8, specular=0.3
+    )
+    scene.add(
+        kb.Cube(
+            name="floor",
+            scale=(12, 12, 0.1),
+            position=(0, 0, -0.1),
+            static=True,
+            background=True,
+            friction=FLOOR["friction"],
+            restitution=FLOOR["restitution"],
+            material=floor_material,
+        )
+    )
     if spec.backdrop_color is not None:
         # A back wall behind the scene, opposite the camera.
         cx, cy, _ = spec.camera_position
         azimuth = math.atan2(cy, cx) + math.pi
         pos = (7.0 * math.cos(azimuth), 7.0 * math.sin(azimuth), 3.0)
         yaw = azimuth
-        scene.add(kb.Cube(
-            name="backdrop", scale=(0.1, 12, 3.2), position=pos, static=True, background=True,
-            quaternion=(math.cos(yaw / 2), 0, 0, math.sin(yaw / 2)),
-            material=kb.PrincipledBSDFMaterial(color=kb.Color(*spec.backdrop_color),
-                                               roughness=0.9)))
+        scene.add(
+            kb.Cube(
+                name="backdrop",
+                scale=(0.1, 12, 3.2),
+                position=pos,
+                static=True,
+                background=True,
+                quaternion=(math.cos(yaw / 2), 0, 0, math.sin(yaw / 2)),
+                material=kb.PrincipledBSDFMaterial(
+                    color=kb.Color(*spec.backdrop_color), roughness=0.9
+                ),
+            )
+        )
     for light in spec.lights:
         color = kb.Color(*light.color)
         if light.kind == "sun":
-            asset = kb.DirectionalLight(color=color, intensity=light.intensity,
-                                        position=light.position)
+            asset = kb.DirectionalLight(
+                color=color, intensity=light.intensity, position=light.position
+            )
         elif light.kind == "area":
-            asset = kb.RectAreaLight(color=color, intensity=light.intensity,
-                                     position=light.position, width=light.size,
-                                     height=light.size)
+            asset = kb.RectAreaLight(
+                color=color,
+                intensity=light.intensity,
+                position=light.position,
+                width=light.size,
+                height=light.size,
+            )
         else:
-            asset = kb.PointLight(color=color, intensity=light.intensity,
-                                  position=light.position)
+            asset = kb.PointLight(color=color, intensity=light.intensity, position=light.position)
         asset.look_at(light.look_at)
         scene.add(asset)
     scene.ambient_illumination = kb.Color(spec.ambient, spec.ambient, spec.ambient)
-    camera = kb.PerspectiveCamera(focal_length=spec.focal_length_mm,
-                                  sensor_width=spec.sensor_width_mm,
-                                  position=spec.camera_position)
+    camera = kb.PerspectiveCamera(
+        focal_length=spec.focal_length_mm,
+        sensor_width=spec.sensor_width_mm,
+        position=spec.camera_position,
+    )
     camera.look_at(spec.camera_look_at)
     scene.camera = camera
     scene.add(camera)
@@ -132,14 +173,22 @@ def _set_floor_checker(renderer, spec: SceneSpec, scene) -> None:
 def _project(camera, points: np.ndarray, resolution: int) -> np.ndarray:
     """World points (..., 3) -> pixel coordinates (..., 2) as (x right, y down)."""
     world_to_cam = np.linalg.inv(np.asarray(camera.matrix_world))
-    homo = np.concatenate([points, np.ones(points.shape[:-1] + (1,))], axis=-1)
+    homo = np.concatenate([points, np.ones((*points.shape[:-1], 1))], axis=-1)
     cam = homo @ world_to_cam.T
     proj = cam[..., :3] @ np.asarray(camera.intrinsics).T
     return proj[..., :2] / proj[..., 2:3] * resolution
 
 
-def _check_physics(spec: SceneSpec, tracks: Mapping[str, np.ndarray], events, sim, assets,
-                   image_positions: np.ndarray, resolution: int, frames: int) -> None:
+def _check_physics(
+    spec: SceneSpec,
+    tracks: Mapping[str, np.ndarray],
+    events,
+    sim,
+    assets,
+    image_positions: np.ndarray,
+    resolution: int,
+    frames: int,
+) -> None:
     """Raise PhysicsRejected for interpenetration, explosions, early exits, no contact."""
     client = sim._physics_client
     ids = [a.linked_objects[sim] for a in assets]
@@ -172,27 +221,35 @@ def _first_contacts(collisions, assets, camera, resolution: int) -> list[dict[st
             continue
         seen.add(pair)
         position = np.asarray(c["position"], dtype=float)
-        events.append({
-            "instances": list(pair),
-            "frame": float(c["frame"]) - 1.0,  # kubric run starts at frame 0 = clip frame -1
-            "force": float(c["force"]),
-            "position": position.tolist(),
-            "image_position": _project(camera, position, resolution).tolist(),
-        })
+        events.append(
+            {
+                "instances": list(pair),
+                "frame": float(c["frame"]) - 1.0,  # kubric run starts at frame 0 = clip frame -1
+                "force": float(c["force"]),
+                "position": position.tolist(),
+                "image_position": _project(camera, position, resolution).tolist(),
+            }
+        )
     return events
 
 
 def _tracks(animation, assets, frames: int) -> dict[str, np.ndarray]:
-    keys = {"positions": "position", "quaternions": "quaternion", "velocities": "velocity",
-            "angular_velocities": "angular_velocity"}
+    keys = {
+        "positions": "position",
+        "quaternions": "quaternion",
+        "velocities": "velocity",
+        "angular_velocities": "angular_velocity",
+    }
     # animation index k = kubric frame k; clip frame t = kubric frame t + 1
-    return {name: np.array([animation[a][key][1: frames + 1] for a in assets],
-                           dtype=np.float32).reshape(len(assets), frames, -1)
-            for name, key in keys.items()}
+    return {
+        name: np.array(
+            [animation[a][key][1 : frames + 1] for a in assets], dtype=np.float32
+        ).reshape(len(assets), frames, -1)
+        for name, key in keys.items()
+    }
 
 
-def _to_store_arrays(layers: Mapping[str, np.ndarray], assets, scene
-                     ) -> dict[str, np.ndarray]:
+def _to_store_arrays(layers: Mapping[str, np.ndarray], assets, scene) -> dict[str, np.ndarray]:
     # Segmentation: kubric gives (asset index in scene.assets) + 1; map to object index + 1.
     kubric_seg = layers["segmentation"][..., 0]
     seg = np.zeros(kubric_seg.shape, dtype=np.uint16)
@@ -208,25 +265,40 @@ def _to_store_arrays(layers: Mapping[str, np.ndarray], assets, scene
     }
 
 
-def render_clip(spec: SceneSpec, render: Mapping[str, Any], threads: int,
-                check: bool = True, scratch_root: str | None = None) -> RenderedClip:
+def render_clip(
+    spec: SceneSpec,
+    render: Mapping[str, Any],
+    threads: int,
+    check: bool = True,
+    layers: tuple[str, ...] = STORE_LAYERS,
+    keep_layers: bool = False,
+) -> RenderedClip:
     """Simulate and render one scene. Raises PhysicsRejected when `check` fails."""
     kb = kubric_compat.load()
     from kubric.renderer.blender import Blender
     from kubric.simulator.pybullet import PyBullet
 
     resolution, frames = render["resolution"], render["frames"]
-    scratch = Path(tempfile.mkdtemp(prefix="stance-kubric-", dir=scratch_root))
+    scratch = Path(tempfile.mkdtemp(prefix="stance-kubric-"))
     timings: dict[str, float] = {}
     try:
         start = time.perf_counter()
-        scene = kb.Scene(resolution=(resolution, resolution), frame_start=1,
-                         frame_end=frames, frame_rate=render["fps"], step_rate=STEP_RATE,
-                         gravity=(0, 0, -9.81))
+        scene = kb.Scene(
+            resolution=(resolution, resolution),
+            frame_start=1,
+            frame_end=frames,
+            frame_rate=render["fps"],
+            step_rate=STEP_RATE,
+            gravity=(0, 0, -9.81),
+        )
         sim = PyBullet(scene, scratch_dir=str(scratch / "bullet"))
-        renderer = Blender(scene, scratch_dir=str(scratch / "blender"),
-                           samples_per_pixel=render["samples_per_pixel"],
-                           use_denoising=render["denoise"], adaptive_sampling=False)
+        renderer = Blender(
+            scene,
+            scratch_dir=str(scratch / "blender"),
+            samples_per_pixel=render["samples_per_pixel"],
+            use_denoising=render["denoise"],
+            adaptive_sampling=False,
+        )
         import bpy
 
         bpy.context.scene.render.threads_mode = "FIXED"
@@ -240,25 +312,32 @@ def render_clip(spec: SceneSpec, render: Mapping[str, Any], threads: int,
         start = time.perf_counter()
         animation, collisions = sim.run(frame_start=0, frame_end=frames + 1)
         tracks = _tracks(animation, assets, frames)
-        tracks["image_positions"] = _project(scene.camera, tracks["positions"].astype(float),
-                                             resolution).astype(np.float32)
+        tracks["image_positions"] = _project(
+            scene.camera, tracks["positions"].astype(float), resolution
+        ).astype(np.float32)
         events = _first_contacts(collisions, assets, scene.camera, resolution)
         timings["physics_s"] = time.perf_counter() - start
         if check:
-            _check_physics(spec, tracks, events, sim, assets, tracks["image_positions"],
-                           resolution, frames)
+            _check_physics(
+                spec, tracks, events, sim, assets, tracks["image_positions"], resolution, frames
+            )
 
         start = time.perf_counter()
-        layers = renderer.render(return_layers=("rgba", "forward_flow", "backward_flow",
-                                                "depth", "segmentation"))
+        raw = renderer.render(return_layers=layers)
         timings["render_s"] = time.perf_counter() - start
-        arrays = _to_store_arrays(layers, assets, scene)
-        tracks["visibility"] = np.stack(
-            [(arrays["segmentation"] == i + 1).sum(axis=(1, 2)) for i in range(len(assets))]
-        ).astype(np.int32).reshape(len(assets), frames)
+        arrays = _to_store_arrays(raw, assets, scene)
+        tracks["visibility"] = (
+            np.stack(
+                [(arrays["segmentation"] == i + 1).sum(axis=(1, 2)) for i in range(len(assets))]
+            )
+            .astype(np.int32)
+            .reshape(len(assets), frames)
+        )
         camera = _camera_record(scene.camera, resolution)
-        return RenderedClip(tracks=tracks, camera=camera, events=events, timings=timings,
-                            **arrays)
+        kept = raw if keep_layers else None
+        return RenderedClip(
+            tracks=tracks, camera=camera, events=events, timings=timings, layers=kept, **arrays
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)  # kubric never cleans its scratch
 
@@ -284,10 +363,18 @@ def _camera_record(camera, resolution: int) -> dict[str, Any]:
 def object_record(obj: ObjectSpec) -> dict[str, Any]:
     """Per-instance scalar metadata stored with the clip."""
     return {
-        "shape": obj.shape, "size": obj.size, "material": obj.material,
-        "color": list(obj.color), "dynamic": obj.dynamic, "density": obj.density,
-        "volume": obj.volume, "mass": obj.mass, "friction": obj.friction,
-        "restitution": obj.restitution, "initial_position": list(obj.position),
-        "initial_quaternion": list(obj.quaternion), "initial_velocity": list(obj.velocity),
+        "shape": obj.shape,
+        "size": obj.size,
+        "material": obj.material,
+        "color": list(obj.color),
+        "dynamic": obj.dynamic,
+        "density": obj.density,
+        "volume": obj.volume,
+        "mass": obj.mass,
+        "friction": obj.friction,
+        "restitution": obj.restitution,
+        "initial_position": list(obj.position),
+        "initial_quaternion": list(obj.quaternion),
+        "initial_velocity": list(obj.velocity),
         "initial_angular_velocity": list(obj.angular_velocity),
     }

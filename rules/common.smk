@@ -3,9 +3,24 @@
 # content (code hash of the stage package + the config values it uses), never on mtimes.
 import json
 import os
+import sys
+from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+
+import stance
 from stance import config as stance_config
 from stance import provenance, shards
+
+if not Path(stance.__file__).resolve().is_relative_to(Path(workflow.basedir).resolve()):
+    raise WorkflowError(
+        f"the stance package imported here ({stance.__file__}) is not this checkout's "
+        f"({workflow.basedir}); run scripts/setup.sh in this checkout and activate its .venv"
+    )
+
+# Jobs call the `stance` console script installed beside this Python (.venv/bin), also
+# when the environment was not activated (`.venv/bin/snakemake ...`).
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
 
 _resolved = stance_config.validate(config, source="the Snakemake config")
 config.clear()

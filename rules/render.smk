@@ -1,17 +1,17 @@
 rule render_shard:
     output:
         directory("results/render/{split}/{shard}"),
-    params:
-        seeds=shard_seeds,
-        settings=settings("render"),
-        code=code("stance.render.cli"),
-    threads: config["render"]["threads"]
     log:
         "logs/render_shard/{split}/{shard}.log",
     benchmark:
         "benchmarks/render_shard/{split}/{shard}.tsv"
     conda:
         "../envs/render.yaml"
+    threads: config["render"]["threads"]
+    params:
+        seeds=shard_seeds,
+        settings=settings("render"),
+        code=code("stance.render.cli"),
     shell:
         "stance render shard --split {wildcards.split} --seeds {params.seeds}"
         " --settings {params.settings:q} --code-hash {params.code}"
@@ -23,13 +23,13 @@ rule render_manifest:
         render_shard_dirs,
     output:
         "results/render/manifest.parquet",
-    params:
-        code=code("stance.render.cli"),
     log:
         "logs/render_manifest.log",
     benchmark:
         "benchmarks/render_manifest.tsv"
     conda:
         "../envs/render.yaml"
+    params:
+        code=code("stance.render.cli"),
     shell:
         "stance render manifest {input:q} --out {output} > {log} 2>&1"

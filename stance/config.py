@@ -9,6 +9,7 @@ the bad value and what is allowed, all at once, so a user fixes a config in one 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from collections.abc import Mapping
 from functools import cache
@@ -76,7 +77,9 @@ def _allowed(error: jsonschema.ValidationError) -> str:
 def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return f"- {_key(error.absolute_path)}: unknown key(s) {unknown}; allowed: {_allowed(error)}"
+        return (
+            f"- {_key(error.absolute_path)}: unknown key(s) {unknown}; allowed: {_allowed(error)}"
+        )
     if error.validator == "required":
         return f"- {_key(error.absolute_path)}: {error.message}; expected {_allowed(error)}"
     value = json.dumps(error.instance) if not isinstance(error.instance, dict) else "{...}"
@@ -108,7 +111,7 @@ def _semantic_errors(cfg: Mapping[str, Any]) -> list[str]:
         (split["seed_offset"], split["seed_offset"] + split["clips"], name)
         for name, split in cfg["data"]["splits"].items()
     )
-    for (_, end_a, name_a), (start_b, _, name_b) in zip(ranges, ranges[1:], strict=False):
+    for (_, end_a, name_a), (start_b, _, name_b) in itertools.pairwise(ranges):
         if start_b < end_a:
             errors.append(
                 f"- data.splits.{name_b}.seed_offset: {start_b} overlaps the seeds of split"

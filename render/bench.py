@@ -1,0 +1,91 @@
+"""`stance bench render`: our write path vs kubric's stock write path on the same scenes.
+
+For each clip a valid scene is sampled once, then rendered twice:
+- stance: render the store's layers -> zarr clip store + H.264 preview;
+- kubric stock: render kubric's default layers -> `kb.write_image_dict` (PNG/TIFF per frame)
+  + metadata JSON, as kubric's MOVi workers do.
+Overhead ratio = whole clip wall time / seconds inside Cycles renders (the floor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from stance import config, video
+from stance.render import kubric_compat, shard, store, worker
+from stance.shards import Clip
+
+
+def _ours(spec, render, threads, out: Path, clip: Clip) -> None:
+    rendered = worker.render_clip(spec, render, threads, check=False)
+    attrs = shard.clip_attrs(clip, spec, rendered, render, "bench")
+    store.write_clip(out / f"{clip.clip_id}.zarr", shard._arrays(rendered), rendered.tracks, attrs)
+    video.write_mp4(out / f"{clip.clip_id}.mp4", rendered.rgb, render["fps"])
+
+
+def _stock(spec, render, threads, out: Path, clip: Clip) -> None:
+    kb = kubric_compat.load()
+    rendered = worker.render_clip(
+        spec, render, threads, check=False, layers=worker.KUBRIC_DEFAULT_LAYERS, keep_layers=True
+    )
+    kb.write_image_dict(rendered.layers, out / clip.clip_id)
+    metadata = {
+        "camera": rendered.camera,
+        "events": rendered.events,
+        "instances": [worker.object_record(o) for o in spec.objects],
+        "tracks": {k: v.tolist() for k, v in rendered.tracks.items()},
+    }
+    kb.write_json(metadata, out / clip.clip_id / "metadata.json")
+
+
+def _timed(fn, *args) -> tuple[float, float]:
+    with kubric_compat.CyclesTimer() as cycles:
+        start = time.perf_counter()
+        fn(*args)
+        wall = time.perf_counter() - start
+    return wall, cycles.seconds
+
+
+def run(args: argparse.Namespace) -> None:
+    render = config.validate(
+        {
+            "render": {
+                "resolution": args.resolution,
+                "frames": args.frames,
+                "samples_per_pixel": args.spp,
+                "threads": args.threads,
+            }
+        }
+    )["render"]
+    kubric_compat.load()  # import cost (~1.5 s) is paid once per job, not per clip
+    totals = {"stance": [0.0, 0.0], "kubric stock": [0.0, 0.0]}
+    out = Path(tempfile.mkdtemp(prefix="stance-bench-"))
+    try:
+        for k in range(args.clips):
+            clip = Clip("train", 9_000_000 + k)
+            spec, _ = shard.sample_valid(clip, render, args.threads)
+            for name, fn in [("stance", _ours), ("kubric stock", _stock)]:
+                wall, cycles = _timed(fn, spec, render, args.threads, out, clip)
+                totals[name][0] += wall
+                totals[name][1] += cycles
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    print(
+        f"render bench: {args.clips} clips, {args.resolution}x{args.resolution}, "
+        f"{args.frames} frames, {args.spp} spp, {args.threads} threads"
+    )
+    print(
+        f"{'path':14s} {'s/clip':>8s} {'clips/hour':>11s} {'cycles s/clip':>14s} {'overhead':>9s}"
+    )
+    for name, (wall, cycles) in totals.items():
+        per = wall / args.clips
+        print(
+            f"{name:14s} {per:8.2f} {3600 / per:11.1f} {cycles / args.clips:14.2f} "
+            f"{wall / max(cycles, 1e-9):9.2f}"
+        )
+    speedup = totals["kubric stock"][0] / totals["stance"][0]
+    print(f"stance path is {speedup:.2f}x the speed of kubric's stock write path")
