@@ -18,9 +18,16 @@ if not Path(stance.__file__).resolve().is_relative_to(Path(workflow.basedir).res
         f"({workflow.basedir}); run scripts/setup.sh in this checkout and activate its .venv"
     )
 
+
+envvars:
+    "PATH",
+
+
 # Jobs call the `stance` console script installed beside this Python (.venv/bin), also
 # when the environment was not activated (`.venv/bin/snakemake ...`).
-os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
+os.environ["PATH"] = os.pathsep.join(
+    [os.path.dirname(sys.executable), os.environ["PATH"]]
+)
 
 _resolved = stance_config.validate(config, source="the Snakemake config")
 config.clear()

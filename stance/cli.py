@@ -25,8 +25,8 @@ STAGES = {
 
 EPILOG = """\
 The whole pipeline runs through Snakemake, which calls these commands:
-  snakemake --cores 2 all                 # tiny default config (config.yaml)
-  snakemake --profile slurm all           # on a Slurm cluster
+  snakemake --cores 2 all                                   # tiny default config
+  snakemake all --cores 64 --configfile configs/paper.yaml  # the paper's settings
 Run a stage by hand, e.g.:
   stance render clip --split test --seed 2000000 --out /tmp/clip
   stance config check configs/paper.yaml

@@ -90,3 +90,12 @@ def test_cli_reports_config_errors_without_traceback(write_config):
     assert result.returncode == 2
     assert "render.resolution: 40" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_paper_config_names_the_paper_models_and_budget():
+    cfg = config.load(REPO / "configs/paper.yaml")
+    assert cfg["models"] == {
+        "depth": "depth-anything/Depth-Anything-V2-Large-hf",
+        "video": "THUDM/CogVideoX1.5-5B-I2V",
+    }
+    assert (cfg["train"]["steps"], cfg["train"]["num_gpus"]) == (50000, 8)
