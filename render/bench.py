@@ -23,7 +23,9 @@ from stance.shards import Clip
 def _ours(spec, render, threads, out: Path, clip: Clip) -> None:
     rendered = worker.render_clip(spec, render, threads, check=False)
     attrs = shard.clip_attrs(clip, spec, rendered, render, "bench")
-    store.write_clip(out / f"{clip.clip_id}.zarr", shard._arrays(rendered), rendered.tracks, attrs)
+    store.write_clip(
+        out / f"{clip.clip_id}.zarr", shard.store_arrays(rendered), rendered.tracks, attrs
+    )
     video.write_mp4(out / f"{clip.clip_id}.mp4", rendered.rgb, render["fps"])
 
 

@@ -51,6 +51,9 @@ def _render_settings(text: str) -> dict:
 def main(args: argparse.Namespace) -> int:
     from stance.render import shard
 
+    # kubric logs every frame and file at INFO; our own per-clip lines are enough.
+    logging.getLogger("kubric").setLevel(logging.WARNING)
+
     if args.action == "shard":
         try:
             seeds = [int(s) for s in args.seeds.split(",") if s]

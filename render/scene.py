@@ -217,14 +217,16 @@ def _lights(rng: np.random.Generator, family: str) -> tuple[list[LightSpec], flo
         10 * math.cos(sun_elevation) * math.sin(sun_azimuth),
         10 * math.sin(sun_elevation),
     )
-    warmth = rng.uniform(-0.15, 0.15)
+    # Colour temperature: warm light loses blue, cool light loses red.
+    warmth = float(rng.uniform(-0.15, 0.15))
+    tint = (1.0, 1.0 - warmth / 2, 1.0 - warmth) if warmth > 0 else (1.0 + warmth, 1.0, 1.0)
     lights = [
         LightSpec(
             "sun",
             sun_pos,
             (0.0, 0.0, 0.0),
             float(rng.uniform(1.5, 4.0)),
-            (1.0, 1.0 - abs(warmth) * (warmth > 0), 1.0 - abs(warmth)),
+            tint,
         ),
         LightSpec(
             "area",

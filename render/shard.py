@@ -112,7 +112,7 @@ def render_shard_clip(
     spec, rendered = sample_valid(clip, render, threads)
     path = store.write_clip(
         out_dir / f"{clip.clip_id}.zarr",
-        _arrays(rendered),
+        store_arrays(rendered),
         rendered.tracks,
         clip_attrs(clip, spec, rendered, render, code_hash),
     )
@@ -126,7 +126,7 @@ def render_shard_clip(
         twin = worker.render_clip(twin_spec, render, threads, check=False)
         twin_path = store.write_clip(
             out_dir / f"{clip.clip_id}.twin.zarr",
-            _arrays(twin),
+            store_arrays(twin),
             twin.tracks,
             clip_attrs(clip, twin_spec, twin, render, code_hash, twin_of=clip.clip_id),
         ).name
@@ -157,7 +157,7 @@ def render_shard_clip(
     }
 
 
-def _arrays(rendered: worker.RenderedClip) -> dict[str, np.ndarray]:
+def store_arrays(rendered: worker.RenderedClip) -> dict[str, np.ndarray]:
     return {name: getattr(rendered, name) for name in store.FRAME_ARRAYS}
 
 
