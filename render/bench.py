@@ -32,7 +32,13 @@ def _ours(spec, render, threads, out: Path, clip: Clip) -> None:
 def _stock(spec, render, threads, out: Path, clip: Clip) -> None:
     kb = kubric_compat.load()
     rendered = worker.render_clip(
-        spec, render, threads, check=False, layers=worker.KUBRIC_DEFAULT_LAYERS, keep_layers=True
+        spec,
+        render,
+        threads,
+        check=False,
+        layers=worker.KUBRIC_DEFAULT_LAYERS,
+        keep_layers=True,
+        fast_readback=False,
     )
     kb.write_image_dict(rendered.layers, out / clip.clip_id)
     metadata = {

@@ -167,3 +167,49 @@ class CyclesTimer:
 
         bpy.app.handlers.render_pre.remove(self._handlers[0])
         bpy.app.handlers.render_post.remove(self._handlers[1])
+
+
+def read_rendered_layers(renderer, from_dir, return_layers) -> dict:
+    """Drop-in for `Blender.postprocess` that reads each frame's files once, in C.
+
+    kubric reads every EXR channel with a separate call and decodes the RGBA PNG in pure
+    Python (pypng): about 0.1 s per 128x128 frame, as much as Cycles itself at 16 spp.
+    Here each EXR is read whole by OpenEXR's C++ reader and the PNG by Pillow; the same
+    source layers are then handed to kubric's own post-processors, so results are equal.
+    """
+    from collections import defaultdict
+    from pathlib import Path
+
+    import numpy as np
+    import OpenEXR
+    from PIL import Image
+
+    from_dir = Path(from_dir)
+    stacks = defaultdict(list)
+    for exr_path in sorted((from_dir / "exr").glob("*.exr")):
+        with Image.open(from_dir / "images" / f"{exr_path.stem}.png") as png:
+            source = {"rgba": np.asarray(png.convert("RGBA"))}
+        with OpenEXR.File(str(exr_path), separate_channels=True) as exr:
+            channels = {name: ch.pixels for name, ch in exr.channels().items()}
+        source.update(_source_layers(channels, np))
+        for key in return_layers:
+            stacks[key].append(renderer.post_processors[key](source, renderer.scene))
+    return {key: np.stack(frames, axis=0) for key, frames in stacks.items()}
+
+
+def _source_layers(channels, np) -> dict:
+    """The subset of kubric's `get_render_layers_from_exr` output the store needs."""
+    out = {}
+    if "Depth.V" in channels:
+        out["depth"] = channels["Depth.V"][..., None].astype(np.float32)
+    if "Vector.R" in channels:
+        r, g, b, a = (channels[f"Vector.{c}"].astype(np.float32) for c in "RGBA")
+        # Blender stores (-d_col, d_row) per direction; kubric uses (d_row, d_col).
+        out["backward_flow"] = np.stack([g, -r], axis=-1)
+        out["forward_flow"] = np.stack([a, -b], axis=-1)
+    crypto = sorted({n.split(".")[0] for n in channels if n.lower().startswith("cryptoobject")})
+    if crypto:
+        names = [f"{layer}.{c}" for layer in crypto for c in "RB"]
+        ids = np.stack([channels[n] for n in names], axis=-1).astype(np.float32)
+        out["segmentation_indices"] = ids.view(np.uint32)  # hashes stored as float bits
+    return out

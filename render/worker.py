@@ -8,6 +8,7 @@ ends. Everything is returned in memory; `store` writes it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import shutil
@@ -272,8 +273,12 @@ def render_clip(
     check: bool = True,
     layers: tuple[str, ...] = STORE_LAYERS,
     keep_layers: bool = False,
+    fast_readback: bool = True,
 ) -> RenderedClip:
-    """Simulate and render one scene. Raises PhysicsRejected when `check` fails."""
+    """Simulate and render one scene. Raises PhysicsRejected when `check` fails.
+
+    `fast_readback=False` keeps kubric's own (slow) read-back of the rendered files.
+    """
     kb = kubric_compat.load()
     from kubric.renderer.blender import Blender
     from kubric.simulator.pybullet import PyBullet
@@ -323,6 +328,8 @@ def render_clip(
             )
 
         start = time.perf_counter()
+        if fast_readback:
+            renderer.postprocess = functools.partial(kubric_compat.read_rendered_layers, renderer)
         raw = renderer.render(return_layers=layers)
         timings["render_s"] = time.perf_counter() - start
         arrays = _to_store_arrays(raw, assets, scene)

@@ -179,3 +179,25 @@ def test_preview_is_h264(rendered):
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
         assert sum(1 for _ in container.decode(video=0)) == 9
+
+
+def test_fast_readback_equals_kubric_postprocess():
+    """Run in a subprocess: Blender state stays out of the test process."""
+    import subprocess
+    import sys
+
+    code = """
+from stance import config
+from stance.render import shard, worker
+from stance.shards import Clip
+r = config.validate({"render": {"resolution": 32, "frames": 4, "samples_per_pixel": 1,
+                                "threads": 1}})["render"]
+spec, _ = shard.sample_valid(Clip("test", 2000001), r, 1)
+a = worker.render_clip(spec, r, 1, check=False, fast_readback=True)
+b = worker.render_clip(spec, r, 1, check=False, fast_readback=False)
+for name in ["rgb", "depth", "segmentation", "forward_flow", "backward_flow"]:
+    assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
+print("EQUAL")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "EQUAL" in result.stdout, result.stderr[-2000:]
