@@ -11,7 +11,6 @@ Shard folder layout (the render rule's output):
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from stance import provenance, video
+from stance import provenance, stores, video
 from stance.render import scene, store, worker
 from stance.shards import Clip
 
@@ -171,8 +170,7 @@ def render_shard(
     """Render every clip of a shard into `out_dir`; returns the manifest path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("*.partial-*"):  # left by a killed job
-        shutil.rmtree(stale, ignore_errors=True)
+    stores.remove_partials(out_dir)  # left by a killed job
     rows = []
     start = time.perf_counter()
     for clip in tqdm(clips, desc=f"render {out_dir.name}", unit="clip"):

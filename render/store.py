@@ -32,19 +32,19 @@ a killed job never leaves a store that a reader would accept.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
+
+from stance import stores
+from stance.stores import StoreError
 
 FORMAT = "stance.render.clip"
 VERSION = 1
+PRODUCER = "the render stage (stance render)"
 FRAME_ARRAYS = {  # name -> (dtype, trailing shape after (T, H, W))
     "rgb": ("uint8", (3,)),
     "depth": ("float32", ()),
@@ -60,10 +60,6 @@ TRACKS = {  # name -> (dtype, trailing shape after (N, T))
     "image_positions": ("float32", (2,)),
     "visibility": ("int32", ()),
 }
-
-
-class StoreError(ValueError):
-    """A clip store is missing, incomplete, or of another format version."""
 
 
 @dataclass
@@ -99,10 +95,6 @@ def validate_arrays(
         raise StoreError("segmentation holds ids beyond the instance table")
 
 
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda o: np.asarray(o).tolist()))
-
-
 def write_clip(
     path: str | Path,
     arrays: Mapping[str, np.ndarray],
@@ -110,45 +102,30 @@ def write_clip(
     attrs: Mapping[str, Any],
 ) -> Path:
     """Write a clip store atomically; returns its path."""
-    path = Path(path)
     validate_arrays(arrays, tracks, len(attrs["instances"]))
-    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    root = zarr.open_group(tmp, mode="w", zarr_format=3)
-    for name, data in arrays.items():
-        root.create_array(name, data=data, chunks=(1, *data.shape[1:]))
-    group = root.create_group("tracks")
-    for name, data in tracks.items():
-        group.create_array(name, data=data)
-    root.attrs.update(_jsonable({**attrs, "format": FORMAT, "version": VERSION, "complete": True}))
-    if path.exists():
-        shutil.rmtree(path)
-    tmp.rename(path)
-    return path
+
+    def fill(root):
+        for name, data in arrays.items():
+            root.create_array(name, data=data, chunks=stores.per_frame_chunks(data))
+        group = root.create_group("tracks")
+        for name, data in tracks.items():
+            group.create_array(name, data=data)
+
+    return stores.write_group(path, fill, attrs, FORMAT, VERSION)
 
 
 def open_attrs(path: str | Path) -> dict[str, Any]:
     """Read and check a clip store's attributes only (cheap)."""
-    path = Path(path)
-    if not path.exists():
-        raise StoreError(f"no clip store at {path}; run the render stage (stance render)")
-    attrs = dict(zarr.open_group(path, mode="r").attrs)
-    if attrs.get("format") != FORMAT:
-        raise StoreError(f"{path} is not a clip store (format {attrs.get('format')!r})")
-    if attrs.get("version") != VERSION:
-        raise StoreError(
-            f"{path} has clip store version {attrs.get('version')}, this code "
-            f"reads version {VERSION}: re-render it with this version"
-        )
-    if not attrs.get("complete"):
-        raise StoreError(f"{path} is incomplete (a killed render job?): re-render its shard")
-    return attrs
+    return dict(stores.open_checked(path, FORMAT, VERSION, PRODUCER).attrs)
 
 
-def read_clip(path: str | Path) -> Clip:
-    attrs = open_attrs(path)
-    root = zarr.open_group(path, mode="r")
-    arrays = {name: root[name][...] for name in FRAME_ARRAYS}
+def read_clip(path: str | Path, frames: bool = True) -> Clip:
+    """Read a clip store (`frames=False` skips the per-frame arrays)."""
+    root = stores.open_checked(path, FORMAT, VERSION, PRODUCER)
+    attrs = dict(root.attrs)
+    names = FRAME_ARRAYS if frames else ()
+    arrays = {name: root[name][...] for name in names}
     tracks = {name: root["tracks"][name][...] for name in TRACKS}
-    validate_arrays(arrays, tracks, len(attrs["instances"]))
+    if frames:
+        validate_arrays(arrays, tracks, len(attrs["instances"]))
     return Clip(arrays, tracks, attrs)

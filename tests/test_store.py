@@ -63,7 +63,7 @@ def test_interrupted_write_leaves_no_store_a_reader_accepts(tmp_path, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         store.write_clip(tmp_path / "c.zarr", arrays, tracks, attrs)
     monkeypatch.undo()
-    with pytest.raises(store.StoreError, match="no clip store"):
+    with pytest.raises(store.StoreError, match=r"no stance\.render\.clip store"):
         store.read_clip(tmp_path / "c.zarr")
     assert [p.name for p in tmp_path.iterdir()] == [next(tmp_path.glob("c.zarr.partial-*")).name]
 
@@ -80,5 +80,5 @@ def test_a_foreign_zarr_group_is_refused(tmp_path):
     import zarr
 
     zarr.open_group(tmp_path / "other.zarr", mode="w").attrs["format"] = "something.else"
-    with pytest.raises(store.StoreError, match="not a clip store"):
+    with pytest.raises(store.StoreError, match=r"not a stance\.render\.clip store"):
         store.open_attrs(tmp_path / "other.zarr")

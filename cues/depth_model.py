@@ -1,0 +1,109 @@
+"""Depth-Anything-V2 through transformers: loading (hub id or local folder) and the tiny
+random-weight model the embedded config uses.
+
+The tiny model is a real `DepthAnythingForDepthEstimation` built from a real (shrunk)
+config and saved with `save_pretrained`, beside the hub's preprocessor settings, so it
+goes through exactly the `from_pretrained` path the real Small/Base/Large models take.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from stance.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Preprocessing of depth-anything/Depth-Anything-V2-{Small,Base,Large}-hf on the hub.
+HUB_PREPROCESSOR = dict(
+    do_resize=True,
+    size={"height": 518, "width": 518},
+    resample=3,
+    keep_aspect_ratio=True,
+    ensure_multiple_of=14,
+    do_rescale=True,
+    rescale_factor=1 / 255,
+    do_normalize=True,
+    image_mean=[0.485, 0.456, 0.406],
+    image_std=[0.229, 0.224, 0.225],
+    do_pad=False,
+)
+
+
+def tiny_config():
+    """Depth-Anything-V2 layout at toy width: 4 DINOv2 layers of 32 channels (164k params)."""
+    from transformers import DepthAnythingConfig, Dinov2Config
+
+    backbone = Dinov2Config(
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        out_indices=[1, 2, 3, 4],
+        reshape_hidden_states=False,
+        image_size=518,
+        patch_size=14,
+    )
+    return DepthAnythingConfig(
+        backbone_config=backbone,
+        reassemble_hidden_size=32,
+        neck_hidden_sizes=[8, 16, 32, 32],
+        fusion_hidden_size=16,
+        head_hidden_size=8,
+        patch_size=14,
+        depth_estimation_type="relative",
+    )
+
+
+def make_tiny(out_dir: str | Path, seed: int = 0) -> Path:
+    """Build the tiny random-weight model and save it like a hub checkpoint."""
+    import torch
+    from transformers import DepthAnythingForDepthEstimation, DPTImageProcessor
+
+    out_dir = Path(out_dir)
+    torch.manual_seed(seed)
+    model = DepthAnythingForDepthEstimation(tiny_config()).eval()
+    model.save_pretrained(out_dir)
+    DPTImageProcessor(**HUB_PREPROCESSOR).save_pretrained(out_dir)
+    log.info(
+        "tiny Depth-Anything-V2 (%d parameters) -> %s",
+        sum(p.numel() for p in model.parameters()),
+        out_dir,
+    )
+    return out_dir
+
+
+def _missing_weights(source: str, cause: Exception) -> UserError:
+    return UserError(
+        f"Depth-Anything-V2 weights {source!r} are not available here ({type(cause).__name__}). "
+        f"Download them where the hub is reachable: `huggingface-cli download {source}` "
+        "(into the Hugging Face cache, $HF_HOME), or set models.depth to a local folder "
+        "holding config.json, model.safetensors and preprocessor_config.json. For the tiny "
+        "test model run `stance models make-tiny depth --out <folder>`."
+    )
+
+
+def load(source: str, allow_download: bool = True):
+    """(model, processor) from a local folder, the HF cache, or (if allowed) the hub."""
+    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+    def _load(**kwargs):
+        model = AutoModelForDepthEstimation.from_pretrained(source, **kwargs)
+        return model.eval(), AutoImageProcessor.from_pretrained(source, **kwargs)
+
+    if Path(source).exists():
+        if not (Path(source) / "config.json").exists():
+            raise UserError(f"{source} has no config.json: not a saved Depth-Anything model")
+        return _load(local_files_only=True)
+    try:
+        return _load(local_files_only=True)
+    except OSError as cached_miss:
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false")
+        if not allow_download or offline:
+            raise _missing_weights(source, cached_miss) from cached_miss
+    try:
+        return _load()
+    except OSError as exc:
+        raise _missing_weights(source, exc) from exc

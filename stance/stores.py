@@ -1,0 +1,83 @@
+"""Shared zarr v3 plumbing for every stage's per-clip stores.
+
+Each stage documents its own format (arrays, dtypes, shapes, attrs) in its store module;
+this module gives them the same guarantees: atomic publication (write under a temporary
+name, rename at the end, so a killed job leaves nothing a reader accepts), a format name
+and version checked on every read, and a `complete` flag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from stance.errors import UserError
+
+
+class StoreError(UserError, ValueError):
+    """A store is missing, incomplete, malformed, or of another format version."""
+
+
+def jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda o: np.asarray(o).tolist()))
+
+
+def write_group(
+    path: str | Path,
+    fill: Callable[[zarr.Group], None],
+    attrs: Mapping[str, Any],
+    format_name: str,
+    version: int,
+) -> Path:
+    """Create a zarr group at `path` atomically: `fill(group)` writes the arrays."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    root = zarr.open_group(tmp, mode="w", zarr_format=3)
+    fill(root)
+    root.attrs.update(
+        jsonable({**attrs, "format": format_name, "version": version, "complete": True})
+    )
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.rename(path)
+    return path
+
+
+def per_frame_chunks(data: np.ndarray) -> tuple[int, ...]:
+    return (1, *data.shape[1:])
+
+
+def open_checked(path: str | Path, format_name: str, version: int, producer: str) -> zarr.Group:
+    """Open a store for reading after checking its format, version and completeness.
+
+    `producer` names the command that (re)creates it, for the error messages.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"no {format_name} store at {path}; run {producer}")
+    group = zarr.open_group(path, mode="r")
+    attrs = group.attrs
+    if attrs.get("format") != format_name:
+        raise StoreError(f"{path} is not a {format_name} store (format {attrs.get('format')!r})")
+    if attrs.get("version") != version:
+        raise StoreError(
+            f"{path} is a {format_name} store of version {attrs.get('version')}, this code "
+            f"reads version {version}: regenerate it with {producer}"
+        )
+    if not attrs.get("complete"):
+        raise StoreError(f"{path} is incomplete (a killed job?): regenerate it with {producer}")
+    return group
+
+
+def remove_partials(folder: str | Path) -> None:
+    """Delete what killed writers left behind in a folder."""
+    for stale in Path(folder).glob("*.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
