@@ -9,7 +9,10 @@ configfile: "config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/models.smk"
 include: "rules/render.smk"
+include: "rules/depth.smk"
+include: "rules/cues.smk"
 include: "rules/report.smk"
 
 
@@ -18,3 +21,4 @@ rule all:
     input:
         "results/render/manifest.parquet",
         "results/report/dataset.md",
+        "results/report/cues.md",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -38,16 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     manifest.add_argument("--out", required=True, type=Path)
 
 
-def _render_settings(text: str) -> dict:
-    try:
-        section = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"--settings is not valid JSON ({exc}); pass the render section as a JSON object"
-        ) from exc
-    return config.validate({"render": section}, source="--settings")["render"]
-
-
 def main(args: argparse.Namespace) -> int:
     from stance.render import shard
 
@@ -62,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
                 f"--seeds must be comma-separated integers, got {args.seeds!r}"
             ) from exc
         clips = [Clip(args.split, s) for s in seeds]
-        render = _render_settings(args.settings)
+        render = config.section_from_json("render", args.settings)
         shard.render_shard(clips, render, args.out, args.threads, args.code_hash)
     elif args.action == "clip":
         from stance.provenance import code_hash

@@ -57,8 +57,20 @@ def shard_seeds(wildcards):
 
 
 def render_shard_dirs(wildcards=None):
+    return shard_dirs("render")
+
+
+TINY_DEPTH_MODEL = "results/models/tiny-depth-anything-v2"
+
+
+def depth_model_input(wildcards=None):
+    """The tiny model is built by the DAG; a hub id or a user's folder is not a DAG file."""
+    return [TINY_DEPTH_MODEL] if config["models"]["depth"] == TINY_DEPTH_MODEL else []
+
+
+def shard_dirs(stage):
     return [
-        f"results/render/{split}/{shard}"
+        f"results/{stage}/{split}/{shard}"
         for split in SPLITS
         for shard in shards.shards(config, split)
     ]

@@ -19,6 +19,9 @@ from stance.errors import UserError
 STAGES = {
     "config": ("stance.config_cli", "check a config file and print it with defaults filled"),
     "render": ("stance.render.cli", "render Kubric clips (physics + Cycles) into clip stores"),
+    "models": ("stance.models_cli", "build the tiny random-weight models of the default config"),
+    "depth": ("stance.cues.depth_cli", "Depth-Anything-V2 monocular depth for rendered clips"),
+    "cues": ("stance.cues.cli", "Instance Cues from rendered clips or user hints; dz report"),
     "report": ("stance.evaluate.report_cli", "build tables, plots and the dataset report"),
     "bench": ("stance.bench", "benchmarks that print figures (render, ...)"),
 }

@@ -135,6 +135,18 @@ def validate(cfg: Mapping[str, Any] | None, source: str = "config") -> dict:
     return resolved
 
 
+def section_from_json(section: str, text: str) -> dict:
+    """One validated config section from a JSON object (how rules pass settings to the CLI)."""
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"--settings is not valid JSON ({exc}); pass the `{section}` config "
+            "section as a JSON object"
+        ) from exc
+    return validate({section: values}, source=f"--settings ({section})")[section]
+
+
 def load(path: str | Path) -> dict:
     """Read a YAML config file and validate it."""
     path = Path(path)

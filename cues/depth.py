@@ -1,0 +1,168 @@
+"""Depth stage: Depth-Anything-V2 monocular depth for every frame of every clip.
+
+Store format, one zarr v3 group per clip, `results/depth/{split}/{shard}/<clip_id>.zarr`:
+
+| array     | dtype   | shape   | meaning                                                  |
+|-----------|---------|---------|----------------------------------------------------------|
+| disparity | float32 | (T,H,W) | relative inverse depth as predicted, at the clip's size  |
+
+The disparity is affine-invariant: valid up to an unknown scale and shift per frame.
+
+Attributes: `format`/`version` (checked by readers), clip_id, `model` (hub id or path),
+`input_size` (model input, pixels), `preprocessing` (the processor's settings),
+`device`, `dtype`, `code_hash`, `render_code_hash` (of the clip it was computed from).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stance import provenance, stores
+from stance.render import store as clip_store
+
+log = logging.getLogger(__name__)
+
+FORMAT = "stance.depth.clip"
+VERSION = 1
+PRODUCER = "the depth stage (stance depth)"
+
+
+def resolve_device(device: str, dtype: str) -> tuple[str, str]:
+    """'auto' -> CUDA with bf16 when a GPU is present, else CPU float32."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype == "auto":
+        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    return device, dtype
+
+
+def predict(
+    model,
+    processor,
+    frames: np.ndarray,
+    input_size: int,
+    batch_size: int,
+    device: str,
+    dtype: str,
+) -> np.ndarray:
+    """(T,H,W,3) uint8 frames -> (T,H,W) float32 disparity at the frames' own size."""
+    import torch
+
+    t, h, w, _ = frames.shape
+    out = np.empty((t, h, w), dtype=np.float32)
+    autocast = (
+        torch.autocast(device_type="cuda", dtype=getattr(torch, dtype))
+        if device.startswith("cuda") and dtype != "float32"
+        else nullcontext()
+    )
+    size = {"height": input_size, "width": input_size}
+    for start in range(0, t, batch_size):
+        batch = list(frames[start : start + batch_size])
+        inputs = processor(images=batch, return_tensors="pt", size=size).to(device)
+        with torch.inference_mode(), autocast:
+            outputs = model(**inputs)
+        outputs.predicted_depth = outputs.predicted_depth.float()
+        resized = processor.post_process_depth_estimation(
+            outputs, target_sizes=[(h, w)] * len(batch)
+        )
+        for k, item in enumerate(resized):
+            out[start + k] = item["predicted_depth"].cpu().numpy()
+    return out
+
+
+def write_depth(path: str | Path, disparity: np.ndarray, attrs: Mapping[str, Any]) -> Path:
+    if disparity.dtype != np.float32 or disparity.ndim != 3:
+        raise stores.StoreError(
+            f"disparity: expected float32 (T,H,W), got {disparity.dtype} {disparity.shape}"
+        )
+
+    def fill(root):
+        root.create_array("disparity", data=disparity, chunks=stores.per_frame_chunks(disparity))
+
+    return stores.write_group(path, fill, attrs, FORMAT, VERSION)
+
+
+def read_depth(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
+    root = stores.open_checked(path, FORMAT, VERSION, PRODUCER)
+    return root["disparity"][...], dict(root.attrs)
+
+
+def run_shard(
+    render_dir: Path,
+    out_dir: Path,
+    settings: Mapping[str, Any],
+    model_source: str,
+    code_hash: str,
+    allow_download: bool = True,
+) -> None:
+    """Predict depth for every clip store of a rendered shard (twins are not needed)."""
+    from tqdm import tqdm
+
+    from stance.cues import depth_model
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stores.remove_partials(out_dir)
+    device, dtype = resolve_device(settings["device"], settings["dtype"])
+    model, processor = depth_model.load(model_source, allow_download=allow_download)
+    model.to(device)
+    clips = sorted(p for p in render_dir.glob("*.zarr") if not p.name.endswith(".twin.zarr"))
+    if not clips:
+        raise stores.StoreError(f"{render_dir} holds no clip stores; run the render stage")
+    start, frames_done = time.perf_counter(), 0
+    for path in tqdm(clips, desc=f"depth {render_dir.name}", unit="clip"):
+        clip = clip_store.read_clip(path)
+        disparity = predict(
+            model,
+            processor,
+            clip.arrays["rgb"],
+            settings["input_size"],
+            settings["batch_size"],
+            device,
+            dtype,
+        )
+        frames_done += len(disparity)
+        write_depth(
+            out_dir / path.name,
+            disparity,
+            {
+                "clip_id": clip.attrs["clip_id"],
+                "model": model_source,
+                "input_size": settings["input_size"],
+                "preprocessing": processor.to_dict(),
+                "device": device,
+                "dtype": dtype,
+                "code_hash": code_hash,
+                "render_code_hash": clip.attrs["code_hash"],
+            },
+        )
+    seconds = time.perf_counter() - start
+    log.info(
+        "depth: %d frames in %.1f s (%.1f frames/s) on %s/%s",
+        frames_done,
+        seconds,
+        frames_done / max(seconds, 1e-9),
+        device,
+        dtype,
+    )
+    provenance.write_resolved_config(
+        out_dir,
+        "depth",
+        {
+            "depth": dict(settings),
+            "model": model_source,
+            "device": device,
+            "dtype": dtype,
+            "code_hash": code_hash,
+            "clips": [p.name for p in clips],
+            "seconds": seconds,
+        },
+    )

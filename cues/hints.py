@@ -1,0 +1,251 @@
+"""Inference-time cues from user hints: keyframe + masks + arrows + mass (+ dz).
+
+A hint file (YAML or JSON; paths relative to it):
+
+    keyframe: keyframe.png
+    instances:
+      - mask: masks/ball.png              # PNG, non-zero = inside ...
+        arrow: [2.0, -0.5]                # (dx, dy) px/frame, x right, y down ...
+        mass: 1.2                         # kg
+        dz: 0.0                           # optional, metres/frame (+ = away)
+      - mask: {rle: {size: [H, W], counts: [5, 3, ...]}}   # ... or COCO uncompressed RLE
+        arrow: {direction_deg: 90, speed: 1.5}             # ... or angle (0 = +x, 90 = +y)
+        mass: 0.4
+
+It is rasterised by the same `store.paint` and mass normalisation as rendered clips, so
+a hint cue and a training cue of the same motion are identical arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from stance.cues import mass as mass_channel
+from stance.cues import store
+from stance.errors import UserError
+
+INSTANCE_KEYS = {"mask", "arrow", "mass", "dz"}
+
+
+class HintError(UserError, ValueError):
+    """A hint file is malformed; the message names the instance and the fix."""
+
+
+@dataclass
+class Instance:
+    mask: np.ndarray  # (H,W) bool
+    arrow: tuple[float, float]  # px/frame
+    mass_kg: float
+    dz: float
+
+
+def rle_decode(rle: Mapping[str, Any]) -> np.ndarray:
+    """COCO uncompressed RLE (column-major runs, starting with background) -> (H,W) bool."""
+    try:
+        height, width = (int(v) for v in rle["size"])
+        counts = [int(c) for c in rle["counts"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HintError(
+            "an RLE mask needs size: [H, W] and counts: [run, ...] (uncompressed COCO RLE)"
+        ) from exc
+    if any(c < 0 for c in counts) or sum(counts) != height * width:
+        raise HintError(
+            f"RLE counts sum to {sum(counts)}, but size {height}x{width} needs "
+            f"{height * width} (and no run may be negative)"
+        )
+    values = np.repeat(np.arange(len(counts)) % 2 == 1, counts)
+    return values.reshape((width, height)).T.copy()
+
+
+def rle_encode(mask: np.ndarray) -> dict[str, Any]:
+    """(H,W) bool -> COCO uncompressed RLE (the inverse of rle_decode)."""
+    flat = np.asarray(mask, dtype=bool).T.ravel()
+    changes = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
+    bounds = np.concatenate([[0], changes, [flat.size]])
+    runs = np.diff(bounds).tolist()
+    if flat.size and flat[0]:
+        runs = [0, *runs]
+    return {"size": list(mask.shape), "counts": runs}
+
+
+def _finite(value: Any, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise HintError(f"{what} must be a number, got {value!r}") from exc
+    if not math.isfinite(number):
+        raise HintError(f"{what} is {number}: it must be a finite number")
+    return number
+
+
+def parse_arrow(arrow: Any, where: str) -> tuple[float, float]:
+    if isinstance(arrow, Mapping):
+        unknown = set(arrow) - {"direction_deg", "speed"}
+        if unknown or len(arrow) != 2:
+            raise HintError(
+                f"{where}: arrow as a mapping needs exactly direction_deg and "
+                f"speed (got {sorted(arrow)})"
+            )
+        angle = math.radians(_finite(arrow["direction_deg"], f"{where}: arrow.direction_deg"))
+        speed = _finite(arrow["speed"], f"{where}: arrow.speed")
+        if speed < 0:
+            raise HintError(
+                f"{where}: arrow.speed is {speed}; use a positive speed and turn "
+                "the direction instead"
+            )
+        return speed * math.cos(angle), speed * math.sin(angle)
+    if isinstance(arrow, list | tuple) and len(arrow) == 2:
+        return (_finite(arrow[0], f"{where}: arrow dx"), _finite(arrow[1], f"{where}: arrow dy"))
+    raise HintError(
+        f"{where}: arrow must be [dx, dy] in px/frame or {{direction_deg, speed}}, got {arrow!r}"
+    )
+
+
+def _load_mask(spec: Any, base: Path, shape: tuple[int, int], where: str) -> np.ndarray:
+    if isinstance(spec, Mapping) and "rle" in spec:
+        mask = rle_decode(spec["rle"])
+    elif isinstance(spec, str):
+        path = base / spec
+        if not path.exists():
+            raise HintError(f"{where}: mask file {path} does not exist")
+        mask = np.asarray(Image.open(path).convert("L")) > 0
+    else:
+        raise HintError(f"{where}: mask must be a PNG path or {{rle: {{size, counts}}}}")
+    if mask.shape != shape:
+        raise HintError(
+            f"{where}: mask is {mask.shape[0]}x{mask.shape[1]} but the keyframe "
+            f"is {shape[0]}x{shape[1]}; masks must match the keyframe size"
+        )
+    return mask
+
+
+def parse_instances(
+    items: Any, base: Path, shape: tuple[int, int], mass_params: Mapping[str, Any]
+) -> list[Instance]:
+    if not isinstance(items, list) or not items:
+        raise HintError("instances must be a non-empty list of {mask, arrow, mass[, dz]}")
+    parsed = []
+    for k, item in enumerate(items):
+        where = f"instance {k}"
+        if not isinstance(item, Mapping):
+            raise HintError(f"{where}: expected a mapping with mask, arrow, mass[, dz]")
+        missing, unknown = {"mask", "arrow", "mass"} - set(item), set(item) - INSTANCE_KEYS
+        if missing or unknown:
+            raise HintError(
+                f"{where}: missing {sorted(missing)}, unknown {sorted(unknown)}; "
+                f"allowed keys: {sorted(INSTANCE_KEYS)}"
+            )
+        mask = _load_mask(item["mask"], base, shape, where)
+        if not mask.any():
+            raise HintError(
+                f"{where}: the arrow sits on an empty mask (no pixel is inside); "
+                "check the mask file or drop the instance"
+            )
+        mass_kg = _finite(item["mass"], f"{where}: mass")
+        if mass_kg < 0 or (mass_kg == 0 and mass_params["normalization"] == "log"):
+            raise HintError(f"{where}: mass is {mass_kg} kg; it must be positive")
+        parsed.append(
+            Instance(
+                mask,
+                parse_arrow(item["arrow"], where),
+                mass_kg,
+                _finite(item.get("dz", 0.0), f"{where}: dz"),
+            )
+        )
+    return parsed
+
+
+def labels_from_masks(masks: list[np.ndarray]) -> np.ndarray:
+    """Label map (instance k -> k+1); overlapping masks are an error, not a silent choice."""
+    stacked = np.stack(masks)
+    overlap = stacked.sum(axis=0) > 1
+    if overlap.any():
+        pairs = [
+            (i, j)
+            for i in range(len(masks))
+            for j in range(i + 1, len(masks))
+            if (masks[i] & masks[j]).any()
+        ]
+        raise HintError(
+            f"masks of instances {pairs} overlap on {int(overlap.sum())} pixels; "
+            "each pixel may belong to one instance only"
+        )
+    labels = np.zeros(stacked.shape[1:], dtype=np.uint16)
+    for k, mask in enumerate(masks):
+        labels[mask] = k + 1
+    return labels
+
+
+def rasterise(
+    keyframe: np.ndarray,
+    instances: list[Instance],
+    mass_params: Mapping[str, Any],
+    attrs: Mapping[str, Any],
+) -> store.CueClip:
+    """Hints -> the same cue store content the render path produces."""
+    labels = labels_from_masks([i.mask for i in instances])
+    mass_kg = np.array([i.mass_kg for i in instances])
+    norm = mass_channel.normalise(mass_kg, mass_params)
+    values = np.column_stack(
+        [
+            [i.arrow[0] for i in instances],
+            [i.arrow[1] for i in instances],
+            [i.dz for i in instances],
+            norm,
+        ]
+    )
+    nan = np.full(len(instances), np.nan)
+    columns = {
+        "u": values[:, 0],
+        "v": values[:, 1],
+        "dz": values[:, 2],
+        "mass_kg": mass_kg,
+        "mass_channel": norm,
+        "area_px": np.bincount(labels.ravel(), minlength=len(instances) + 1)[1:],
+        "dz_gt": nan,
+        "dz_centre": nan,
+        "dz_literal": nan,
+    }
+    return store.CueClip(
+        cue=store.paint(labels, values.astype(np.float32)),
+        keyframe=keyframe,
+        labels=labels,
+        instances={k: np.asarray(v, dtype=np.float32) for k, v in columns.items()},
+        attrs={"source": "hints", "mass": dict(mass_params), **attrs},
+    )
+
+
+def load(path: str | Path, mass_params: Mapping[str, Any]) -> store.CueClip:
+    """Parse and rasterise a hint file."""
+    path = Path(path)
+    if not path.exists():
+        raise HintError(f"hint file {path} does not exist")
+    text = path.read_text()
+    try:
+        spec = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise HintError(
+            f"{path} is not valid {path.suffix.lstrip('.').upper() or 'YAML'}: {exc}"
+        ) from exc
+    if not isinstance(spec, Mapping) or set(spec) != {"keyframe", "instances"}:
+        raise HintError(f"{path}: expected exactly the keys keyframe and instances")
+    keyframe_path = path.parent / spec["keyframe"]
+    if not keyframe_path.exists():
+        raise HintError(f"keyframe {keyframe_path} does not exist")
+    keyframe = np.asarray(Image.open(keyframe_path).convert("RGB"))
+    instances = parse_instances(spec["instances"], path.parent, keyframe.shape[:2], mass_params)
+    return rasterise(
+        keyframe,
+        instances,
+        mass_params,
+        {"clip_id": path.stem, "hints": str(path), "frames": [0, 1]},
+    )

@@ -1,0 +1,127 @@
+"""Cue jobs: one rendered shard (+ its depth shard) -> one cue shard, and the dz report."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from stance import provenance, stores
+from stance.cues import compute, depth, dz, store, visualize
+from stance.render import store as clip_store
+
+log = logging.getLogger(__name__)
+
+
+def clip_paths(render_dir: Path) -> list[Path]:
+    paths = sorted(p for p in render_dir.glob("*.zarr") if not p.name.endswith(".twin.zarr"))
+    if not paths:
+        raise stores.StoreError(f"{render_dir} holds no clip stores; run the render stage")
+    return paths
+
+
+def cue_clip(
+    render_path: Path, depth_path: Path, settings: Mapping[str, Any], code_hash: str
+) -> store.CueClip:
+    clip = clip_store.read_clip(render_path)
+    disparity, depth_attrs = depth.read_depth(depth_path)
+    if disparity.shape != clip.arrays["segmentation"].shape:
+        raise stores.StoreError(
+            f"{depth_path} holds depth of shape {disparity.shape} but {render_path} has frames "
+            f"{clip.arrays['segmentation'].shape}: regenerate the depth shard"
+        )
+    sources = {
+        "code_hash": code_hash,
+        "render_code_hash": clip.attrs["code_hash"],
+        "depth_code_hash": depth_attrs["code_hash"],
+        "depth_model": depth_attrs["model"],
+    }
+    return compute.from_render(clip, disparity, settings, sources)
+
+
+def run_shard(
+    render_dir: Path, depth_dir: Path, out_dir: Path, settings: Mapping[str, Any], code_hash: str
+) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stores.remove_partials(out_dir)
+    start = time.perf_counter()
+    paths = clip_paths(render_dir)
+    for path in tqdm(paths, desc=f"cues {render_dir.name}", unit="clip"):
+        cue = cue_clip(path, depth_dir / path.name, settings, code_hash)
+        store.write(out_dir / path.name, cue)
+        Image.fromarray(visualize.render_cue(cue)).save(out_dir / f"{path.stem}.cue.png")
+    provenance.write_resolved_config(
+        out_dir,
+        "cues",
+        {
+            "cues": dict(settings),
+            "code_hash": code_hash,
+            "clips": [p.name for p in paths],
+            "seconds": time.perf_counter() - start,
+        },
+    )
+
+
+def flickering_disparity(
+    gt_depth: np.ndarray, rng: np.random.Generator, flicker: float = 0.08, noise: float = 0.01
+) -> np.ndarray:
+    """Ground-truth disparity under a per-frame affine flicker and pixel noise, the error
+    model of monocular depth (an oracle predictor up to scale and shift)."""
+    disparity = np.where(gt_depth < dz.SKY_DEPTH, 1.0 / np.maximum(gt_depth, 1e-6), 0.0)
+    t = len(disparity)
+    scale = 1.0 + rng.uniform(-flicker, flicker, (t, 1, 1))
+    shift = rng.uniform(-flicker, flicker, (t, 1, 1)) * disparity.mean()
+    return (scale * disparity + shift) * (1 + rng.normal(0, noise, disparity.shape))
+
+
+def dz_report(
+    render_dirs: Sequence[Path],
+    cue_dirs: Sequence[Path],
+    settings: Mapping[str, Any],
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Correlation and sign accuracy of dz estimators against rendered-depth dz.
+
+    Sources: the configured depth model's predictions (what the cue stores hold) and an
+    oracle (ground-truth disparity with per-frame flicker and noise); methods: the
+    configured robust estimator and the literal formula.
+    """
+    rng = np.random.default_rng(seed)
+    columns = {key: [] for key in ("truth", "model", "model_literal", "oracle", "oracle_literal")}
+    for render_dir, cue_dir in zip(render_dirs, cue_dirs, strict=True):
+        for path in clip_paths(render_dir):
+            cue = store.read(cue_dir / path.name)
+            clip = clip_store.read_clip(path)
+            seg, gt_depth = clip.arrays["segmentation"], clip.arrays["depth"]
+            frames = tuple(cue.attrs["frames"])
+            num_ids = len(cue.instances["u"]) + 1
+            oracle = flickering_disparity(gt_depth, rng)
+            params = dict(settings["dz"])
+            columns["truth"].append(cue.instances["dz_gt"])
+            columns["model"].append(cue.instances["dz"])
+            columns["model_literal"].append(cue.instances["dz_literal"])
+            columns["oracle"].append(
+                dz.estimate(oracle, seg, num_ids, frames, params, gt_depth)[1:]
+            )
+            columns["oracle_literal"].append(
+                dz.estimate(oracle, seg, num_ids, frames, {**params, "method": "literal"})[1:]
+            )
+    values = {k: np.concatenate(v) if v else np.array([]) for k, v in columns.items()}
+    rows = []
+    for source, key in [("depth model", "model"), ("oracle + flicker", "oracle")]:
+        for method, column in [(settings["dz"]["method"], key), ("literal", f"{key}_literal")]:
+            rows.append(
+                {
+                    "depth source": source,
+                    "method": method,
+                    **dz.agreement(values[column], values["truth"]),
+                }
+            )
+    return pd.DataFrame(rows)

@@ -1,0 +1,21 @@
+rule depth_shard:
+    input:
+        render="results/render/{split}/{shard}",
+        model=depth_model_input,
+    output:
+        directory("results/depth/{split}/{shard}"),
+    log:
+        "logs/depth_shard/{split}/{shard}.log",
+    benchmark:
+        "benchmarks/depth_shard/{split}/{shard}.tsv"
+    conda:
+        "../envs/cues.yaml"
+    threads: 2
+    params:
+        model=config["models"]["depth"],
+        settings=settings("depth"),
+        code=code("stance.cues.depth_cli"),
+    shell:
+        "stance depth shard --render {input.render} --model {params.model}"
+        " --settings {params.settings:q} --code-hash {params.code}"
+        " --out {output} > {log} 2>&1"

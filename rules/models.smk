@@ -1,0 +1,13 @@
+rule tiny_depth_model:
+    output:
+        directory(TINY_DEPTH_MODEL),
+    log:
+        "logs/tiny_depth_model.log",
+    benchmark:
+        "benchmarks/tiny_depth_model.tsv"
+    conda:
+        "../envs/cues.yaml"
+    params:
+        code=code("stance.cues.depth_model"),
+    shell:
+        "stance models make-tiny depth --out {output} > {log} 2>&1"
