@@ -201,3 +201,28 @@ print("EQUAL")
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "EQUAL" in result.stdout, result.stderr[-2000:]
+
+
+def test_cues_from_a_rendered_clip_match_its_flow_and_depth(rendered):
+    from stance import config
+    from stance.cues import compute
+
+    settings = config.validate({})["cues"]
+    clip = store.read_clip(rendered / "a" / "test-02000000.zarr")
+    depth = clip.arrays["depth"]
+    exact = np.where(depth < 1e3, 1.0 / depth, 0.0).astype(np.float32)
+    cue = compute.from_render(clip, exact, settings, {})
+    seg, flow = clip.arrays["segmentation"], clip.arrays["forward_flow"]
+    first, last = cue.attrs["frames"]
+    for i in range(len(clip.attrs["instances"])):
+        per_frame = [
+            flow[t][seg[t] == i + 1].mean(0) for t in range(first, last) if (seg[t] == i + 1).any()
+        ]
+        if not per_frame or not (seg[0] == i + 1).any():
+            continue
+        expected_uv = np.mean(per_frame, axis=0)
+        assert np.allclose(cue.cue[0][seg[0] == i + 1][:, :2], expected_uv, atol=1e-4)
+    both = np.isfinite(cue.instances["dz"]) & np.isfinite(cue.instances["dz_gt"])
+    assert both.any()
+    assert np.allclose(cue.instances["dz"][both], cue.instances["dz_gt"][both], atol=2e-3)
+    assert not cue.cue[0][seg[0] == 0].any()

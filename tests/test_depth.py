@@ -1,0 +1,77 @@
+"""Depth-Anything-V2 loading and inference on a tiny random-weight model."""
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from stance import stores
+from stance.cues import depth, depth_model
+from stance.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return depth_model.make_tiny(tmp_path_factory.mktemp("models") / "tiny-da2")
+
+
+def test_tiny_model_loads_through_from_pretrained(tiny_model):
+    model, processor = depth_model.load(str(tiny_model), allow_download=False)
+    assert type(model).__name__ == "DepthAnythingForDepthEstimation"
+    assert model.config.depth_estimation_type == "relative"
+    assert list(processor.image_mean) == [0.485, 0.456, 0.406]  # the hub preprocessing
+    again, _ = depth_model.load(str(tiny_model), allow_download=False)
+    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
+        assert np.array_equal(a.numpy(), b.numpy())
+
+
+def test_prediction_is_resized_back_and_batched_consistently(tiny_model):
+    model, processor = depth_model.load(str(tiny_model), allow_download=False)
+    frames = np.random.default_rng(0).integers(0, 255, (5, 32, 48, 3), dtype=np.uint8)
+    one = depth.predict(model, processor, frames, 56, 5, "cpu", "float32")
+    two = depth.predict(model, processor, frames, 56, 2, "cpu", "float32")
+    assert one.shape == (5, 32, 48) and one.dtype == np.float32
+    assert np.allclose(one, two, atol=1e-5)
+    assert np.isfinite(one).all()
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path):
+    with pytest.raises(UserError, match="huggingface-cli download depth-anything/"):
+        depth_model.load("depth-anything/Depth-Anything-V2-Large-hf", allow_download=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match=r"no config\.json"):
+        depth_model.load(str(tmp_path / "empty"))
+
+
+def test_auto_device_is_cpu_float32_here():
+    assert depth.resolve_device("auto", "auto") == ("cpu", "float32")
+    assert depth.resolve_device("cuda", "auto") == ("cuda", "bfloat16")
+
+
+def test_depth_store_round_trip_and_checks(tmp_path):
+    disparity = np.random.default_rng(0).random((3, 4, 5), dtype=np.float32)
+    path = depth.write_depth(tmp_path / "c.zarr", disparity, {"clip_id": "c", "model": "m"})
+    read, attrs = depth.read_depth(path)
+    assert np.array_equal(read, disparity) and attrs["model"] == "m"
+    with pytest.raises(stores.StoreError, match="float32"):
+        depth.write_depth(tmp_path / "d.zarr", disparity.astype(np.float64), {})
+    with pytest.raises(stores.StoreError, match="run the depth stage"):
+        depth.read_depth(tmp_path / "missing.zarr")
+
+
+def test_cli_offline_error_is_one_clear_line(tmp_path):
+    result = run_cli(
+        "depth",
+        "shard",
+        "--render",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "o"),
+        "--model",
+        "depth-anything/Depth-Anything-V2-Small-hf",
+        "--settings",
+        "{}",
+        "--offline",
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "huggingface-cli download" in result.stderr and "Traceback" not in result.stderr
