@@ -41,19 +41,30 @@ def centre_dz(clip: Clip, frames: tuple[int, int]) -> np.ndarray:
 
 
 def from_render(
-    clip: Clip, disparity: np.ndarray, settings: Mapping[str, Any], sources: Mapping[str, Any]
+    clip: Clip,
+    depth_pair: np.ndarray,
+    disparity_pair: np.ndarray,
+    settings: Mapping[str, Any],
+    sources: Mapping[str, Any],
 ) -> store.CueClip:
-    """Compute the cue store content of one clip."""
+    """Compute the cue store content of one clip.
+
+    `clip.arrays` need rgb (frame 0 at least), segmentation and forward_flow for frames
+    0..k (at least); `depth_pair` (rendered) and `disparity_pair` (predicted) hold frames
+    0 and k only, (2,H,W): the reference frames are `reference_frames(...)`.
+    """
     seg = clip.arrays["segmentation"]
     n = len(clip.attrs["instances"])
     num_ids = n + 1
-    frames = reference_frames(len(seg), settings["reference_frame"])
-    gt_depth = clip.arrays["depth"]
+    frames = reference_frames(clip.attrs["render"]["frames"], settings["reference_frame"])
+    first, last = frames
+    steps = last - first
+    gt_depth, disparity, seg_pair = depth_pair, disparity_pair, seg[[first, last]]
     flow = instance_flow(seg, clip.arrays["forward_flow"], num_ids, frames)[1:]
     dz_params = settings["dz"]
-    estimated = dz.estimate(disparity, seg, num_ids, frames, dz_params, gt_depth)[1:]
-    literal = dz.estimate(disparity, seg, num_ids, frames, {**dz_params, "method": "literal"})
-    truth = dz.ground_truth(gt_depth, seg, num_ids, frames, dz_params["erode_px"])[1:]
+    estimated = dz.estimate(disparity, seg_pair, num_ids, steps, dz_params, gt_depth)[1:]
+    literal = dz.estimate(disparity, seg_pair, num_ids, steps, {**dz_params, "method": "literal"})
+    truth = dz.ground_truth(gt_depth, seg_pair, num_ids, steps, dz_params["erode_px"])[1:]
     mass_kg = np.array([inst["mass"] for inst in clip.attrs["instances"]])
     mass_channel = mass.normalise(mass_kg, settings["mass"])
     # NaN (an instance invisible in the reference frames) paints as 0: no motion evidence.

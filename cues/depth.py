@@ -91,9 +91,13 @@ def write_depth(path: str | Path, disparity: np.ndarray, attrs: Mapping[str, Any
     return stores.write_group(path, fill, attrs, FORMAT, VERSION)
 
 
-def read_depth(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
+def read_depth(
+    path: str | Path, frames: slice | list[int] | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Disparity (all frames, or a slice / list of frame indices) and the store's attrs."""
     root = stores.open_checked(path, FORMAT, VERSION, PRODUCER)
-    return root["disparity"][...], dict(root.attrs)
+    window = slice(None) if frames is None else frames
+    return root["disparity"].oindex[window], dict(root.attrs)
 
 
 def run_shard(
@@ -119,7 +123,7 @@ def run_shard(
         raise stores.StoreError(f"{render_dir} holds no clip stores; run the render stage")
     start, frames_done = time.perf_counter(), 0
     for path in tqdm(clips, desc=f"depth {render_dir.name}", unit="clip"):
-        clip = clip_store.read_clip(path)
+        clip = clip_store.read_clip(path, names=("rgb",))
         disparity = predict(
             model,
             processor,

@@ -56,42 +56,43 @@ def estimate(
     disparity: np.ndarray,
     seg: np.ndarray,
     num_ids: int,
-    frames: tuple[int, int],
+    steps: int,
     params: Mapping[str, Any],
     gt_depth: np.ndarray | None = None,
 ) -> np.ndarray:
-    """dz per label (num_ids,), label 0 = background, from predicted disparity (T,H,W)."""
-    first, last = frames
-    steps = last - first
+    """dz per label (num_ids,), label 0 = background, in units per frame.
+
+    disparity, seg (and gt_depth) hold the two reference frames (2,H,W): the first and
+    the last, `steps` frames apart.
+    """
     if params["method"] == "literal":
-        change = (disparity[last] - disparity[first]) / steps
-        sums = np.bincount(seg[first].ravel(), weights=change.ravel(), minlength=num_ids)
-        counts = np.bincount(seg[first].ravel(), minlength=num_ids)
+        change = (disparity[1] - disparity[0]) / steps
+        sums = np.bincount(seg[0].ravel(), weights=change.ravel(), minlength=num_ids)
+        counts = np.bincount(seg[0].ravel(), minlength=num_ids)
         with np.errstate(invalid="ignore", divide="ignore"):
             return sums / counts
     depths = []
-    for t in (first, last):
+    for t in (0, 1):
         if params["align_to"] == "ground_truth":
             if gt_depth is None:
                 raise ValueError("cues.dz.align_to=ground_truth needs rendered depth")
             valid = gt_depth[t] < SKY_DEPTH
             reference = np.where(valid, 1.0 / np.maximum(gt_depth[t], 1e-6), 0.0)
-        else:  # first_frame: frame `first` defines the (relative) depth scale
+        else:  # first_frame: the first frame defines the (relative) depth scale
             valid = np.ones(seg[t].shape, dtype=bool)
-            reference = disparity[first]
+            reference = disparity[0]
         depth = aligned_depth(disparity[t], reference, seg[t], valid, params["dilate_px"])
         depths.append(instance_depths(depth, seg[t], num_ids, params["erode_px"]))
     return (depths[1] - depths[0]) / steps
 
 
 def ground_truth(
-    gt_depth: np.ndarray, seg: np.ndarray, num_ids: int, frames: tuple[int, int], erode_px: int
+    gt_depth: np.ndarray, seg: np.ndarray, num_ids: int, steps: int, erode_px: int
 ) -> np.ndarray:
-    """The same statistic on rendered depth (metres per frame): what `estimate` aims at."""
-    first, last = frames
-    z0 = instance_depths(gt_depth[first], seg[first], num_ids, erode_px)
-    z1 = instance_depths(gt_depth[last], seg[last], num_ids, erode_px)
-    return (z1 - z0) / (last - first)
+    """The same statistic on rendered depth pairs (metres per frame): what `estimate` aims at."""
+    z0 = instance_depths(gt_depth[0], seg[0], num_ids, erode_px)
+    z1 = instance_depths(gt_depth[1], seg[1], num_ids, erode_px)
+    return (z1 - z0) / steps
 
 
 def agreement(estimated: np.ndarray, truth: np.ndarray) -> dict[str, float]:

@@ -30,12 +30,22 @@ def clip_paths(render_dir: Path) -> list[Path]:
 def cue_clip(
     render_path: Path, depth_path: Path, settings: Mapping[str, Any], code_hash: str
 ) -> store.CueClip:
-    clip = clip_store.read_clip(render_path)
-    disparity, depth_attrs = depth.read_depth(depth_path)
-    if disparity.shape != clip.arrays["segmentation"].shape:
+    """Read only what the cue needs (frames 0..k; depth and rgb at 0 and k), compute it."""
+    num_frames = clip_store.open_attrs(render_path)["render"]["frames"]
+    first, last = compute.reference_frames(num_frames, settings["reference_frame"])
+    pair = [first, last]
+    clip = clip_store.read_clip(
+        render_path, ("segmentation", "forward_flow"), slice(first, last + 1)
+    )
+    clip.arrays["rgb"] = clip_store.read_clip(
+        render_path, ("rgb",), slice(first, first + 1)
+    ).arrays["rgb"]
+    depth_pair = clip_store.read_clip(render_path, ("depth",), pair).arrays["depth"]
+    disparity, depth_attrs = depth.read_depth(depth_path, frames=pair)
+    if disparity.shape != depth_pair.shape:
         raise stores.StoreError(
-            f"{depth_path} holds depth of shape {disparity.shape} but {render_path} has frames "
-            f"{clip.arrays['segmentation'].shape}: regenerate the depth shard"
+            f"{depth_path} holds frames of {disparity.shape[1:]} but {render_path} has "
+            f"{depth_pair.shape[1:]}: regenerate the depth shard"
         )
     sources = {
         "code_hash": code_hash,
@@ -43,7 +53,7 @@ def cue_clip(
         "depth_code_hash": depth_attrs["code_hash"],
         "depth_model": depth_attrs["model"],
     }
-    return compute.from_render(clip, disparity, settings, sources)
+    return compute.from_render(clip, depth_pair, disparity, settings, sources)
 
 
 def run_shard(
@@ -98,20 +108,19 @@ def dz_report(
     for render_dir, cue_dir in zip(render_dirs, cue_dirs, strict=True):
         for path in clip_paths(render_dir):
             cue = store.read(cue_dir / path.name)
-            clip = clip_store.read_clip(path)
-            seg, gt_depth = clip.arrays["segmentation"], clip.arrays["depth"]
-            frames = tuple(cue.attrs["frames"])
+            clip = clip_store.read_clip(path, names=("segmentation", "depth"))
+            frames = list(cue.attrs["frames"])
+            seg, gt_depth = clip.arrays["segmentation"][frames], clip.arrays["depth"][frames]
+            steps = frames[1] - frames[0]
             num_ids = len(cue.instances["u"]) + 1
             oracle = flickering_disparity(gt_depth, rng)
             params = dict(settings["dz"])
             columns["truth"].append(cue.instances["dz_gt"])
             columns["model"].append(cue.instances["dz"])
             columns["model_literal"].append(cue.instances["dz_literal"])
-            columns["oracle"].append(
-                dz.estimate(oracle, seg, num_ids, frames, params, gt_depth)[1:]
-            )
+            columns["oracle"].append(dz.estimate(oracle, seg, num_ids, steps, params, gt_depth)[1:])
             columns["oracle_literal"].append(
-                dz.estimate(oracle, seg, num_ids, frames, {**params, "method": "literal"})[1:]
+                dz.estimate(oracle, seg, num_ids, steps, {**params, "method": "literal"})[1:]
             )
     values = {k: np.concatenate(v) if v else np.array([]) for k, v in columns.items()}
     rows = []

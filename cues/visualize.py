@@ -7,7 +7,7 @@ import numpy as np
 
 from stance.cues.store import CueClip
 
-SCALE = 4  # tiny frames are upscaled so arrows and colours are readable
+MIN_SIZE = 128  # tiny frames are upscaled (integer factor) so arrows are readable
 
 
 def flow_colours(u: np.ndarray, v: np.ndarray, max_speed: float | None = None) -> np.ndarray:
@@ -22,17 +22,18 @@ def flow_colours(u: np.ndarray, v: np.ndarray, max_speed: float | None = None) -
 
 
 def render_cue(clip: CueClip, frames_ahead: float = 4.0) -> np.ndarray:
-    """(H*SCALE, W*SCALE, 3) uint8: keyframe with cue colours inside masks and arrows that
+    """(H*scale, W*scale, 3) uint8: keyframe with cue colours inside masks and arrows that
     show the motion over `frames_ahead` frames (dz as arrow thickness is not drawn: text)."""
-    key = cv2.resize(clip.keyframe, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_NEAREST)
+    scale = max(1, -(-MIN_SIZE // min(clip.labels.shape)))
+    key = cv2.resize(clip.keyframe, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
     cue = clip.cue[0]
     colours = flow_colours(cue[..., 0], cue[..., 1])
-    colours = cv2.resize(colours, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_NEAREST)
+    colours = cv2.resize(colours, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
     inside = cv2.resize(
         (clip.labels > 0).astype(np.uint8),
         None,
-        fx=SCALE,
-        fy=SCALE,
+        fx=scale,
+        fy=scale,
         interpolation=cv2.INTER_NEAREST,
     ).astype(bool)
     out = key.copy()
@@ -41,9 +42,9 @@ def render_cue(clip: CueClip, frames_ahead: float = 4.0) -> np.ndarray:
         ys, xs = np.nonzero(clip.labels == k + 1)
         if len(xs) == 0:
             continue
-        start = np.array([xs.mean() + 0.5, ys.mean() + 0.5]) * SCALE
+        start = np.array([xs.mean() + 0.5, ys.mean() + 0.5]) * scale
         motion = np.array([clip.instances["u"][k], clip.instances["v"][k]])
-        end = start + np.nan_to_num(motion) * frames_ahead * SCALE
+        end = start + np.nan_to_num(motion) * frames_ahead * scale
         cv2.arrowedLine(
             out,
             tuple(int(c) for c in start),

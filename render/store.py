@@ -119,13 +119,21 @@ def open_attrs(path: str | Path) -> dict[str, Any]:
     return dict(stores.open_checked(path, FORMAT, VERSION, PRODUCER).attrs)
 
 
-def read_clip(path: str | Path, frames: bool = True) -> Clip:
-    """Read a clip store (`frames=False` skips the per-frame arrays)."""
+def read_clip(
+    path: str | Path,
+    names: tuple[str, ...] | None = None,
+    frames: slice | list[int] | None = None,
+) -> Clip:
+    """Read a clip store; `names` and `frames` read a subset (per-frame chunks make a
+    frame range cheap). Full reads are validated against the format."""
     root = stores.open_checked(path, FORMAT, VERSION, PRODUCER)
     attrs = dict(root.attrs)
-    names = FRAME_ARRAYS if frames else ()
-    arrays = {name: root[name][...] for name in names}
+    full = names is None and frames is None
+    window = slice(None) if frames is None else frames
+    arrays = {
+        name: root[name].oindex[window] for name in (FRAME_ARRAYS if names is None else names)
+    }
     tracks = {name: root["tracks"][name][...] for name in TRACKS}
-    if frames:
+    if full:
         validate_arrays(arrays, tracks, len(attrs["instances"]))
     return Clip(arrays, tracks, attrs)

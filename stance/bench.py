@@ -14,10 +14,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     render.add_argument("--clips", type=int, default=2)
     render.add_argument("--threads", type=int, default=2)
 
+    cues = sub.add_parser("cues", help="cue kernel and whole per-clip cue job time")
+    cues.add_argument("--frames", type=int, default=49)
+    cues.add_argument("--size", type=int, default=512)
+    cues.add_argument("--instances", type=int, default=10)
+    depth = sub.add_parser("depth", help="Depth-Anything-V2 frames/s for the configured model")
+    depth.add_argument("--config", default="config.yaml")
+    depth.add_argument("--model", help="hub id or folder (default: models.depth of the config)")
+    depth.add_argument("--input-size", type=int, help="default: depth.input_size of the config")
+    depth.add_argument("--frames", type=int, default=16)
+    depth.add_argument("--frame-size", type=int, default=512)
+
 
 def main(args: argparse.Namespace) -> int:
     if args.target == "render":
         from stance.render import bench
 
         bench.run(args)
+    elif args.target == "cues":
+        from stance.cues import bench
+
+        bench.run_cues(args)
+    elif args.target == "depth":
+        from stance.cues import bench
+
+        bench.run_depth(args)
     return 0

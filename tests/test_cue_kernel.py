@@ -79,12 +79,14 @@ def test_aligned_median_is_exact_under_flicker_and_literal_is_not():
     rng = np.random.default_rng(3)
     disparity = 1.0 / depth * rng.uniform(0.8, 1.2, (4, 1, 1)) + rng.uniform(-0.05, 0.05, (4, 1, 1))
     params = {"method": "aligned_median", "align_to": "ground_truth", "erode_px": 1, "dilate_px": 2}
-    estimated = dz.estimate(disparity, seg, 2, (0, 3), params, depth)
+    pair = [0, 3]
+    disparity, seg, depth = disparity[pair], seg[pair], depth[pair]
+    estimated = dz.estimate(disparity, seg, 2, 3, params, depth)
     assert estimated[1] == pytest.approx(0.2, rel=1e-3)
-    assert dz.ground_truth(depth, seg, 2, (0, 3), 1)[1] == pytest.approx(0.2, rel=1e-4)
-    literal = dz.estimate(disparity, seg, 2, (0, 3), {**params, "method": "literal"})
+    assert dz.ground_truth(depth, seg, 2, 3, 1)[1] == pytest.approx(0.2, rel=1e-4)
+    literal = dz.estimate(disparity, seg, 2, 3, {**params, "method": "literal"})
     assert abs(literal[1] - 0.2) > 0.05
-    relative = dz.estimate(disparity, seg, 2, (0, 3), {**params, "align_to": "first_frame"})
+    relative = dz.estimate(disparity, seg, 2, 3, {**params, "align_to": "first_frame"})
     assert np.sign(relative[1]) == 1.0
 
 
@@ -92,7 +94,7 @@ def test_ground_truth_alignment_needs_rendered_depth():
     seg, depth = _receding_square()
     params = {"method": "aligned_median", "align_to": "ground_truth", "erode_px": 1, "dilate_px": 2}
     with pytest.raises(ValueError, match="needs rendered depth"):
-        dz.estimate(1.0 / depth, seg, 2, (0, 3), params)
+        dz.estimate(1.0 / depth[[0, 3]], seg[[0, 3]], 2, 3, params)
 
 
 def test_agreement_scores():

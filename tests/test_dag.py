@@ -138,11 +138,37 @@ def test_editing_render_code_reruns_render_and_everything_after(workflow):
         assert workflow.pending() == {
             "render_shard": 2,
             "render_manifest": 1,
+            "depth_shard": 2,
+            "cue_shard": 2,
+            "cue_dz_report": 1,
             "report_dataset": 1,
+            "report_cues": 1,
             "all": 1,
         }
     finally:
         path.write_text(original)
+
+
+def test_editing_dz_code_reruns_only_cues_and_their_dependents(workflow):
+    path = workflow.repo / "cues" / "dz.py"
+    original = _edit(path)
+    try:
+        assert workflow.pending() == {
+            "cue_shard": 2,
+            "cue_dz_report": 1,
+            "report_cues": 1,
+            "all": 1,
+        }
+    finally:
+        path.write_text(original)
+    assert workflow.pending() == {}
+
+
+def test_changing_a_cue_value_reruns_cues_only(workflow):
+    (workflow.repo / "cue.yaml").write_text(yaml.safe_dump({"cues": {"reference_frame": 2}}))
+    result = workflow.snakemake("-n", "--quiet", "rules", configfiles=("dag.yaml", "cue.yaml"))
+    text = result.stdout + result.stderr
+    assert "cue_shard" in text and "render_shard" not in text and "depth_shard" not in text
 
 
 def test_changing_a_render_value_reruns_render(workflow):

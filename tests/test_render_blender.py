@@ -211,7 +211,8 @@ def test_cues_from_a_rendered_clip_match_its_flow_and_depth(rendered):
     clip = store.read_clip(rendered / "a" / "test-02000000.zarr")
     depth = clip.arrays["depth"]
     exact = np.where(depth < 1e3, 1.0 / depth, 0.0).astype(np.float32)
-    cue = compute.from_render(clip, exact, settings, {})
+    pair = list(compute.reference_frames(clip.num_frames, settings["reference_frame"]))
+    cue = compute.from_render(clip, depth[pair], exact[pair], settings, {})
     seg, flow = clip.arrays["segmentation"], clip.arrays["forward_flow"]
     first, last = cue.attrs["frames"]
     for i in range(len(clip.attrs["instances"])):
