@@ -13,6 +13,7 @@ include: "rules/models.smk"
 include: "rules/render.smk"
 include: "rules/depth.smk"
 include: "rules/cues.smk"
+include: "rules/train.smk"
 include: "rules/report.smk"
 
 
@@ -22,3 +23,5 @@ rule all:
         "results/render/manifest.parquet",
         "results/report/dataset.md",
         "results/report/cues.md",
+        expand("results/train/{variant}", variant=VARIANTS),
+        generated_dirs(),

@@ -48,6 +48,7 @@ def cue_clip(
             f"{depth_pair.shape[1:]}: regenerate the depth shard"
         )
     sources = {
+        "render_store": str(render_path),
         "code_hash": code_hash,
         "render_code_hash": clip.attrs["code_hash"],
         "depth_code_hash": depth_attrs["code_hash"],

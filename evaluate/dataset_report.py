@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from PIL import Image
 
+from stance.palette import palette
 from stance.render import store
 
 log = logging.getLogger(__name__)
@@ -30,14 +31,6 @@ def summary(manifest: pd.DataFrame) -> pd.DataFrame:
             "mean_render_seconds": grouped["render_seconds"].mean().round(2),
         }
     ).reset_index()
-
-
-def palette(ids: np.ndarray) -> np.ndarray:
-    """Distinct colours for instance ids (0 = black background)."""
-    rng = np.random.default_rng(7)
-    colours = rng.integers(64, 256, size=(int(ids.max(initial=0)) + 1, 3), dtype=np.uint8)
-    colours[0] = 0
-    return colours[ids]
 
 
 def _tile(image: np.ndarray) -> np.ndarray:

@@ -74,3 +74,30 @@ def shard_dirs(stage):
         for split in SPLITS
         for shard in shards.shards(config, split)
     ]
+
+
+TINY_VIDEO_MODEL = "results/models/tiny-cogvideox-i2v"
+VARIANTS = sorted(config["train"]["variants"])
+
+
+def video_model_input(wildcards=None):
+    return [TINY_VIDEO_MODEL] if config["models"]["video"] == TINY_VIDEO_MODEL else []
+
+
+def split_shard_dirs(stage, splits):
+    return [
+        f"results/{stage}/{split}/{shard}"
+        for split in splits
+        for shard in shards.shards(config, split)
+        if split in SPLITS
+    ]
+
+
+def generated_dirs(wildcards=None):
+    return [
+        f"results/generate/{variant}/{split}/{shard}"
+        for variant in VARIANTS
+        for split in config["generate"]["splits"]
+        if split in SPLITS
+        for shard in shards.shards(config, split)
+    ]

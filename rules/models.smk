@@ -11,3 +11,18 @@ rule tiny_depth_model:
         code=code("stance.cues.depth_model"),
     shell:
         "stance models make-tiny depth --out {output} > {log} 2>&1"
+
+
+rule tiny_video_model:
+    output:
+        directory(TINY_VIDEO_MODEL),
+    log:
+        "logs/tiny_video_model.log",
+    benchmark:
+        "benchmarks/tiny_video_model.tsv"
+    conda:
+        "../envs/train.yaml"
+    params:
+        code=code("stance.train.tiny"),
+    shell:
+        "stance models make-tiny video --out {output} > {log} 2>&1"

@@ -22,6 +22,8 @@ STAGES = {
     "models": ("stance.models_cli", "build the tiny random-weight models of the default config"),
     "depth": ("stance.cues.depth_cli", "Depth-Anything-V2 monocular depth for rendered clips"),
     "cues": ("stance.cues.cli", "Instance Cues from rendered clips or user hints; dz report"),
+    "train": ("stance.train.cli", "STANCE fine-tuning: training cache, accelerate training"),
+    "generate": ("stance.train.generate_cli", "sample videos with a trained variant"),
     "report": ("stance.evaluate.report_cli", "build tables, plots and the dataset report"),
     "bench": ("stance.bench", "benchmarks that print figures (render, ...)"),
 }

@@ -13,7 +13,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="save a tiny random-weight model built from a real "
         "config, loadable with from_pretrained like the real one",
     )
-    tiny.add_argument("kind", choices=["depth"], help="depth: Depth-Anything-V2")
+    tiny.add_argument(
+        "kind",
+        choices=["depth", "video"],
+        help="depth: Depth-Anything-V2; video: CogVideoX-1.5 I2V pipeline",
+    )
     tiny.add_argument("--out", required=True, type=Path, help="folder to write")
     tiny.add_argument("--seed", type=int, default=0)
 
@@ -23,4 +27,8 @@ def main(args: argparse.Namespace) -> int:
         from stance.cues import depth_model
 
         depth_model.make_tiny(args.out, seed=args.seed)
+    elif args.kind == "video":
+        from stance.train import tiny
+
+        tiny.make_tiny(args.out, seed=args.seed)
     return 0

@@ -1,0 +1,71 @@
+rule encode_shard:
+    input:
+        render="results/render/{split}/{shard}",
+        cues="results/cues/{split}/{shard}",
+        model=video_model_input,
+    output:
+        directory("results/latents/{split}/{shard}"),
+    log:
+        "logs/encode_shard/{split}/{shard}.log",
+    benchmark:
+        "benchmarks/encode_shard/{split}/{shard}.tsv"
+    conda:
+        "../envs/train.yaml"
+    params:
+        model=config["models"]["video"],
+        settings=settings("train"),
+        code=code("stance.train.cli"),
+    shell:
+        "stance train encode --render {input.render} --cues {input.cues}"
+        " --model {params.model} --settings {params.settings:q}"
+        " --code-hash {params.code} --out {output} > {log} 2>&1"
+
+
+rule train_variant:
+    input:
+        cache=lambda wildcards: split_shard_dirs("latents", ["train"]),
+        model=video_model_input,
+    output:
+        directory("results/train/{variant}"),
+    log:
+        "logs/train_variant/{variant}.log",
+    benchmark:
+        "benchmarks/train_variant/{variant}.tsv"
+    conda:
+        "../envs/train.yaml"
+    params:
+        model=config["models"]["video"],
+        settings=settings("train"),
+        runs="results/runs",
+        code=code("stance.train.cli"),
+    shell:
+        "stance train fit --cache {input.cache:q} --variant {wildcards.variant}"
+        " --model {params.model} --settings {params.settings:q} --runs {params.runs}"
+        " --code-hash {params.code} --out {output} > {log} 2>&1"
+
+
+rule generate_shard:
+    input:
+        cues="results/cues/{split}/{shard}",
+        trained="results/train/{variant}",
+        model=video_model_input,
+    output:
+        directory("results/generate/{variant}/{split}/{shard}"),
+    log:
+        "logs/generate_shard/{variant}/{split}/{shard}.log",
+    benchmark:
+        "benchmarks/generate_shard/{variant}/{split}/{shard}.tsv"
+    conda:
+        "../envs/train.yaml"
+    params:
+        model=config["models"]["video"],
+        settings=settings("generate"),
+        train=settings("train"),
+        frames=config["render"]["frames"],
+        fps=config["render"]["fps"],
+        code=code("stance.train.generate_cli"),
+    shell:
+        "stance generate shard --cues {input.cues} --trained {input.trained}"
+        " --model {params.model} --settings {params.settings:q}"
+        " --train-settings {params.train:q} --frames {params.frames} --fps {params.fps}"
+        " --code-hash {params.code} --out {output} > {log} 2>&1"

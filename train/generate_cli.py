@@ -1,0 +1,69 @@
+"""`stance generate`: sample test clips (or a user's hint cue store) with a trained variant."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from stance import config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    shard = sub.add_parser("shard", help="generate every clip of a cue shard")
+    shard.add_argument("--cues", required=True, type=Path, help="cue shard folder")
+    shard.add_argument("--trained", required=True, type=Path, help="trained variant folder")
+    shard.add_argument("--out", required=True, type=Path, help="folder to write videos to")
+    shard.add_argument("--model", required=True, help="CogVideoX pipeline: hub id or folder")
+    shard.add_argument("--settings", required=True, help="JSON of the `generate` section")
+    shard.add_argument("--train-settings", required=True, help="JSON of the `train` section")
+    shard.add_argument("--frames", required=True, type=int, help="frames per clip")
+    shard.add_argument("--fps", required=True, type=int, help="frame rate of the videos")
+    shard.add_argument("--code-hash", default="unknown")
+    shard.add_argument("--offline", action="store_true")
+
+    hints = sub.add_parser(
+        "hints", help="generate from a cue store made by `stance cues from-hints`"
+    )
+    hints.add_argument("store", type=Path, help="cue store (.zarr)")
+    hints.add_argument("--trained", required=True, type=Path, help="trained variant folder")
+    hints.add_argument("--out", required=True, type=Path, help="mp4 to write")
+    hints.add_argument("--prompt", default="objects moving on the floor.")
+    hints.add_argument("--config", default="config.yaml")
+    hints.add_argument("--frames", type=int, help="default: render.frames of the config")
+    hints.add_argument("--offline", action="store_true")
+
+
+def main(args: argparse.Namespace) -> int:
+    from stance.train import generate
+
+    if args.action == "shard":
+        settings = config.section_from_json("generate", args.settings)
+        train = config.section_from_json("train", args.train_settings)
+        generate.generate_shard(
+            args.cues,
+            args.trained,
+            args.out,
+            args.model,
+            settings,
+            train,
+            args.frames,
+            args.fps,
+            args.code_hash,
+            not args.offline,
+        )
+    else:
+        cfg = config.load(args.config)
+        generate.generate_from_store(
+            args.store,
+            args.trained,
+            args.out,
+            cfg["models"]["video"],
+            cfg["generate"],
+            cfg["train"],
+            args.frames or cfg["render"]["frames"],
+            cfg["render"]["fps"],
+            args.prompt,
+            not args.offline,
+        )
+    return 0

@@ -1,0 +1,112 @@
+"""The CogVideoX-1.5 image-to-video training objective, shared by RGB and aux streams.
+
+As in the official I2V trainers: latents = VAE(video) * scaling_factor; the image latent
+is the encoded noise-augmented first frame, zero-padded over later frames and
+concatenated channel-wise; latent frames are made even (patch_size_t = 2) by prepending
+copies of the first; v-prediction, loss = mean(1 / (1 - alphabar_t) * (x0_hat - x0)^2).
+The image latent is scaled the way the sampling pipeline scales it
+(`image_latent_scaling: pipeline`, i.e. 1 / scaling_factor when the VAE sets
+invert_scale_latents) or the way the official trainers do (`official`: * scaling_factor).
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers.models.embeddings import get_3d_rotary_pos_embed
+
+VAE_SPATIAL = 8
+
+
+def rotary_embedding(config, height: int, width: int, latent_frames: int, device):
+    """The RoPE table the 1.5 pipeline builds for a (height, width) video in pixels."""
+    p, p_t = config.patch_size, config.patch_size_t
+    return get_3d_rotary_pos_embed(
+        embed_dim=config.attention_head_dim,
+        crops_coords=None,
+        grid_size=(height // (VAE_SPATIAL * p), width // (VAE_SPATIAL * p)),
+        temporal_size=(latent_frames + p_t - 1) // p_t,
+        grid_type="slice",
+        max_size=(config.sample_height // p, config.sample_width // p),
+        device=device,
+    )
+
+
+def image_latent_scale(vae_config, mode: str) -> float:
+    factor = vae_config.scaling_factor
+    if mode == "official" or not getattr(vae_config, "invert_scale_latents", False):
+        return factor
+    return 1.0 / factor
+
+
+def make_even(latents: torch.Tensor, patch_size_t: int) -> torch.Tensor:
+    """(B, F, C, h, w) -> prepend first-frame copies until F divides patch_size_t."""
+    extra = (-latents.shape[1]) % patch_size_t
+    if extra:
+        latents = torch.cat([latents[:, :1].expand(-1, extra, -1, -1, -1), latents], dim=1)
+    return latents
+
+
+def condition(image_latents: torch.Tensor, frames: int) -> torch.Tensor:
+    """(B, 1, C, h, w) image latent -> (B, frames, C, h, w), zeros after the first frame."""
+    padding = image_latents.new_zeros(image_latents.shape[0], frames - 1, *image_latents.shape[2:])
+    return torch.cat([image_latents, padding], dim=1)
+
+
+def velocity_loss(scheduler, prediction, noisy, target, timesteps) -> torch.Tensor:
+    """v-prediction loss in x0 space, weighted by 1 / (1 - alphabar_t)."""
+    x0_hat = scheduler.get_velocity(prediction, noisy, timesteps)
+    alphas = scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
+    weights = (1.0 / (1.0 - alphas)).to(prediction.dtype)
+    per_sample = ((x0_hat - target) ** 2).flatten(1).mean(dim=1)
+    return (weights * per_sample).mean()
+
+
+def training_step(
+    transformer, scheduler, batch, vae_config, settings, generator=None, aux: str = "none"
+):
+    """Loss terms for one batch: {'rgb': ..., 'aux': ...} (aux only with an aux stream).
+
+    batch: video_latents (B, F, C, h, w) already scaled; image_latents (B, 1, C, h, w) raw;
+    prompt_embeds (B, S, D); cues (B, Cc, H, W); aux_latents (B, F, C, h, w) if aux.
+    """
+    device = batch["video_latents"].device
+    p_t = transformer.config.patch_size_t
+    latents = make_even(batch["video_latents"], p_t)
+    frames = latents.shape[1]
+    image = batch["image_latents"] * image_latent_scale(
+        vae_config, settings["image_latent_scaling"]
+    )
+    image = make_even(condition(image, batch["video_latents"].shape[1]), p_t)
+    steps = scheduler.config.num_train_timesteps
+    t = torch.randint(0, steps, (latents.shape[0],), device=device, generator=generator)
+    noise = torch.randn(latents.shape, device=device, generator=generator, dtype=latents.dtype)
+    noisy = scheduler.add_noise(latents, noise, t)
+    height = latents.shape[-2] * VAE_SPATIAL
+    width = latents.shape[-1] * VAE_SPATIAL
+    rope = rotary_embedding(transformer.config, height, width, frames, device)
+    aux_input = None
+    if aux != "none":
+        aux_latents = make_even(batch["aux_latents"], p_t)
+        aux_noise = torch.randn(
+            aux_latents.shape, device=device, generator=generator, dtype=aux_latents.dtype
+        )
+        aux_noisy = scheduler.add_noise(aux_latents, aux_noise, t)
+        aux_input = torch.cat([aux_noisy, image], dim=2)
+    ofs = torch.full((latents.shape[0],), 2.0, device=device)
+    out = transformer(
+        hidden_states=torch.cat([noisy, image], dim=2),
+        encoder_hidden_states=batch["prompt_embeds"],
+        timestep=t,
+        ofs=ofs,
+        image_rotary_emb=rope,
+        cues=batch.get("cues"),
+        aux_hidden_states=aux_input,
+        generator=generator,
+    ).sample
+    if aux_input is None:
+        return {"rgb": velocity_loss(scheduler, out, noisy, latents, t)}
+    rgb_out, aux_out = out
+    return {
+        "rgb": velocity_loss(scheduler, rgb_out, noisy, latents, t),
+        "aux": velocity_loss(scheduler, aux_out, aux_noisy, aux_latents, t),
+    }

@@ -1,0 +1,160 @@
+"""A tiny CogVideoX-1.5 image-to-video stack with random weights, built offline.
+
+Every component is the real diffusers/transformers class built from a real (shrunk)
+config: a Unigram T5 tokenizer over a small caption vocabulary, a 2-layer T5 encoder, a
+4-block CogVideoX VAE with the 1.5 scaling values, a 2-layer 1.5-style transformer
+(head_dim 16, patch 2 x 2 x 2, RoPE, ofs embedding) and the v-prediction DPM scheduler.
+It is saved with `save_pretrained` as a pipeline folder, so it loads through the same
+`from_pretrained` path as THUDM/CogVideoX1.5-5B-I2V.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# Words of the captions `captions.describe` writes (anything else maps to <unk>).
+VOCABULARY = [
+    "a",
+    "an",
+    "and",
+    "on",
+    "the",
+    "floor",
+    "objects",
+    "object",
+    "slide",
+    "collide",
+    "into",
+    "resting",
+    "moving",
+    "metal",
+    "rubber",
+    "cube",
+    "sphere",
+    "cylinder",
+    "cone",
+    "capsule",
+    "torus",
+    "red",
+    "orange",
+    "yellow",
+    "green",
+    "cyan",
+    "blue",
+    "purple",
+    "pink",
+    "grey",
+    "white",
+    "black",
+    "small",
+    "large",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "many",
+    "scene",
+    "with",
+    "of",
+    ".",
+    ",",
+]
+
+TRANSFORMER = dict(
+    num_attention_heads=2,
+    attention_head_dim=16,
+    in_channels=8,
+    out_channels=4,
+    time_embed_dim=16,
+    ofs_embed_dim=16,
+    text_embed_dim=32,
+    num_layers=2,
+    sample_width=300,
+    sample_height=300,
+    sample_frames=81,
+    patch_size=2,
+    patch_size_t=2,
+    patch_bias=False,
+    use_rotary_positional_embeddings=True,
+    use_learned_positional_embeddings=False,
+    max_text_seq_length=32,
+)
+SCHEDULER = dict(
+    prediction_type="v_prediction",
+    rescale_betas_zero_snr=True,
+    timestep_spacing="trailing",
+    beta_schedule="scaled_linear",
+    beta_start=0.00085,
+    beta_end=0.012,
+    snr_shift_scale=1.0,
+    clip_sample=False,
+    set_alpha_to_one=True,
+    steps_offset=0,
+)
+
+
+def tokenizer():
+    from transformers import T5Tokenizer
+
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    vocab += [(f"\u2581{word}", -1.0 - k / 100) for k, word in enumerate(VOCABULARY)]
+    return T5Tokenizer(vocab=vocab, extra_ids=0)
+
+
+def components(seed: int = 0) -> dict:
+    import torch
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    tok = tokenizer()
+    text_encoder = T5EncoderModel(
+        T5Config(
+            d_model=32,
+            d_kv=8,
+            d_ff=37,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            vocab_size=len(tok),
+        )
+    )
+    vae = AutoencoderKLCogVideoX(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4,
+        block_out_channels=(8, 8, 8, 8),
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=2,
+        temporal_compression_ratio=4,
+        scaling_factor=0.7,
+        invert_scale_latents=True,
+    )
+    return {
+        "tokenizer": tok,
+        "text_encoder": text_encoder.eval(),
+        "vae": vae.eval(),
+        "transformer": CogVideoXTransformer3DModel(**TRANSFORMER),
+        "scheduler": CogVideoXDPMScheduler(**SCHEDULER),
+    }
+
+
+def make_tiny(out_dir: str | Path, seed: int = 0) -> Path:
+    """Save the tiny stack as a CogVideoXImageToVideoPipeline folder."""
+    from diffusers import CogVideoXImageToVideoPipeline
+
+    out_dir = Path(out_dir)
+    CogVideoXImageToVideoPipeline(**components(seed)).save_pretrained(out_dir)
+    log.info("tiny CogVideoX-1.5 I2V stack -> %s", out_dir)
+    return out_dir

@@ -1,0 +1,276 @@
+"""STANCE fine-tuning with accelerate: deterministic data order, checkpoints, resume.
+
+A run lives in `<run_root>/<variant>/<run hash>/` where the hash covers the training
+settings, the variant, the model and the training cache list: a changed config starts a
+new run, the same config continues the old one. Checkpoints (accelerate state: model,
+optimizer, RNG) are written every `checkpoint_every` steps and on SIGUSR1/SIGTERM (Slurm
+sends those before a time limit or preemption); a restarted job resumes from the newest
+complete checkpoint with the same step count and data order, so a killed-and-resumed run
+ends with the same weights as an uninterrupted one. Snakemake's declared output is only
+the final model folder, so deleting an incomplete output never deletes checkpoints.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import shutil
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from stance import provenance
+from stance.train import components, encode, objective
+
+log = logging.getLogger(__name__)
+DONE = "COMPLETE"  # marker written after a checkpoint is fully saved
+
+
+class CacheDataset(torch.utils.data.Dataset):
+    def __init__(self, files: Sequence[Path], aux: str):
+        if not files:
+            raise FileNotFoundError(
+                "no training cache files (*.safetensors): run the encode "
+                "stage (stance train encode)"
+            )
+        self.files, self.aux = list(files), aux
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        tensors, _ = encode.read_cache(self.files[index])
+        item = {k: tensors[k] for k in ("video_latents", "image_latents", "prompt_embeds", "cues")}
+        if self.aux != "none":
+            item["aux_latents"] = tensors[f"{'seg' if self.aux == 'seg' else 'depth'}_latents"]
+        return item
+
+
+def batch_indices(
+    step: int, size: int, n: int, seed: int, rank: int = 0, world: int = 1
+) -> list[int]:
+    """Dataset indices of a process's micro-batch at a global step: a seeded permutation
+    per epoch, so any step's batch is known without replaying the ones before it."""
+    out = []
+    for slot in range(size):
+        position = (step * world + rank) * size + slot
+        epoch, offset = divmod(position, n)
+        out.append(int(np.random.default_rng([seed, epoch]).permutation(n)[offset]))
+    return out
+
+
+def run_hash(
+    settings: Mapping[str, Any], variant: Mapping[str, Any], model: str, files: Sequence[Path]
+) -> str:
+    payload = json.dumps(
+        {
+            "train": settings,
+            "variant": variant,
+            "model": model,
+            "data": sorted(p.name for p in files),
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    done = sorted(p.parent for p in folder.glob(f"step-*/{DONE}"))
+    return done[-1] if done else None
+
+
+class StopRequested:
+    """Set by SIGUSR1/SIGTERM: save a checkpoint at the end of the step, then exit."""
+
+    def __init__(self):
+        self.requested = False
+        for sig in (signal.SIGUSR1, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        log.warning("signal %d: checkpointing after this step", signum)
+        self.requested = True
+
+
+def train(
+    cache_files: Sequence[Path],
+    out_dir: Path,
+    run_root: Path,
+    settings: Mapping[str, Any],
+    variant_name: str,
+    variant: Mapping[str, Any],
+    model_source: str,
+    code_hash: str,
+    allow_download: bool = True,
+) -> Path:
+    """Train one variant; returns the final model folder (a diffusers transformer)."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler
+    from tqdm import tqdm
+
+    files = sorted(cache_files)
+    run_dir = run_root / variant_name / run_hash(settings, variant, model_source, files)
+    precision = settings["mixed_precision"]
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() else "no"
+    accelerator = Accelerator(
+        mixed_precision=precision,
+        log_with="tensorboard",
+        project_dir=str(run_dir),
+        gradient_accumulation_steps=settings["gradient_accumulation"],
+    )
+    set_seed(settings["seed"])
+    aux = variant["aux"]
+    options = {"cue_mode": variant["cue_mode"], "motion_tokens": variant["motion_tokens"]}
+    model = components.stance_transformer(model_source, options, allow_download)
+    if settings["gradient_checkpointing"]:
+        model.enable_gradient_checkpointing()
+    scheduler = components.load_component(
+        CogVideoXDPMScheduler, model_source, "scheduler", allow_download
+    )
+    vae_config = components.load_config(AutoencoderKLCogVideoX, model_source, "vae", allow_download)
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=settings["learning_rate"],
+        betas=tuple(settings["betas"]),
+        weight_decay=settings["weight_decay"],
+    )
+    model, optimizer = accelerator.prepare(model, optimizer)
+    dataset = CacheDataset(files, aux)
+
+    start_step = 0
+    checkpoint = latest_checkpoint(run_dir / "checkpoints")
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        start_step = json.loads((checkpoint / DONE).read_text())["step"]
+        log.info("resumed %s at step %d", checkpoint, start_step)
+    accelerator.init_trackers(variant_name)
+    stop = StopRequested()
+    losses_path = run_dir / "losses.csv"
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        keep_losses(losses_path, start_step)
+    progress = tqdm(
+        range(start_step, settings["steps"]),
+        initial=start_step,
+        total=settings["steps"],
+        desc=f"train {variant_name}",
+        disable=not accelerator.is_main_process,
+    )
+    rank, world = accelerator.process_index, accelerator.num_processes
+    for step in progress:
+        generator = torch.Generator(accelerator.device).manual_seed(
+            settings["seed"] * 1_000_003 + step * world + rank
+        )
+        indices = batch_indices(
+            step, settings["micro_batch"], len(dataset), settings["seed"], rank, world
+        )
+        batch = torch.utils.data.default_collate([dataset[i] for i in indices])
+        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+        with accelerator.accumulate(model):
+            terms = objective.training_step(
+                model, scheduler, batch, vae_config, settings, generator, aux
+            )
+            loss = combine(terms, settings, step)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), settings["max_grad_norm"])
+            optimizer.step()
+            optimizer.zero_grad()
+        values = {k: float(v.detach()) for k, v in terms.items()}
+        accelerator.log({"loss": float(loss.detach()), **values}, step=step + 1)
+        progress.set_postfix(loss=f"{float(loss):.4f}")
+        if accelerator.is_main_process:
+            with losses_path.open("a") as handle:
+                csv.writer(handle).writerow(
+                    [step + 1, float(loss), values["rgb"], values.get("aux", "")]
+                )
+        done = step + 1
+        if done % settings["checkpoint_every"] == 0 or stop.requested:
+            save_checkpoint(
+                accelerator, run_dir / "checkpoints", done, settings["keep_checkpoints"]
+            )
+        if stop.requested:
+            log.warning("stopped at step %d after a signal; rerun to resume", done)
+            raise SystemExit(75)  # EX_TEMPFAIL: Slurm/Snakemake retry resumes from here
+
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    if accelerator.is_main_process:
+        final = out_dir / "transformer"
+        accelerator.unwrap_model(model).save_pretrained(final)
+        plot_losses(losses_path, out_dir / "loss_curve.png", variant_name)
+        shutil.copy(losses_path, out_dir / "losses.csv")
+        provenance.write_resolved_config(
+            out_dir,
+            "train",
+            {
+                "train": dict(settings),
+                "variant": {variant_name: dict(variant)},
+                "model": model_source,
+                "run_dir": str(run_dir),
+                "code_hash": code_hash,
+                "steps": settings["steps"],
+                "data": [p.name for p in files],
+            },
+        )
+    return out_dir
+
+
+def combine(
+    terms: Mapping[str, torch.Tensor], settings: Mapping[str, Any], step: int
+) -> torch.Tensor:
+    """L_rgb + lambda * L_aux, or the authors' choice: one of the two per step."""
+    if "aux" not in terms:
+        return terms["rgb"]
+    if settings["aux_loss"] == "alternating":
+        pick = np.random.default_rng([settings["seed"], step]).uniform() < 0.5
+        return terms["aux"] if pick else terms["rgb"]
+    return terms["rgb"] + settings["lambda_aux"] * terms["aux"]
+
+
+def keep_losses(path: Path, last_step: int) -> None:
+    """Start the loss log, or drop rows a killed job logged after its last checkpoint."""
+    rows = path.read_text().splitlines()[1:] if path.exists() else []
+    kept = [r for r in rows if int(r.split(",")[0]) <= last_step]
+    path.write_text("\n".join(["step,loss,rgb,aux", *kept]) + "\n")
+
+
+def save_checkpoint(accelerator, folder: Path, step: int, keep: int) -> None:
+    target = folder / f"step-{step:07d}"
+    accelerator.save_state(str(target))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (target / DONE).write_text(json.dumps({"step": step, "time": time.time()}))
+        complete = sorted(p.parent for p in folder.glob(f"step-*/{DONE}"))
+        for old in complete[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def plot_losses(csv_path: Path, png_path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    frame = pd.read_csv(csv_path)
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
+    ax.plot(frame["step"], frame["loss"], label="loss")
+    if frame["aux"].notna().any():
+        ax.plot(frame["step"], frame["rgb"], label="rgb", alpha=0.7)
+        ax.plot(frame["step"], frame["aux"], label="aux", alpha=0.7)
+    ax.set(xlabel="step", ylabel="loss", title=title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)
