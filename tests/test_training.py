@@ -1,0 +1,204 @@
+"""Training on the tiny stack: the objective learns, runs resume after a kill, generation
+from user hints works end to end."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import BIN, run_cli
+from safetensors.torch import load_file, save_file
+
+from stance import config
+from stance.train import components, encode, objective, tiny, trainer
+
+SETTINGS = config.validate({"train": {"learning_rate": 2e-3, "checkpoint_every": 4, "steps": 16}})[
+    "train"
+]
+VARIANT = {"aux": "depth", "cue_mode": "dense_rope", "motion_tokens": 4}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stack")
+    model = tiny.make_tiny(root / "tiny")
+    caches = root / "cache"
+    caches.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for k in range(3):  # 9 frames of 32x32 -> 3 latent frames of 4x4, 4 channels
+        tensors = {
+            "video_latents": torch.randn(3, 4, 4, 4, generator=g),
+            "image_latents": torch.randn(1, 4, 4, 4, generator=g),
+            "depth_latents": torch.randn(3, 4, 4, 4, generator=g),
+            "seg_latents": torch.randn(3, 4, 4, 4, generator=g),
+            "prompt_embeds": torch.randn(32, 32, generator=g),
+            "cues": torch.zeros(4, 32, 32).index_fill_(1, torch.arange(8, 16), 1.0),
+        }
+        save_file(
+            tensors,
+            caches / f"train-{k:08d}.safetensors",
+            metadata={"format": encode.FORMAT, "version": encode.VERSION},
+        )
+    return root, model, caches
+
+
+def test_loss_is_finite_and_decreases_on_a_repeated_batch(stack):
+    _, model_dir, caches = stack
+    model = components.stance_transformer(str(model_dir), {"motion_tokens": 4}, False)
+    scheduler = components.load_frozen(str(model_dir), False)["scheduler"]
+    vae_config = components.load_config(
+        __import__("diffusers").AutoencoderKLCogVideoX, str(model_dir), "vae", False
+    )
+    data = trainer.CacheDataset(sorted(caches.glob("*.safetensors")), "depth")
+    batch = torch.utils.data.default_collate([data[0], data[1]])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(25):
+        g = torch.Generator().manual_seed(123)  # same noise and timesteps every step
+        terms = objective.training_step(model, scheduler, batch, vae_config, SETTINGS, g, "depth")
+        loss = trainer.combine(terms, SETTINGS, 0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert all(np.isfinite(losses))
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_batch_order_is_a_function_of_the_step():
+    first = [trainer.batch_indices(s, 2, 5, seed=3) for s in range(10)]
+    assert first == [trainer.batch_indices(s, 2, 5, seed=3) for s in range(10)]
+    epoch = sorted(i for s in range(5) for i in trainer.batch_indices(s, 1, 5, seed=3))
+    assert epoch == list(range(5))  # every clip once per epoch
+    assert trainer.batch_indices(0, 1, 5, 3, rank=0, world=2) != trainer.batch_indices(
+        0, 1, 5, 3, rank=1, world=2
+    )
+
+
+def test_image_latent_scaling_follows_the_pipeline_or_the_official_trainer():
+    from types import SimpleNamespace
+
+    vae = SimpleNamespace(scaling_factor=0.7, invert_scale_latents=True)
+    assert objective.image_latent_scale(vae, "pipeline") == pytest.approx(1 / 0.7)
+    assert objective.image_latent_scale(vae, "official") == 0.7
+
+
+def _fit(stack, runs, out, steps=16):
+    _, model_dir, caches = stack
+    settings = {**SETTINGS, "steps": steps, "variants": {"v": VARIANT}}
+    return [
+        str(BIN / "stance"),
+        "train",
+        "fit",
+        "--cache",
+        str(caches),
+        "--variant",
+        "v",
+        "--model",
+        str(model_dir),
+        "--settings",
+        json.dumps(settings),
+        "--runs",
+        str(runs),
+        "--out",
+        str(out),
+        "--offline",
+    ]
+
+
+def _weights(out):
+    return load_file(str(out / "transformer" / "diffusion_pytorch_model.safetensors"))
+
+
+def test_a_killed_run_resumes_to_the_same_weights(stack, tmp_path):
+    subprocess.run(
+        _fit(stack, tmp_path / "runs_a", tmp_path / "a"), check=True, capture_output=True
+    )
+    job = subprocess.Popen(
+        _fit(stack, tmp_path / "runs_b", tmp_path / "b"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not list((tmp_path / "runs_b").glob("v/*/checkpoints/step-*/COMPLETE")):
+        assert job.poll() is None and time.time() < deadline, "no checkpoint before exit"
+        time.sleep(0.01)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    assert not (tmp_path / "b" / "transformer").exists()
+    done = subprocess.run(
+        _fit(stack, tmp_path / "runs_b", tmp_path / "b"), check=True, capture_output=True, text=True
+    )
+    assert "resumed" in done.stderr
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    losses = (tmp_path / "b" / "losses.csv").read_text().splitlines()
+    assert [int(r.split(",")[0]) for r in losses[1:]] == list(range(1, 17))
+    assert (tmp_path / "b" / "loss_curve.png").exists()
+
+
+def test_sigusr1_checkpoints_and_exits_for_requeue(stack, tmp_path):
+    job = subprocess.Popen(
+        _fit(stack, tmp_path / "runs", tmp_path / "out", steps=100000),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while (
+        not list((tmp_path / "runs").glob("v/*/losses.csv"))
+        or os.path.getsize(next((tmp_path / "runs").glob("v/*/losses.csv"))) < 60
+    ):
+        assert job.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    job.send_signal(signal.SIGUSR1)
+    assert job.wait(timeout=60) == 75
+    assert list((tmp_path / "runs").glob("v/*/checkpoints/step-*/COMPLETE"))
+
+
+def test_generation_from_hints_end_to_end(stack, tmp_path):
+    from PIL import Image
+
+    _, model_dir, _ = stack
+    out = tmp_path / "trained"
+    subprocess.run(_fit(stack, tmp_path / "runs", out, steps=2), check=True, capture_output=True)
+    Image.fromarray(np.full((32, 32, 3), 120, np.uint8)).save(tmp_path / "key.png")
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:16, 8:16] = 255
+    Image.fromarray(mask).save(tmp_path / "ball.png")
+    (tmp_path / "hints.yaml").write_text(
+        "keyframe: key.png\ninstances:\n  - {mask: ball.png, arrow: [1.5, 0.0], mass: 1.0}\n"
+    )
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"models: {{video: {model_dir}}}\nrender: {{frames: 9}}\n")
+    run_cli(
+        "cues",
+        "from-hints",
+        str(tmp_path / "hints.yaml"),
+        "--out",
+        str(tmp_path / "demo.zarr"),
+        "--config",
+        str(cfg),
+    )
+    run_cli(
+        "generate",
+        "hints",
+        str(tmp_path / "demo.zarr"),
+        "--trained",
+        str(out),
+        "--out",
+        str(tmp_path / "demo.mp4"),
+        "--config",
+        str(cfg),
+        "--offline",
+    )
+    from stance.video import read_video
+
+    frames = read_video(tmp_path / "demo.mp4")
+    assert frames.shape == (9, 32, 32, 3)
+    assert read_video(tmp_path / "demo.aux.mp4").shape == (9, 32, 32, 3)
