@@ -17,6 +17,7 @@ import yaml
 from conftest import BIN, REPO
 
 pytestmark = pytest.mark.dag
+# Merged over config.yaml into the copy's config.yaml (train.variants replaced, not merged).
 TINY_DAG = {
     "data": {
         "clips_per_shard": 1,
@@ -27,7 +28,17 @@ TINY_DAG = {
         },
     },
     "render": {"resolution": 32, "frames": 5, "samples_per_pixel": 1},
+    "train": {"steps": 2, "checkpoint_every": 2},
 }
+VARIANTS = {"rgb_depth": {"aux": "depth", "cue_mode": "dense_rope", "motion_tokens": 4}}
+
+
+def tiny_config() -> dict:
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    for section, values in TINY_DAG.items():
+        cfg.setdefault(section, {}).update(values)
+    cfg["train"]["variants"] = VARIANTS
+    return cfg
 
 
 def copy_repo(dest: Path) -> Path:
@@ -70,14 +81,21 @@ class Workflow:
             "PYTHONPATH": str(shim(self.repo, root / "shim")),
             "PATH": f"{BIN}:{os.environ['PATH']}",
         }
-        (self.repo / "dag.yaml").write_text(yaml.safe_dump(TINY_DAG))
+        (self.repo / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
 
     def snakemake(
-        self, *args: str, configfiles=("dag.yaml",), check: bool = True
+        self, *args: str, configfiles=(), check: bool = True
     ) -> subprocess.CompletedProcess:
         """Run snakemake on target `all`; option lists go last so nargs options end."""
         result = subprocess.run(
-            [str(BIN / "snakemake"), "all", *args, "--cores", "2", "--configfile", *configfiles],
+            [
+                str(BIN / "snakemake"),
+                "all",
+                *args,
+                "--cores",
+                "2",
+                *(["--configfile", *configfiles] if configfiles else []),
+            ],
             cwd=self.repo,
             env=self.env,
             capture_output=True,
@@ -143,6 +161,9 @@ def test_editing_render_code_reruns_render_and_everything_after(workflow):
             "cue_dz_report": 1,
             "report_dataset": 1,
             "report_cues": 1,
+            "encode_shard": 1,
+            "train_variant": 1,
+            "generate_shard": 1,
             "all": 1,
         }
     finally:
@@ -157,6 +178,9 @@ def test_editing_dz_code_reruns_only_cues_and_their_dependents(workflow):
             "cue_shard": 2,
             "cue_dz_report": 1,
             "report_cues": 1,
+            "encode_shard": 1,
+            "train_variant": 1,
+            "generate_shard": 1,
             "all": 1,
         }
     finally:
@@ -166,7 +190,7 @@ def test_editing_dz_code_reruns_only_cues_and_their_dependents(workflow):
 
 def test_changing_a_cue_value_reruns_cues_only(workflow):
     (workflow.repo / "cue.yaml").write_text(yaml.safe_dump({"cues": {"reference_frame": 2}}))
-    result = workflow.snakemake("-n", "--quiet", "rules", configfiles=("dag.yaml", "cue.yaml"))
+    result = workflow.snakemake("-n", "--quiet", "rules", configfiles=("cue.yaml",))
     text = result.stdout + result.stderr
     assert "cue_shard" in text and "render_shard" not in text and "depth_shard" not in text
 
@@ -175,13 +199,13 @@ def test_changing_a_render_value_reruns_render(workflow):
     (workflow.repo / "spp.yaml").write_text(
         yaml.safe_dump({"render": {**TINY_DAG["render"], "samples_per_pixel": 2}})
     )
-    result = workflow.snakemake("-n", "--quiet", "rules", configfiles=("dag.yaml", "spp.yaml"))
+    result = workflow.snakemake("-n", "--quiet", "rules", configfiles=("spp.yaml",))
     assert "render_shard" in result.stdout + result.stderr
 
 
 def test_bad_config_fails_fast_with_a_clear_message(workflow):
     (workflow.repo / "bad.yaml").write_text(yaml.safe_dump({"render": {"fps": 7}}))
-    result = workflow.snakemake("-n", configfiles=("dag.yaml", "bad.yaml"), check=False)
+    result = workflow.snakemake("-n", configfiles=("bad.yaml",), check=False)
     assert result.returncode != 0
     assert "render.fps: 7 is not allowed; expected one of" in result.stdout + result.stderr
     assert (workflow.repo / "results/report/dataset.md").exists()  # nothing lost
