@@ -24,6 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     depth.add_argument("--input-size", type=int, help="default: depth.input_size of the config")
     depth.add_argument("--frames", type=int, default=16)
     depth.add_argument("--frame-size", type=int, default=512)
+    train = sub.add_parser("train", help="STANCE training step time, tokens/s, peak memory")
+    train.add_argument("--geometry", choices=["tiny", "5b"], default="tiny")
+    train.add_argument("--layers", type=int, help="override the layer count (smoke tests)")
+    train.add_argument("--frames", type=int, default=9)
+    train.add_argument("--size", type=int, default=32)
+    train.add_argument("--motion-tokens", type=int, default=8)
+    train.add_argument("--aux", action="store_true", help="add the auxiliary stream")
+    train.add_argument("--steps", type=int, default=5)
+    train.add_argument("--gradient-checkpointing", action="store_true")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -35,6 +44,10 @@ def main(args: argparse.Namespace) -> int:
         from stance.cues import bench
 
         bench.run_cues(args)
+    elif args.target == "train":
+        from stance.train import bench
+
+        bench.run(args)
     elif args.target == "depth":
         from stance.cues import bench
 

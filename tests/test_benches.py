@@ -1,0 +1,36 @@
+"""The benchmark commands run and print their figures (tiny sizes; numbers not judged)."""
+
+import pytest
+from conftest import run_cli
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["train", "--steps", "1", "--aux"], ["tokens/s", "peak memory"]),
+        (
+            ["cues", "--frames", "5", "--size", "64", "--instances", "3"],
+            ["cue kernel", "whole per-clip job"],
+        ),
+        (
+            [
+                "render",
+                "--resolution",
+                "32",
+                "--frames",
+                "4",
+                "--spp",
+                "1",
+                "--clips",
+                "1",
+                "--threads",
+                "1",
+            ],
+            ["clips/hour", "overhead", "kubric stock"],
+        ),
+    ],
+)
+def test_bench_prints_figures(args, expected):
+    out = run_cli("bench", *args).stdout
+    for fragment in expected:
+        assert fragment in out, out

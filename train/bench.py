@@ -1,0 +1,128 @@
+"""`stance bench train`: step time, tokens/s, peak memory (and MFU on GPUs) of one STANCE
+training step (forward + backward + AdamW) on random inputs.
+
+Geometries: `tiny` (the embedded config's transformer) and `5b` (CogVideoX1.5-5B-I2V's
+transformer config with random weights, bf16 and gradient checkpointing on a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import torch
+
+from stance.train import objective, tiny
+from stance.train.model import StanceTransformer
+
+# transformer/config.json of THUDM/CogVideoX1.5-5B-I2V
+COGVIDEOX15_5B = dict(
+    num_attention_heads=48,
+    attention_head_dim=64,
+    in_channels=32,
+    out_channels=16,
+    time_embed_dim=512,
+    ofs_embed_dim=512,
+    text_embed_dim=4096,
+    num_layers=42,
+    sample_width=300,
+    sample_height=300,
+    sample_frames=81,
+    patch_size=2,
+    patch_size_t=2,
+    patch_bias=False,
+    max_text_seq_length=226,
+    use_rotary_positional_embeddings=True,
+    use_learned_positional_embeddings=False,
+    temporal_compression_ratio=4,
+)
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, per GPU
+
+
+def step_flops(params: int, tokens: int, layers: int, dim: int) -> float:
+    """Forward + backward FLOPs: 6 * params * tokens + attention (12 * L * S^2 * D)."""
+    return 6.0 * params * tokens + 12.0 * layers * tokens**2 * dim
+
+
+def run(args: argparse.Namespace) -> None:
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    geometry = dict(COGVIDEOX15_5B if args.geometry == "5b" else tiny.TRANSFORMER)
+    if args.layers:
+        geometry["num_layers"] = args.layers
+    dtype = torch.bfloat16 if cuda else torch.float32
+    model = StanceTransformer(**geometry, motion_tokens=args.motion_tokens).to(device, dtype)
+    if args.gradient_checkpointing:
+        model.enable_gradient_checkpointing()
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.95))
+    latent_frames = (args.frames - 1) // 4 + 1
+    latent_frames += latent_frames % 2
+    channels = geometry["in_channels"] // 2
+    size = args.size // 8
+    g = torch.Generator(device).manual_seed(0)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g, device=device).to(dtype)
+
+    hidden = rand(1, latent_frames, 2 * channels, size, size)
+    aux = rand(1, latent_frames, 2 * channels, size, size) if args.aux else None
+    text = rand(1, geometry["max_text_seq_length"], geometry["text_embed_dim"])
+    cues = torch.zeros(1, 4, args.size, args.size, device=device, dtype=dtype)
+    cues[..., args.size // 4 : args.size // 2, args.size // 4 : args.size // 2] = 1.0
+    rope = objective.rotary_embedding(model.config, args.size, args.size, latent_frames, device)
+    timestep = torch.tensor([500], device=device)
+    ofs = torch.full((1,), 2.0, device=device)
+
+    def step():
+        out = model(
+            hidden, text, timestep, ofs=ofs, image_rotary_emb=rope, cues=cues, aux_hidden_states=aux
+        ).sample
+        outs = out if isinstance(out, tuple) else (out,)
+        loss = sum(o.float().square().mean() for o in outs)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()  # warm-up (allocations, kernels)
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / args.steps
+    streams = 2 if args.aux else 1
+    video_tokens = latent_frames // 2 * (size // 2) ** 2
+    tokens = streams * video_tokens + args.motion_tokens + geometry["max_text_seq_length"]
+    params = sum(p.numel() for p in model.parameters())
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() / 2**30
+        name = torch.cuda.get_device_name()
+        peak_tflops = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        name, peak_tflops = "CPU", None
+    flops = step_flops(
+        params,
+        tokens,
+        geometry["num_layers"],
+        geometry["num_attention_heads"] * geometry["attention_head_dim"],
+    )
+    print(
+        f"train bench: {args.geometry} geometry ({params / 1e6:.2f} M params, "
+        f"{geometry['num_layers']} layers) on {name}, {dtype}, "
+        f"{args.frames}x{args.size}x{args.size}, streams {streams}, "
+        f"{args.motion_tokens} motion tokens, gradient checkpointing "
+        f"{args.gradient_checkpointing}"
+    )
+    print(
+        f"  sequence {tokens} tokens; step {seconds:.3f} s; {tokens / seconds:,.0f} tokens/s;"
+        f" peak memory {peak:.2f} GiB ({'GPU allocated' if cuda else 'process RSS'})"
+    )
+    achieved = flops / seconds / 1e12
+    mfu = f"; MFU {achieved / peak_tflops:.1%}" if peak_tflops else ""
+    print(f"  model FLOPs/step {flops / 1e12:.2f} T; achieved {achieved:.2f} TFLOP/s{mfu}")
