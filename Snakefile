@@ -14,6 +14,7 @@ include: "rules/render.smk"
 include: "rules/depth.smk"
 include: "rules/cues.smk"
 include: "rules/train.smk"
+include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
 
@@ -25,3 +26,5 @@ rule all:
         "results/report/cues.md",
         expand("results/train/{variant}", variant=VARIANTS),
         generated_dirs(),
+        "results/evaluate/tables.md",
+        expand("results/report/videos/{variant}", variant=VARIANTS),

@@ -101,3 +101,37 @@ def generated_dirs(wildcards=None):
         if split in SPLITS
         for shard in shards.shards(config, split)
     ]
+
+
+EVAL_SPLITS = [s for s in config["generate"]["splits"] if s in SPLITS]
+METHODS = (
+    VARIANTS + config["evaluate"]["baselines"] + config["evaluate"]["external_methods"]
+)
+
+
+def evaluated(wildcards=None):
+    return [
+        f"results/evaluate/{method}/{split}/{shard}.parquet"
+        for method in METHODS
+        for split in EVAL_SPLITS
+        for shard in shards.shards(config, split)
+    ]
+
+
+def method_inputs(wildcards):
+    """Generated videos of a trained variant; an external method's folder; nothing else."""
+    method = wildcards.method
+    if method in VARIANTS:
+        return {
+            "generated": f"results/generate/{method}/{wildcards.split}/{wildcards.shard}"
+        }
+    if method in config["evaluate"]["external_methods"]:
+        return {"generated": f"{config['evaluate']['external_dir']}/{method}"}
+    return {}
+
+
+def method_args(wildcards, input):
+    if wildcards.method in VARIANTS:
+        aux = config["train"]["variants"][wildcards.method]["aux"]
+        return f"--generated {input.generated} --aux {aux}"
+    return ""

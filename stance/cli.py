@@ -24,6 +24,7 @@ STAGES = {
     "cues": ("stance.cues.cli", "Instance Cues from rendered clips or user hints; dz report"),
     "train": ("stance.train.cli", "STANCE fine-tuning: training cache, accelerate training"),
     "generate": ("stance.train.generate_cli", "sample videos with a trained variant"),
+    "evaluate": ("stance.evaluate.cli", "Physics-IQ, FVD and fidelity metrics; results tables"),
     "report": ("stance.evaluate.report_cli", "build tables, plots and the dataset report"),
     "bench": ("stance.bench", "benchmarks that print figures (render, ...)"),
 }

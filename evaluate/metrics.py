@@ -1,0 +1,174 @@
+"""Per-shard evaluation: one row per (method, test clip) with every metric's raw parts.
+
+Rows keep the per-frame lists Physics-IQ aggregates over (spatiotemporal IoU and MSE, for
+the generated clip and for the physical-variance twin), so shards merge exactly in the
+gather step (`tables`). Methods:
+- a trained variant: videos in `results/generate/<variant>/...`;
+- `copy_first_frame`: the keyframe repeated (a lower bound: no motion at all);
+- `twin`: the physical-variance twin itself (the upper bound, 100 by construction when
+  PV comes from the twins);
+- an external method: `<external_dir>/<method>/<clip_id>.mp4` (e.g. SG-I2V outputs).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from stance import video
+from stance.evaluate import physics_iq, quality
+from stance.palette import palette
+from stance.render import store as clip_store
+from stance.stores import StoreError
+
+log = logging.getLogger(__name__)
+BASELINES = ("copy_first_frame", "twin")
+
+
+def options(settings: Mapping[str, Any], fps: int) -> physics_iq.Options:
+    return physics_iq.Options(
+        threshold=settings["threshold"],
+        scale=settings["scale"],
+        lossy_masks=settings["lossy_masks"],
+        fps=fps,
+    )
+
+
+def fit(frames: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """Generated frames cut to the clip's length and resized to its size if needed."""
+    frames = frames[: len(like)]
+    if frames.shape[1:3] != like.shape[1:3]:
+        h, w = like.shape[1:3]
+        frames = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
+    return frames
+
+
+def method_video(
+    method: str,
+    clip_id: str,
+    clip: np.ndarray,
+    twin: np.ndarray,
+    generated_dir: Path | None,
+    external_dir: Path | None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(generated RGB, generated aux video or None) of a method for one clip."""
+    if method == "copy_first_frame":
+        return np.repeat(clip[:1], len(clip), axis=0), None
+    if method == "twin":
+        return twin, None
+    folder = generated_dir if generated_dir is not None else external_dir / method
+    path = folder / f"{clip_id}.mp4"
+    if not path.exists():
+        raise StoreError(
+            f"{method}: no video for {clip_id} at {path}; generate it (stance "
+            f"generate) or drop {method} from the evaluated methods"
+        )
+    aux_path = path.with_suffix(".aux.mp4")
+    aux = fit(video.read_video(aux_path), clip) if aux_path.exists() else None
+    return fit(video.read_video(path), clip), aux
+
+
+def evaluate_clip(
+    path: Path, method: str, settings: Mapping[str, Any], generated_dir, external_dir, aux_kind: str
+) -> dict[str, Any]:
+    clip = clip_store.read_clip(path, names=("rgb",))
+    rgb, attrs = clip.arrays["rgb"], clip.attrs
+    twin_path = path.with_name(path.name.replace(".zarr", ".twin.zarr"))
+    if settings["pv_source"] == "twin":
+        if not twin_path.exists():
+            raise StoreError(
+                f"{twin_path} is missing: physical variance from twins needs "
+                "render.twins.enabled, or set evaluate.pv_source: deterministic"
+            )
+        twin = clip_store.read_clip(twin_path, names=("rgb",)).arrays["rgb"]
+    else:
+        twin = rgb
+    generated, aux = method_video(method, attrs["clip_id"], rgb, twin, generated_dir, external_dir)
+    opts = options(settings, attrs["render"]["fps"])
+    real = physics_iq.prepare(rgb, opts)
+    ours = physics_iq.prepare(generated, opts)
+    pv = physics_iq.view_metrics(real, physics_iq.prepare(twin, opts))
+    gen = physics_iq.view_metrics(real, ours)
+    dynamic = np.array([inst["dynamic"] for inst in attrs["instances"]])
+    row = {
+        "method": method,
+        "clip_id": attrs["clip_id"],
+        "st": gen.st,
+        "s": gen.s,
+        "ws": gen.ws,
+        "mse": gen.mse,
+        "pv_st": pv.st,
+        "pv_s": pv.s,
+        "pv_ws": pv.ws,
+        "pv_mse": pv.mse,
+        "psnr": quality.psnr(rgb, generated),
+        "ssim": quality.ssim(rgb, generated),
+        "motion_centroid_error": quality.centroid_error(
+            quality.centroids(real.masks), quality.centroids(ours.masks)
+        ),
+        "trajectory_error": np.nan,
+        "frames": len(generated),
+        "real_motion_px": float(real.masks.sum(axis=(1, 2)).mean()),
+    }
+    if aux is not None and aux_kind == "seg":
+        colours = palette(np.arange(1, len(dynamic) + 1))
+        tracked = quality.instance_tracks_from_colours(aux, colours)
+        truth = clip.tracks["image_positions"]
+        visible = (clip.tracks["visibility"] > 0) & dynamic[:, None]
+        row["trajectory_error"] = quality.trajectory_error(tracked, truth, visible)
+    return row
+
+
+def evaluate_shard(
+    render_dir: Path,
+    out_path: Path,
+    method: str,
+    settings: Mapping[str, Any],
+    generated_dir: Path | None = None,
+    external_dir: Path | None = None,
+    aux_kind: str = "none",
+    features=None,
+) -> Path:
+    """Metrics of `method` on one rendered test shard -> a parquet of per-clip rows."""
+    from tqdm import tqdm
+
+    from stance.cues.runner import clip_paths
+
+    manifest = pq.read_table(render_dir / "manifest.parquet").to_pandas().set_index("clip_id")
+    rows, videos = [], []
+    for path in tqdm(clip_paths(render_dir), desc=f"evaluate {method}", unit="clip"):
+        row = evaluate_clip(path, method, settings, generated_dir, external_dir, aux_kind)
+        row["small_object_split"] = bool(manifest.loc[row["clip_id"], "small_object_split"])
+        rows.append(row)
+        if features is not None:
+            clip = clip_store.read_clip(path, names=("rgb",)).arrays["rgb"]
+            twin = clip
+            twin_path = path.with_name(path.name.replace(".zarr", ".twin.zarr"))
+            if twin_path.exists():
+                twin = clip_store.read_clip(twin_path, names=("rgb",)).arrays["rgb"]
+            videos.append(
+                (
+                    clip,
+                    method_video(method, row["clip_id"], clip, twin, generated_dir, external_dir)[
+                        0
+                    ],
+                )
+            )
+    if features is not None and videos:
+        real = features(np.stack([v[0] for v in videos]))
+        fake = features(np.stack([v[1] for v in videos]))
+        for row, r, f in zip(rows, real, fake, strict=True):
+            row["features_real"], row["features_generated"] = r.tolist(), f.tolist()
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(rows)
+    pq.write_table(table, out_path.with_suffix(".tmp"))
+    out_path.with_suffix(".tmp").replace(out_path)
+    log.info("%s: %d clips -> %s", method, len(rows), out_path)
+    return out_path
