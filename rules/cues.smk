@@ -12,7 +12,7 @@ rule cue_shard:
         "../envs/cues.yaml"
     params:
         settings=settings("cues"),
-        code=code("stance.cues.cli"),
+        code=code("stance.cues.runner"),
     shell:
         "stance cues shard --render {input.render} --depth {input.depth}"
         " --settings {params.settings:q} --code-hash {params.code}"
@@ -34,7 +34,7 @@ rule cue_dz_report:
         "../envs/cues.yaml"
     params:
         settings=settings("cues"),
-        code=code("stance.cues.cli"),
+        code=code("stance.cues.runner"),
     shell:
         "stance cues dz-report --render {input.render:q} --cues {input.cues:q}"
         " --settings {params.settings:q} --out {output.table} > {log} 2>&1"

@@ -14,7 +14,7 @@ rule depth_shard:
     params:
         model=config["models"]["depth"],
         settings=settings("depth"),
-        code=code("stance.cues.depth_cli"),
+        code=code("stance.cues.depth"),
     shell:
         "stance depth shard --render {input.render} --model {params.model}"
         " --settings {params.settings:q} --code-hash {params.code}"

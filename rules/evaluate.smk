@@ -18,7 +18,7 @@ rule evaluate_shard:
         extra=method_args,
         settings=settings("evaluate"),
         fvd=f"--fvd-model {config['models']['fvd']}" if config["models"]["fvd"] else "",
-        code=code("stance.evaluate.cli"),
+        code=code("stance.evaluate.metrics", "stance.evaluate.fvd"),
     shell:
         "stance evaluate shard --render {input.render} --method {wildcards.method}"
         " {params.extra} {params.fvd} --settings {params.settings:q}"
@@ -50,7 +50,7 @@ rule evaluate_tables:
         outdir=lambda wildcards, output: os.path.dirname(output.tables),
         settings=settings("evaluate"),
         variants=json.dumps(config["train"]["variants"], sort_keys=True),
-        code=code("stance.evaluate.cli"),
+        code=code("stance.evaluate.tables"),
     shell:
         "stance evaluate tables {input:q} --settings {params.settings:q}"
         " --variants {params.variants:q} --out {params.outdir} > {log} 2>&1"

@@ -11,7 +11,7 @@ rule render_shard:
     params:
         seeds=shard_seeds,
         settings=settings("render"),
-        code=code("stance.render.cli"),
+        code=code("stance.render.shard"),
     shell:
         "stance render shard --split {wildcards.split} --seeds {params.seeds}"
         " --settings {params.settings:q} --code-hash {params.code}"
@@ -30,6 +30,6 @@ rule render_manifest:
     conda:
         "../envs/render.yaml"
     params:
-        code=code("stance.render.cli"),
+        code=code("stance.render.shard"),
     shell:
         "stance render manifest {input:q} --out {output} > {log} 2>&1"

@@ -14,7 +14,7 @@ rule encode_shard:
     params:
         model=config["models"]["video"],
         settings=settings("train"),
-        code=code("stance.train.cli"),
+        code=code("stance.train.encode"),
     shell:
         "stance train encode --render {input.render} --cues {input.cues}"
         " --model {params.model} --settings {params.settings:q}"
@@ -37,7 +37,7 @@ rule train_variant:
         model=config["models"]["video"],
         settings=settings("train"),
         runs="results/runs",
-        code=code("stance.train.cli"),
+        code=code("stance.train.trainer"),
     shell:
         "stance train fit --cache {input.cache:q} --variant {wildcards.variant}"
         " --model {params.model} --settings {params.settings:q} --runs {params.runs}"
@@ -63,7 +63,7 @@ rule generate_shard:
         train=settings("train"),
         frames=config["render"]["frames"],
         fps=config["render"]["fps"],
-        code=code("stance.train.generate_cli"),
+        code=code("stance.train.generate"),
     shell:
         "stance generate shard --cues {input.cues} --trained {input.trained}"
         " --model {params.model} --settings {params.settings:q}"

@@ -1,8 +1,9 @@
 """Content hashes of the code a stage runs, and resolved-config records.
 
-Snakemake reruns a job when a `params:` value changes. Each rule gets the hash of its
-stage package plus every `stance` module that package imports (transitively, found by
-reading import statements, not by importing), so:
+Snakemake reruns a job when a `params:` value changes. Each rule gets the hash of the
+modules that do its work plus every `stance` module they import (transitively, found by
+reading import statements, not by importing); the thin CLI modules that only parse
+arguments are left out, so editing the trainer does not re-encode the training cache:
 - a fresh clone or `touch` of every file changes nothing (content, not mtime);
 - editing one stage's code reruns that stage and what depends on it, nothing else.
 """
@@ -21,10 +22,19 @@ from typing import Any
 NAMESPACE = "stance"
 
 
+@cache
 def _spec(name: str):
+    """The module spec of `name`, or None, without executing any non-package module:
+    `find_spec("a.b.c")` would import `a.b`, and a module such as stance.train.model
+    imports torch. Only package __init__ files (kept light) may run."""
+    parent = name.rpartition(".")[0]
+    if parent:
+        parent_spec = _spec(parent)
+        if parent_spec is None or parent_spec.submodule_search_locations is None:
+            return None  # `stance.mod.function`: a name inside a module, not a module
     try:
         return importlib.util.find_spec(name)
-    except (ImportError, ValueError):  # `stance.mod.function`: a name, not a module
+    except (ImportError, ValueError):
         return None
 
 

@@ -164,6 +164,9 @@ def test_editing_render_code_reruns_render_and_everything_after(workflow):
             "encode_shard": 1,
             "train_variant": 1,
             "generate_shard": 1,
+            "evaluate_shard": 3,  # the variant and both baselines
+            "evaluate_tables": 1,
+            "evaluate_videos": 1,
             "all": 1,
         }
     finally:
@@ -181,11 +184,23 @@ def test_editing_dz_code_reruns_only_cues_and_their_dependents(workflow):
             "encode_shard": 1,
             "train_variant": 1,
             "generate_shard": 1,
+            "evaluate_shard": 1,  # baselines do not read cues
+            "evaluate_tables": 1,
+            "evaluate_videos": 1,
             "all": 1,
         }
     finally:
         path.write_text(original)
     assert workflow.pending() == {}
+
+
+def test_editing_the_tables_code_reruns_only_the_gather(workflow):
+    path = workflow.repo / "evaluate" / "tables.py"
+    original = _edit(path)
+    try:
+        assert workflow.pending() == {"evaluate_tables": 1, "all": 1}
+    finally:
+        path.write_text(original)
 
 
 def test_changing_a_cue_value_reruns_cues_only(workflow):
