@@ -118,9 +118,7 @@ def run_shard(
     device, dtype = resolve_device(settings["device"], settings["dtype"])
     model, processor = depth_model.load(model_source, allow_download=allow_download)
     model.to(device)
-    clips = sorted(p for p in render_dir.glob("*.zarr") if not p.name.endswith(".twin.zarr"))
-    if not clips:
-        raise stores.StoreError(f"{render_dir} holds no clip stores; run the render stage")
+    clips = clip_store.clip_paths(render_dir)
     start, frames_done = time.perf_counter(), 0
     for path in tqdm(clips, desc=f"depth {render_dir.name}", unit="clip"):
         clip = clip_store.read_clip(path, names=("rgb",))

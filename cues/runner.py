@@ -20,13 +20,6 @@ from stance.render import store as clip_store
 log = logging.getLogger(__name__)
 
 
-def clip_paths(render_dir: Path) -> list[Path]:
-    paths = sorted(p for p in render_dir.glob("*.zarr") if not p.name.endswith(".twin.zarr"))
-    if not paths:
-        raise stores.StoreError(f"{render_dir} holds no clip stores; run the render stage")
-    return paths
-
-
 def cue_clip(
     render_path: Path, depth_path: Path, settings: Mapping[str, Any], code_hash: str
 ) -> store.CueClip:
@@ -63,7 +56,7 @@ def run_shard(
     out_dir.mkdir(parents=True, exist_ok=True)
     stores.remove_partials(out_dir)
     start = time.perf_counter()
-    paths = clip_paths(render_dir)
+    paths = clip_store.clip_paths(render_dir)
     for path in tqdm(paths, desc=f"cues {render_dir.name}", unit="clip"):
         cue = cue_clip(path, depth_dir / path.name, settings, code_hash)
         store.write(out_dir / path.name, cue)
@@ -107,7 +100,7 @@ def dz_report(
     rng = np.random.default_rng(seed)
     columns = {key: [] for key in ("truth", "model", "model_literal", "oracle", "oracle_literal")}
     for render_dir, cue_dir in zip(render_dirs, cue_dirs, strict=True):
-        for path in clip_paths(render_dir):
+        for path in clip_store.clip_paths(render_dir):
             cue = store.read(cue_dir / path.name)
             clip = clip_store.read_clip(path, names=("segmentation", "depth"))
             frames = list(cue.attrs["frames"])

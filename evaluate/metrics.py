@@ -139,11 +139,9 @@ def evaluate_shard(
     """Metrics of `method` on one rendered test shard -> a parquet of per-clip rows."""
     from tqdm import tqdm
 
-    from stance.cues.runner import clip_paths
-
     manifest = pq.read_table(render_dir / "manifest.parquet").to_pandas().set_index("clip_id")
     rows, videos = [], []
-    for path in tqdm(clip_paths(render_dir), desc=f"evaluate {method}", unit="clip"):
+    for path in tqdm(clip_store.clip_paths(render_dir), desc=f"evaluate {method}", unit="clip"):
         row = evaluate_clip(path, method, settings, generated_dir, external_dir, aux_kind)
         row["small_object_split"] = bool(manifest.loc[row["clip_id"], "small_object_split"])
         rows.append(row)

@@ -73,6 +73,15 @@ class Clip:
         return self.arrays["rgb"].shape[0]
 
 
+def clip_paths(shard_dir: str | Path) -> list[Path]:
+    """The clip stores of a rendered shard folder (twins excluded), sorted."""
+    shard_dir = Path(shard_dir)
+    paths = sorted(p for p in shard_dir.glob("*.zarr") if not p.name.endswith(".twin.zarr"))
+    if not paths:
+        raise StoreError(f"{shard_dir} holds no clip stores; run the render stage")
+    return paths
+
+
 def validate_arrays(
     arrays: Mapping[str, np.ndarray], tracks: Mapping[str, np.ndarray], num_instances: int
 ) -> None:

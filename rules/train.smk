@@ -26,7 +26,13 @@ rule train_variant:
         cache=lambda wildcards: split_shard_dirs("latents", ["train"]),
         model=video_model_input,
     output:
-        directory("results/train/{variant}"),
+        report(
+            directory("results/train/{variant}"),
+            patterns=["loss_curve.png"],
+            caption="../evaluate/report_captions/loss_curve.rst",
+            category="Training",
+            subcategory="{variant}",
+        ),
     log:
         "logs/train_variant/{variant}.log",
     benchmark:

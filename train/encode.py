@@ -136,14 +136,12 @@ def encode_shard(
 ) -> None:
     from tqdm import tqdm
 
-    from stance.cues.runner import clip_paths
-
     out_dir.mkdir(parents=True, exist_ok=True)
     frozen = components.load_frozen(model_source, allow_download)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     for name in ("vae", "text_encoder"):
         frozen[name].to(device)
-    paths = clip_paths(render_dir)
+    paths = clip_store.clip_paths(render_dir)
     for k, path in enumerate(tqdm(paths, desc=f"encode {render_dir.name}", unit="clip")):
         tensors, meta = encode_clip(
             frozen, path, cue_dir / path.name, max_text, seed=int(path.stem.split("-")[-1]) * 7 + k
