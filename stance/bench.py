@@ -18,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cues.add_argument("--frames", type=int, default=49)
     cues.add_argument("--size", type=int, default=512)
     cues.add_argument("--instances", type=int, default=10)
+    evaluate = sub.add_parser("evaluate", help="Physics-IQ clips/s")
+    evaluate.add_argument("--clips", type=int, default=100)
+    evaluate.add_argument("--frames", type=int, default=49)
+    evaluate.add_argument("--size", type=int, default=256)
     depth = sub.add_parser("depth", help="Depth-Anything-V2 frames/s for the configured model")
     depth.add_argument("--config", default="config.yaml")
     depth.add_argument("--model", help="hub id or folder (default: models.depth of the config)")
@@ -46,6 +50,10 @@ def main(args: argparse.Namespace) -> int:
         bench.run_cues(args)
     elif args.target == "train":
         from stance.train import bench
+
+        bench.run(args)
+    elif args.target == "evaluate":
+        from stance.evaluate import bench
 
         bench.run(args)
     elif args.target == "depth":

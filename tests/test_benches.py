@@ -8,6 +8,7 @@ from conftest import run_cli
     ("args", "expected"),
     [
         (["train", "--steps", "1", "--aux"], ["tokens/s", "peak memory"]),
+        (["evaluate", "--clips", "3", "--frames", "9", "--size", "64"], ["clips/s"]),
         (
             ["cues", "--frames", "5", "--size", "64", "--instances", "3"],
             ["cue kernel", "whole per-clip job"],
