@@ -135,3 +135,14 @@ def method_args(wildcards, input):
         aux = config["train"]["variants"][wildcards.method]["aux"]
         return f"--generated {input.generated} --aux {aux}"
     return ""
+
+
+def train_launcher(wildcards=None):
+    """`stance` for one process; `accelerate launch` with one process per GPU otherwise."""
+    gpus = config["train"]["num_gpus"]
+    if gpus <= 1:
+        return "stance"
+    return (
+        f"accelerate launch --config_file {config['train']['accelerate_config']}"
+        f" --num_processes {gpus} --num_machines 1 -m stance.cli"
+    )

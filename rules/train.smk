@@ -43,9 +43,10 @@ rule train_variant:
         model=config["models"]["video"],
         settings=settings("train"),
         runs="results/runs",
+        launcher=train_launcher(),
         code=code("stance.train.trainer"),
     shell:
-        "stance train fit --cache {input.cache:q} --variant {wildcards.variant}"
+        "{params.launcher} train fit --cache {input.cache:q} --variant {wildcards.variant}"
         " --model {params.model} --settings {params.settings:q} --runs {params.runs}"
         " --code-hash {params.code} --out {output} > {log} 2>&1"
 

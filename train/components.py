@@ -83,7 +83,6 @@ def stance_transformer(
     source: str, options: Mapping[str, Any], allow_download: bool = True, dtype=None
 ):
     """A StanceTransformer carrying every weight of the base CogVideoX transformer."""
-    import torch
     from diffusers import CogVideoXTransformer3DModel
 
     from stance.train.model import StanceTransformer
@@ -106,4 +105,4 @@ def stance_transformer(
         sorted({k.split(".")[0] for k in missing}),
     )
     del base
-    return model.to(dtype or torch.float32)
+    return model.to(dtype) if dtype is not None else model

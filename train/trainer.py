@@ -188,7 +188,7 @@ def train(
             optimizer.zero_grad()
         values = {k: float(v.detach()) for k, v in terms.items()}
         accelerator.log({"loss": float(loss.detach()), **values}, step=step + 1)
-        progress.set_postfix(loss=f"{float(loss):.4f}")
+        progress.set_postfix(loss=f"{float(loss.detach()):.4f}")
         if accelerator.is_main_process:
             with losses_path.open("a") as handle:
                 csv.writer(handle).writerow(
