@@ -18,6 +18,16 @@ include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
 
+# Cheap gathers run on the submit host, not as Slurm jobs.
+localrules:
+    all,
+    render_manifest,
+    report_dataset,
+    report_cues,
+    cue_dz_report,
+    evaluate_tables,
+
+
 rule all:
     default_target: True
     input:

@@ -1,0 +1,129 @@
+"""The tiny DAG through `snakemake --profile slurm` on a real single-node Slurm.
+
+Brings up slurm-wlm + munge on 127.0.0.1 with fake GPU gres devices (tests/slurm/),
+runs the DAG through the repository's Slurm profile (test overrides: no account, squeue
+as the status command), asserts that the jobs went through sbatch and that the results
+equal a local run, and stops the daemons it started. Skips, saying why, when not root
+or when the packages cannot be installed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import BIN, REPO
+from test_dag import Workflow
+
+pytestmark = pytest.mark.slurm
+CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
+
+
+def _have_slurm() -> bool:
+    return all(shutil.which(tool) for tool in ("slurmctld", "slurmd", "munged", "sbatch"))
+
+
+def _running() -> bool:
+    result = subprocess.run(["sinfo", "-h"], capture_output=True, text=True, timeout=20)
+    return result.returncode == 0 and bool(result.stdout.strip())
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("a local Slurm needs root (munged, slurmctld and slurmd run as root here)")
+    if not _have_slurm():
+        install = subprocess.run(
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+            "slurm-wlm munge",
+            shell=True,
+            capture_output=True,
+            text=True,
+        )
+        if install.returncode != 0 or not _have_slurm():
+            pytest.skip(f"slurm-wlm/munge could not be installed: {install.stderr[-300:]}")
+    if _running():
+        yield None  # somebody else's cluster: use it, do not stop it
+        return
+    state = tmp_path_factory.mktemp("slurm-state")
+    started = subprocess.run(
+        ["bash", str(CLUSTER), "start", str(state)], capture_output=True, text=True, timeout=120
+    )
+    if started.returncode != 0:
+        subprocess.run(["bash", str(CLUSTER), "stop", str(state)], timeout=60)
+        pytest.fail(f"Slurm did not start: {started.stderr}\n{_logs(state)}")
+    yield state
+    subprocess.run(["bash", str(CLUSTER), "stop", str(state)], timeout=60)
+
+
+def _logs(state: Path) -> str:
+    return "\n".join(p.read_text()[-1000:] for p in state.glob("*.log"))
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, tmp_path_factory):
+    local = Workflow(tmp_path_factory.mktemp("local"))
+    local.snakemake()
+    on_slurm = Workflow(tmp_path_factory.mktemp("slurm"))
+    result = subprocess.run(
+        [
+            str(BIN / "snakemake"),
+            "all",
+            "--profile",
+            "slurm",
+            "--slurm-no-account",
+            "--slurm-status-command",
+            "squeue",
+            "--slurm-init-seconds-before-status-checks",
+            "1",
+            "--slurm-keep-successful-logs",
+            "--verbose",
+        ],
+        cwd=on_slurm.repo,
+        env=on_slurm.env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    log = result.stdout + result.stderr
+    (on_slurm.repo / "slurm-run.log").write_text(log)
+    assert result.returncode == 0, log[-4000:]
+    return local, on_slurm, log
+
+
+def test_jobs_went_through_sbatch(runs):
+    _, on_slurm, log = runs
+    calls = re.findall(r"sbatch call: (sbatch .*?) --wrap", log)
+    rules = {re.search(r"--comment (\S+)", c).group(1) for c in calls}
+    assert any(r.startswith("rule_train_variant") for r in rules)
+    assert any("render" in r for r in rules) and any(r.startswith("rule_cue_shard") for r in rules)
+    assert list((on_slurm.repo / "logs" / "slurm").rglob("*.log"))
+    train = next(c for c in calls if "rule_train_variant" in c)
+    print("sbatch flags of the training job:", train)
+    for flag in ("-p gpu", "--gpus=h100:8", "--nodes=1", "--cpus-per-task=64", "--signal=USR1@600"):
+        assert flag in train
+    assert "--ntasks-per-gpu" not in train  # one task with all 8 GPUs
+
+
+def test_results_equal_a_local_run(runs):
+    local, on_slurm, _ = runs
+    from stance.cues import store as cue_store
+    from stance.render import store
+
+    for clip in (local.repo / "results/render/test/00000").glob("*.zarr"):
+        a = store.read_clip(clip)
+        b = store.read_clip(on_slurm.repo / "results/render/test/00000" / clip.name)
+        for name in store.FRAME_ARRAYS:
+            assert np.array_equal(a.arrays[name], b.arrays[name]), (clip.name, name)
+    for cue in (local.repo / "results/cues/test/00000").glob("*.zarr"):
+        a = cue_store.read(cue)
+        b = cue_store.read(on_slurm.repo / "results/cues/test/00000" / cue.name)
+        assert np.array_equal(a.cue, b.cue)
+    tables = [pd.read_csv(w.repo / "results/evaluate/table1.csv") for w in (local, on_slurm)]
+    pd.testing.assert_frame_equal(*tables)
