@@ -164,7 +164,12 @@ def gather(
     }
     notes = [
         f"{rows['clip_id'].nunique()} test clips; physical variance from "
-        f"{settings['pv_source']} twins; evaluated at {settings['scale']:g} x the rendered "
+        + (
+            "perturbed twin renders"
+            if settings["pv_source"] == "twin"
+            else "take 2 = take 1 (deterministic)"
+        )
+        + f"; evaluated at {settings['scale']:g} x the rendered "
         f"size; lossy mask round trip: {settings['lossy_masks']}.",
         "Published numbers are the paper's (not reproduced here); ours come from this run's "
         "configuration (the tiny default config trains random-weight models for a few steps).",
