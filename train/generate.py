@@ -62,6 +62,13 @@ def sample(
     )
 
 
+def write_result(result, path: Path, fps: int) -> None:
+    """`<name>.mp4` for RGB and `<name>.aux.mp4` for the auxiliary stream, if any."""
+    video.write_mp4(path, result.video, fps)
+    if result.aux is not None:
+        video.write_mp4(path.with_suffix(".aux.mp4"), result.aux, fps)
+
+
 def generate_shard(
     cue_dir: Path,
     trained: Path,
@@ -88,9 +95,7 @@ def generate_shard(
         cue = cue_store.read(path)
         prompt = describe(_instances(cue))
         result = sample(pipe, cue, prompt, frames, settings, train["max_text_seq_length"], aux)
-        video.write_mp4(out_dir / f"{path.stem}.mp4", result.video, fps)
-        if result.aux is not None:
-            video.write_mp4(out_dir / f"{path.stem}.aux.mp4", result.aux, fps)
+        write_result(result, out_dir / f"{path.stem}.mp4", fps)
     provenance.write_resolved_config(
         out_dir,
         "generate",
@@ -141,8 +146,6 @@ def generate_from_store(
         aux,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    video.write_mp4(out, result.video, fps)
-    if result.aux is not None:
-        video.write_mp4(out.with_suffix(".aux.mp4"), result.aux, fps)
+    write_result(result, out, fps)
     log.info("generated %s", out)
     return out
