@@ -24,12 +24,15 @@ chown munge:munge /run/munge
 for f in slurm.conf gres.conf; do
   sed -e "s|@HOST@|$host|g" -e "s|@STATE@|$state|g" "$here/$f.in" >/etc/slurm/$f
 done
-if [[ ! -S /run/munge/munge.socket.2 ]]; then
+if ! munge -n >/dev/null 2>&1; then  # no working munged (a stale socket may remain)
   [[ -f /etc/munge/munge.key ]] || { dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null; chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; }
-  runuser -u munge -- /usr/sbin/munged --pid-file="$state"/munged.pid.tmp
-  sleep 0.5
+  # munged runs as the munge user: keep its pid file in /run/munge (the state folder
+  # may be private to root, as pytest's temporary folders are).
+  runuser -u munge -- /usr/sbin/munged --force
+  for _ in $(seq 20); do munge -n >/dev/null 2>&1 && break; sleep 0.25; done
   cp /run/munge/munged.pid "$state"/munged.pid 2>/dev/null || pgrep -n munged >"$state"/munged.pid
 fi
+munge -n >/dev/null || { echo "munged did not start" >&2; exit 1; }
 /usr/sbin/slurmctld -i
 /usr/sbin/slurmd
 for _ in $(seq 60); do
