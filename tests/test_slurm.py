@@ -106,7 +106,7 @@ def test_jobs_went_through_sbatch(runs):
     assert list((on_slurm.repo / "logs" / "slurm").rglob("*.log"))
     train = next(c for c in calls if "rule_train_variant" in c)
     print("sbatch flags of the training job:", train)
-    for flag in ("-p gpu", "--gpus=h100:8", "--nodes=1", "--cpus-per-task=64", "--signal=USR1@600"):
+    for flag in ("-p gpu", "--gpus=h100:8", "--nodes=1", "--cpus-per-task=64", "--exclusive"):
         assert flag in train
     assert "--ntasks-per-gpu" not in train  # one task with all 8 GPUs
 

@@ -202,3 +202,19 @@ def test_generation_from_hints_end_to_end(stack, tmp_path):
     frames = read_video(tmp_path / "demo.mp4")
     assert frames.shape == (9, 32, 32, 3)
     assert read_video(tmp_path / "demo.aux.mp4").shape == (9, 32, 32, 3)
+
+
+def test_the_trainer_stops_before_the_job_time_limit(stack, tmp_path):
+    env = {**os.environ, "STANCE_JOB_END_TIME": str(time.time() + 60)}  # limit in 60 s
+    settings_cmd = _fit(stack, tmp_path / "runs", tmp_path / "out", steps=100000)
+    result = subprocess.run(settings_cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 75, result.stderr[-2000:]
+    assert "before the job's time limit" in result.stderr
+    assert list((tmp_path / "runs").glob("v/*/checkpoints/step-*/COMPLETE"))
+
+
+def test_squeue_end_times_parse():
+    assert trainer.parse_end_time("N/A") is None
+    assert trainer.parse_end_time("2026-11-21T12:00:00\n") == time.mktime(
+        time.strptime("2026-11-21T12:00:00", "%Y-%m-%dT%H:%M:%S")
+    )

@@ -3,8 +3,9 @@
 A run lives in `<run_root>/<variant>/<run hash>/` where the hash covers the training
 settings, the variant, the model and the training cache list: a changed config starts a
 new run, the same config continues the old one. Checkpoints (accelerate state: model,
-optimizer, RNG) are written every `checkpoint_every` steps and on SIGUSR1/SIGTERM (Slurm
-sends those before a time limit or preemption); a restarted job resumes from the newest
+optimizer, RNG) are written every `checkpoint_every` steps, `stop_before_limit_s` before
+the Slurm job's time limit, and on SIGUSR1/SIGTERM; the job then exits with 75 and
+Snakemake's retries resubmit it. A restarted job resumes from the newest
 complete checkpoint with the same step count and data order, so a killed-and-resumed run
 ends with the same weights as an uninterrupted one. Snakemake's declared output is only
 the final model folder, so deleting an incomplete output never deletes checkpoints.
@@ -16,8 +17,10 @@ import csv
 import hashlib
 import json
 import logging
+import os
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -85,6 +88,32 @@ def run_hash(
 def latest_checkpoint(folder: Path) -> Path | None:
     done = sorted(p.parent for p in folder.glob(f"step-*/{DONE}"))
     return done[-1] if done else None
+
+
+def parse_end_time(text: str) -> float | None:
+    """squeue's %e (local time, e.g. 2026-11-21T12:00:00) -> epoch seconds; None if none."""
+    try:
+        return time.mktime(time.strptime(text.strip(), "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:  # N/A, UNLIMITED, Unknown
+        return None
+
+
+def job_deadline() -> float | None:
+    """When Slurm will end this job (epoch seconds), or None outside Slurm.
+
+    Slurm's --signal would also reach the Snakemake process that wraps the job (and kill
+    it before the trainer could checkpoint), so the trainer watches the deadline itself.
+    STANCE_JOB_END_TIME (epoch seconds) overrides, for tests and other schedulers.
+    """
+    if os.environ.get("STANCE_JOB_END_TIME"):
+        return float(os.environ["STANCE_JOB_END_TIME"])
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job or not shutil.which("squeue"):
+        return None
+    result = subprocess.run(
+        ["squeue", "-h", "-j", job, "-o", "%e"], capture_output=True, text=True, timeout=60
+    )
+    return parse_end_time(result.stdout) if result.returncode == 0 else None
 
 
 class StopRequested:
@@ -155,6 +184,7 @@ def train(
         log.info("resumed %s at step %d", checkpoint, start_step)
     accelerator.init_trackers(variant_name)
     stop = StopRequested()
+    deadline = job_deadline()
     losses_path = run_dir / "losses.csv"
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -195,6 +225,9 @@ def train(
                     [step + 1, float(loss), values["rgb"], values.get("aux", "")]
                 )
         done = step + 1
+        if deadline is not None and time.time() > deadline - settings["stop_before_limit_s"]:
+            log.warning("%.0f s left before the job's time limit", deadline - time.time())
+            stop.requested = True
         if done % settings["checkpoint_every"] == 0 or stop.requested:
             save_checkpoint(
                 accelerator, run_dir / "checkpoints", done, settings["keep_checkpoints"]
