@@ -40,6 +40,7 @@ PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check)
 # torch first and pinned: an unpinned torch from a dependency would pull a newer CUDA build.
 "${PIP[@]}" torch==2.13.0
 "${PIP[@]}" -r requirements/pipeline.txt -r requirements/dev.txt torch==2.13.0
+"${PIP[@]}" --no-build-isolation -r requirements/deepspeed.txt torch==2.13.0
 "${PIP[@]}" --no-deps -r requirements/kubric.txt
 "${PIP[@]}" --no-deps -e .
 "$VENV/bin/python" -c "import stance, stance.render, stance.evaluate"

@@ -9,6 +9,7 @@ or when the packages cannot be installed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -127,3 +128,55 @@ def test_results_equal_a_local_run(runs):
         assert np.array_equal(a.cue, b.cue)
     tables = [pd.read_csv(w.repo / "results/evaluate/table1.csv") for w in (local, on_slurm)]
     pd.testing.assert_frame_equal(*tables)
+
+
+def test_training_stops_at_the_time_limit_and_resumes(runs):
+    """A training job on a 1-minute Slurm limit checkpoints and exits before Slurm kills
+    it; Snakemake's retry (a longer limit on attempt 2) resumes from that checkpoint."""
+    import yaml
+
+    _, on_slurm, _ = runs
+    config_file = on_slurm.repo / "config.yaml"
+    cfg = yaml.safe_load(config_file.read_text())
+    cfg["train"].update(steps=300, checkpoint_every=100, keep_checkpoints=10)
+    cfg["train"]["stop_before_limit_s"] = 40  # stop ~20 s into a 60 s job
+    config_file.write_text(yaml.safe_dump(cfg))
+    variant = next(iter(cfg["train"]["variants"]))
+    result = subprocess.run(
+        [
+            str(BIN / "snakemake"),
+            f"results/train/{variant}",
+            "--profile",
+            "slurm",
+            "--slurm-no-account",
+            "--slurm-status-command",
+            "squeue",
+            "--slurm-init-seconds-before-status-checks",
+            "1",
+            "--set-resources",
+            "train_variant:slurm_partition='gpu'",
+            "train_variant:runtime=1 if attempt == 1 else 10",
+            "--verbose",
+        ],
+        cwd=on_slurm.repo,
+        env=on_slurm.env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert "-t 1 " in log and "-t 10 " in log, "attempt 1 on 1 min, the retry on 10 min"
+    histories = (on_slurm.repo / "results/runs" / variant).glob("*/history.jsonl")
+    run_dir = max(histories, key=lambda p: p.stat().st_mtime).parent  # the 300-step run
+    events = [json.loads(x) for x in (run_dir / "history.jsonl").read_text().splitlines()]
+    attempts = [e for e in events if e["slurm_job"] is not None]
+    kinds = [(e["event"], e.get("reason")) for e in attempts]
+    assert kinds == [("start", None), ("stop", "time limit"), ("start", None), ("finish", None)]
+    stopped_at = attempts[1]["step"]
+    assert 0 < stopped_at < 300 and attempts[2]["step"] == stopped_at  # resumed, not restarted
+    assert attempts[0]["slurm_job"] != attempts[2]["slurm_job"]
+    assert (run_dir / "checkpoints" / f"step-{stopped_at:07d}" / "COMPLETE").exists()
+    steps = [int(r.split(",")[0]) for r in (run_dir / "losses.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 301))
+    assert (on_slurm.repo / "results/train" / variant / "transformer/config.json").exists()

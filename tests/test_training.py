@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import BIN, run_cli
+from conftest import BIN, REPO, run_cli
 from safetensors.torch import load_file, save_file
 
 from stance import config
@@ -211,6 +211,10 @@ def test_the_trainer_stops_before_the_job_time_limit(stack, tmp_path):
     assert result.returncode == 75, result.stderr[-2000:]
     assert "before the job's time limit" in result.stderr
     assert list((tmp_path / "runs").glob("v/*/checkpoints/step-*/COMPLETE"))
+    history = next((tmp_path / "runs").glob("v/*/history.jsonl")).read_text().splitlines()
+    events = [json.loads(line) for line in history]
+    assert [e["event"] for e in events] == ["start", "stop"]
+    assert events[1]["reason"] == "time limit" and events[1]["step"] >= 1
 
 
 def test_squeue_end_times_parse():
@@ -218,3 +222,45 @@ def test_squeue_end_times_parse():
     assert trainer.parse_end_time("2026-11-21T12:00:00\n") == time.mktime(
         time.strptime("2026-11-21T12:00:00", "%Y-%m-%dT%H:%M:%S")
     )
+
+
+def _launch(stack, tmp_path, launch_config, name, env=None):
+    """`accelerate launch` of 2 CPU processes with one of the repo's launch configs (the
+    same file the train rule uses; CPU has no bf16 autocast worth testing, so fp32)."""
+    import yaml
+
+    conf = yaml.safe_load((REPO / "configs" / "accelerate" / launch_config).read_text())
+    conf["mixed_precision"] = "no"
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(conf))
+    fit = _fit(stack, tmp_path / f"runs_{name}", tmp_path / name, steps=4)
+    launch = [str(BIN / "accelerate"), "launch", "--config_file", str(path)]
+    launch += ["--num_processes", "2", "--num_machines", "1", "-m", "stance.cli"]
+    return subprocess.run(
+        launch + fit[1:],
+        env={**os.environ, **(env or {}), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_two_processes_zero2_resumes_and_matches_ddp(stack, tmp_path):
+    """DDP and DeepSpeed ZeRO-2 over two processes average gradients across ranks (they
+    agree with each other), a ZeRO-2 run stopped at its time limit resumes from its
+    sharded checkpoint, and both end on the same weights."""
+    ddp = _launch(stack, tmp_path, "ddp_single_node.yaml", "ddp")
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    env = {"STANCE_JOB_END_TIME": str(time.time())}  # at its limit: stop after step 1
+    stopped = _launch(stack, tmp_path, "zero2_single_node.yaml", "zero2", env)
+    assert stopped.returncode != 0 and "before the job's time limit" in stopped.stderr
+    assert not (tmp_path / "zero2" / "transformer").exists()
+    resumed = _launch(stack, tmp_path, "zero2_single_node.yaml", "zero2")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "DEEPSPEED" in resumed.stderr and "resumed" in resumed.stderr
+    a, b = _weights(tmp_path / "ddp"), _weights(tmp_path / "zero2")
+    assert a.keys() == b.keys()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+    start = _weights(tmp_path / "ddp")  # and training moved the weights at all
+    initial = load_file(str(next(stack[1].glob("transformer/*.safetensors"))))
+    assert any(not torch.equal(start[k], initial[k]) for k in initial if k in start)

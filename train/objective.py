@@ -62,15 +62,26 @@ def velocity_loss(scheduler, prediction, noisy, target, timesteps) -> torch.Tens
 
 
 def training_step(
-    transformer, scheduler, batch, vae_config, settings, generator=None, aux: str = "none"
+    transformer,
+    scheduler,
+    batch,
+    vae_config,
+    settings,
+    generator=None,
+    aux: str = "none",
+    model_config=None,
 ):
     """Loss terms for one batch: {'rgb': ..., 'aux': ...} (aux only with an aux stream).
+
+    model_config: the transformer's config when `transformer` is a DDP/DeepSpeed wrapper
+    (wrappers do not expose the wrapped model's `.config`).
 
     batch: video_latents (B, F, C, h, w) already scaled; image_latents (B, 1, C, h, w) raw;
     prompt_embeds (B, S, D); cues (B, Cc, H, W); aux_latents (B, F, C, h, w) if aux.
     """
     device = batch["video_latents"].device
-    p_t = transformer.config.patch_size_t
+    model_config = model_config or transformer.config
+    p_t = model_config.patch_size_t
     latents = make_even(batch["video_latents"], p_t)
     frames = latents.shape[1]
     image = batch["image_latents"] * image_latent_scale(
@@ -83,7 +94,7 @@ def training_step(
     noisy = scheduler.add_noise(latents, noise, t)
     height = latents.shape[-2] * VAE_SPATIAL
     width = latents.shape[-1] * VAE_SPATIAL
-    rope = rotary_embedding(transformer.config, height, width, frames, device)
+    rope = rotary_embedding(model_config, height, width, frames, device)
     aux_input = None
     if aux != "none":
         aux_latents = make_even(batch["aux_latents"], p_t)

@@ -5,7 +5,8 @@ settings, the variant, the model and the training cache list: a changed config s
 new run, the same config continues the old one. Checkpoints (accelerate state: model,
 optimizer, RNG) are written every `checkpoint_every` steps, `stop_before_limit_s` before
 the Slurm job's time limit, and on SIGUSR1/SIGTERM; the job then exits with 75 and
-Snakemake's retries resubmit it. A restarted job resumes from the newest
+Snakemake's retries resubmit it (history.jsonl in the run folder lists every attempt's
+start, stop and finish). A restarted job resumes from the newest
 complete checkpoint with the same step count and data order, so a killed-and-resumed run
 ends with the same weights as an uninterrupted one. Snakemake's declared output is only
 the final model folder, so deleting an incomplete output never deletes checkpoints.
@@ -69,12 +70,17 @@ def batch_indices(
     return out
 
 
+# Settings that change how a run is babysat, not what it computes: editing them resumes
+# the same run instead of starting a new one.
+OPERATIONAL_KEYS = ("checkpoint_every", "keep_checkpoints", "stop_before_limit_s")
+
+
 def run_hash(
     settings: Mapping[str, Any], variant: Mapping[str, Any], model: str, files: Sequence[Path]
 ) -> str:
     payload = json.dumps(
         {
-            "train": settings,
+            "train": {k: v for k, v in settings.items() if k not in OPERATIONAL_KEYS},
             "variant": variant,
             "model": model,
             "data": sorted(p.name for p in files),
@@ -121,12 +127,28 @@ class StopRequested:
 
     def __init__(self):
         self.requested = False
+        self.reason = ""
         for sig in (signal.SIGUSR1, signal.SIGTERM):
             signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame):
         log.warning("signal %d: checkpointing after this step", signum)
-        self.requested = True
+        self.requested, self.reason = True, signal.Signals(signum).name
+
+
+def note(run_dir: Path, event: str, step: int, **extra: Any) -> None:
+    """Append one line to the run's history.jsonl: every start, stop and finish of every
+    attempt (job id, restart count), which the per-attempt job logs do not keep."""
+    record = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "event": event,
+        "step": step,
+        "slurm_job": os.environ.get("SLURM_JOB_ID"),
+        "slurm_restart": os.environ.get("SLURM_RESTART_COUNT"),
+        **extra,
+    }
+    with (run_dir / "history.jsonl").open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
 
 
 def train(
@@ -156,6 +178,14 @@ def train(
         log_with="tensorboard",
         project_dir=str(run_dir),
         gradient_accumulation_steps=settings["gradient_accumulation"],
+        **cpu_process_group(),
+    )
+    configure_deepspeed(accelerator, settings)
+    log.info(
+        "%d process(es), %s, mixed precision %s",
+        accelerator.num_processes,
+        accelerator.distributed_type,
+        precision,
     )
     set_seed(settings["seed"])
     aux = variant["aux"]
@@ -173,6 +203,7 @@ def train(
         betas=tuple(settings["betas"]),
         weight_decay=settings["weight_decay"],
     )
+    model_config = model.config
     model, optimizer = accelerator.prepare(model, optimizer)
     dataset = CacheDataset(files, aux)
 
@@ -189,6 +220,7 @@ def train(
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         keep_losses(losses_path, start_step)
+        note(run_dir, "start", start_step, processes=accelerator.num_processes)
     progress = tqdm(
         range(start_step, settings["steps"]),
         initial=start_step,
@@ -208,7 +240,7 @@ def train(
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         with accelerator.accumulate(model):
             terms = objective.training_step(
-                model, scheduler, batch, vae_config, settings, generator, aux
+                model, scheduler, batch, vae_config, settings, generator, aux, model_config
             )
             loss = combine(terms, settings, step)
             accelerator.backward(loss)
@@ -227,18 +259,23 @@ def train(
         done = step + 1
         if deadline is not None and time.time() > deadline - settings["stop_before_limit_s"]:
             log.warning("%.0f s left before the job's time limit", deadline - time.time())
-            stop.requested = True
+            stop.requested, stop.reason = True, "time limit"
+        stop.requested = any_process(accelerator, stop.requested)
         if done % settings["checkpoint_every"] == 0 or stop.requested:
             save_checkpoint(
                 accelerator, run_dir / "checkpoints", done, settings["keep_checkpoints"]
             )
         if stop.requested:
-            log.warning("stopped at step %d after a signal; rerun to resume", done)
+            reason = stop.reason or "another process stopped"
+            log.warning("stopped at step %d (%s); rerun to resume", done, reason)
+            if accelerator.is_main_process:
+                note(run_dir, "stop", done, reason=reason)
             raise SystemExit(75)  # EX_TEMPFAIL: Slurm/Snakemake retry resumes from here
 
     accelerator.wait_for_everyone()
     accelerator.end_training()
     if accelerator.is_main_process:
+        note(run_dir, "finish", settings["steps"])
         final = out_dir / "transformer"
         accelerator.unwrap_model(model).save_pretrained(final)
         plot_losses(losses_path, out_dir / "loss_curve.png", variant_name)
@@ -257,6 +294,44 @@ def train(
             },
         )
     return out_dir
+
+
+def cpu_process_group() -> dict[str, Any]:
+    """Accelerator arguments for several processes without CUDA (CPU runs of the multi-GPU
+    launch configs): accelerate only builds a process group for accelerators, so without
+    these every rank would silently train alone."""
+    from accelerate.utils import InitProcessGroupKwargs
+
+    if torch.cuda.is_available() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return {}
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        return {"kwargs_handlers": [InitProcessGroupKwargs(backend="gloo")]}
+    return {"cpu": True}  # DDP over gloo
+
+
+def configure_deepspeed(accelerator, settings: Mapping[str, Any]) -> None:
+    """Fill the DeepSpeed values that come from our config (we pass no dataloader, so
+    accelerate cannot infer the micro-batch; clipping is DeepSpeed's own under ZeRO)."""
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is None:
+        return
+    plugin.deepspeed_config.update(
+        train_batch_size=settings["micro_batch"]
+        * settings["gradient_accumulation"]
+        * accelerator.num_processes,
+        train_micro_batch_size_per_gpu=settings["micro_batch"],
+        gradient_accumulation_steps=settings["gradient_accumulation"],
+        gradient_clipping=settings["max_grad_norm"],
+    )
+
+
+def any_process(accelerator, flag: bool) -> bool:
+    """True on every process when it is true on one: a checkpoint is a collective save,
+    so a signal or deadline seen by one rank must stop all of them at the same step."""
+    if accelerator.num_processes == 1:
+        return flag
+    votes = torch.tensor([float(flag)], device=accelerator.device)
+    return bool(accelerator.reduce(votes, reduction="sum").item() > 0)
 
 
 def combine(
