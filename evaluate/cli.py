@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     shard.add_argument("--settings", required=True, help="JSON of the `evaluate` section")
     shard.add_argument("--fvd-model", default="", help="I3D TorchScript path ('' = no FVD)")
+    shard.add_argument(
+        "--cd-fvd-model",
+        default="",
+        help="VideoMAE-v2 ViT-g checkpoint or converted folder ('' = no content-debiased FVD)",
+    )
     shard.add_argument("--out", required=True, type=Path, help="parquet to write")
 
     gather = sub.add_parser("tables", help="merge shard metrics into the results tables")
@@ -45,10 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     if args.action == "shard":
-        from stance.evaluate import fvd, metrics
+        from stance.evaluate import fvd, metrics, videomae
 
         settings = config.section_from_json("evaluate", args.settings)
-        features = fvd.load_extractor(args.fvd_model) if args.fvd_model else None
+        features = {}
+        if args.fvd_model:
+            features["fvd"] = fvd.load_extractor(args.fvd_model)
+        if args.cd_fvd_model:
+            features["cd_fvd"] = videomae.load_extractor(args.cd_fvd_model)
         external = Path(settings["external_dir"])
         metrics.evaluate_shard(
             args.render,

@@ -77,7 +77,8 @@ def method_video(
 
 def evaluate_clip(
     path: Path, method: str, settings: Mapping[str, Any], generated_dir, external_dir, aux_kind: str
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """(metrics row, ground-truth RGB, generated RGB) of one clip."""
     clip = clip_store.read_clip(path, names=("rgb",))
     rgb, attrs = clip.arrays["rgb"], clip.attrs
     twin_path = path.with_name(path.name.replace(".zarr", ".twin.zarr"))
@@ -123,7 +124,7 @@ def evaluate_clip(
         truth = clip.tracks["image_positions"]
         visible = (clip.tracks["visibility"] > 0) & dynamic[:, None]
         row["trajectory_error"] = quality.trajectory_error(tracked, truth, visible)
-    return row
+    return row, rgb, generated
 
 
 def evaluate_shard(
@@ -134,36 +135,34 @@ def evaluate_shard(
     generated_dir: Path | None = None,
     external_dir: Path | None = None,
     aux_kind: str = "none",
-    features=None,
+    features: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Metrics of `method` on one rendered test shard -> a parquet of per-clip rows."""
+    """Metrics of `method` on one rendered test shard -> a parquet of per-clip rows.
+
+    features: {name: extractor} of feature networks for Fréchet distances (e.g. "fvd":
+    I3D, "cd_fvd": VideoMAE-v2); rows get `<name>_real` and `<name>_generated` vectors,
+    merged over shards by the tables step."""
     from tqdm import tqdm
 
+    features = features or {}
     manifest = pq.read_table(render_dir / "manifest.parquet").to_pandas().set_index("clip_id")
-    rows, videos = [], []
+    rows, real, generated = [], [], []
     for path in tqdm(clip_store.clip_paths(render_dir), desc=f"evaluate {method}", unit="clip"):
-        row = evaluate_clip(path, method, settings, generated_dir, external_dir, aux_kind)
+        row, rgb, ours = evaluate_clip(
+            path, method, settings, generated_dir, external_dir, aux_kind
+        )
         row["small_object_split"] = bool(manifest.loc[row["clip_id"], "small_object_split"])
         rows.append(row)
-        if features is not None:
-            clip = clip_store.read_clip(path, names=("rgb",)).arrays["rgb"]
-            twin = clip
-            twin_path = path.with_name(path.name.replace(".zarr", ".twin.zarr"))
-            if twin_path.exists():
-                twin = clip_store.read_clip(twin_path, names=("rgb",)).arrays["rgb"]
-            videos.append(
-                (
-                    clip,
-                    method_video(method, row["clip_id"], clip, twin, generated_dir, external_dir)[
-                        0
-                    ],
-                )
-            )
-    if features is not None and videos:
-        real = features(np.stack([v[0] for v in videos]))
-        fake = features(np.stack([v[1] for v in videos]))
-        for row, r, f in zip(rows, real, fake, strict=True):
-            row["features_real"], row["features_generated"] = r.tolist(), f.tolist()
+        if features:
+            real.append(rgb)
+            generated.append(ours)
+    for name, extract in features.items():
+        if not rows:
+            break
+        for row, r, g in zip(
+            rows, extract(np.stack(real)), extract(np.stack(generated)), strict=True
+        ):
+            row[f"{name}_real"], row[f"{name}_generated"] = r.tolist(), g.tolist()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist(rows)
     pq.write_table(table, out_path.with_suffix(".tmp"))

@@ -137,6 +137,15 @@ def method_args(wildcards, input):
     return ""
 
 
+def feature_network_args():
+    """Feature networks of the Fréchet distances: I3D (FVD), VideoMAE-v2 (cd-FVD)."""
+    models = config["models"]
+    args = [f"--fvd-model {models['fvd']}"] if models["fvd"] else []
+    if models["fvd_videomae"]:
+        args.append(f"--cd-fvd-model {models['fvd_videomae']}")
+    return " ".join(args)
+
+
 def train_launcher(wildcards=None):
     """`stance` for one process; `accelerate launch` with one process per GPU otherwise."""
     gpus = config["train"]["num_gpus"]

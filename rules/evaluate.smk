@@ -17,8 +17,12 @@ rule evaluate_shard:
     params:
         extra=method_args,
         settings=settings("evaluate"),
-        fvd=f"--fvd-model {config['models']['fvd']}" if config["models"]["fvd"] else "",
-        code=code("stance.evaluate.metrics", "stance.evaluate.fvd"),
+        fvd=feature_network_args(),
+        code=code(
+            "stance.evaluate.metrics",
+            "stance.evaluate.fvd",
+            "stance.evaluate.videomae",
+        ),
     shell:
         "stance evaluate shard --render {input.render} --method {wildcards.method}"
         " {params.extra} {params.fvd} --settings {params.settings:q}"

@@ -1,4 +1,5 @@
-"""`stance models`: build the tiny random-weight models the embedded config runs on."""
+"""`stance models`: build the tiny random-weight models the embedded config runs on;
+convert downloaded feature-network checkpoints."""
 
 from __future__ import annotations
 
@@ -20,10 +21,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     tiny.add_argument("--out", required=True, type=Path, help="folder to write")
     tiny.add_argument("--seed", type=int, default=0)
+    convert = sub.add_parser(
+        "convert-videomae",
+        help="turn the original VideoMAE-v2 ViT-g checkpoint (vit_g_hybrid_pt_1200e_ssv2_ft"
+        ".pth, for content-debiased FVD) into a transformers folder for models.fvd_videomae",
+    )
+    convert.add_argument("checkpoint", type=Path, help="the original .pth file")
+    convert.add_argument("--out", required=True, type=Path, help="folder to write")
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.kind == "depth":
+    if args.action == "convert-videomae":
+        from stance.evaluate import videomae
+
+        videomae.load_model(args.checkpoint).save_pretrained(args.out)
+    elif args.kind == "depth":
         from stance.cues import depth_model
 
         depth_model.make_tiny(args.out, seed=args.seed)
