@@ -32,9 +32,7 @@ def moving_square_clip(seed: int):
         "forward_flow": np.zeros((T, S, S, 2), np.float32),
         "backward_flow": np.zeros((T, S, S, 2), np.float32),
     }
-    tracks = {
-        name: np.zeros((1, T, *tail), dtype) for name, (dtype, tail) in store.TRACKS.items()
-    }
+    tracks = {name: np.zeros((1, T, *tail), dtype) for name, (dtype, tail) in store.TRACKS.items()}
     attrs = {
         "clip_id": f"test-{seed:08d}",
         "instances": [{"mass": 1.0, "dynamic": True}],
