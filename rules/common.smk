@@ -11,6 +11,7 @@ from snakemake.exceptions import WorkflowError
 import stance
 from stance import config as stance_config
 from stance import provenance, shards
+from stance.train import launch
 
 if not Path(stance.__file__).resolve().is_relative_to(Path(workflow.basedir).resolve()):
     raise WorkflowError(
@@ -147,11 +148,4 @@ def feature_network_args():
 
 
 def train_launcher(wildcards=None):
-    """`stance` for one process; `accelerate launch` with one process per GPU otherwise."""
-    gpus = config["train"]["num_gpus"]
-    if gpus <= 1:
-        return "stance"
-    return (
-        f"accelerate launch --config_file {config['train']['accelerate_config']}"
-        f" --num_processes {gpus} --num_machines 1 -m stance.cli"
-    )
+    return launch.command_prefix(config["train"])

@@ -39,6 +39,8 @@ rule train_variant:
         "benchmarks/train_variant/{variant}.tsv"
     conda:
         "../envs/train.yaml"
+    resources:
+        nodes=config["train"]["num_nodes"],
     params:
         model=config["models"]["video"],
         settings=settings("train"),

@@ -224,21 +224,32 @@ def test_squeue_end_times_parse():
     )
 
 
-def _launch(stack, tmp_path, launch_config, name, env=None):
-    """`accelerate launch` of 2 CPU processes with one of the repo's launch configs (the
-    same file the train rule uses; CPU has no bf16 autocast worth testing, so fp32)."""
+def _cpu_launch_config(tmp_path, launch_config):
+    """The repo's launch config as the train rule uses it, in fp32 (no bf16 on CPU)."""
     import yaml
 
     conf = yaml.safe_load((REPO / "configs" / "accelerate" / launch_config).read_text())
     conf["mixed_precision"] = "no"
-    path = tmp_path / f"{name}.yaml"
+    path = tmp_path / launch_config
     path.write_text(yaml.safe_dump(conf))
+    return path
+
+
+def _launch(stack, tmp_path, launch_config, name, env=None, nodes=1):
+    """The train rule's command with 2 CPU processes: one node running `accelerate launch`
+    with 2 processes, or 2 "nodes" (tests/fake_slurm/srun) with one process each."""
+    import shlex
+
+    from stance.train import launch
+
+    settings = {"num_gpus": 2 // nodes, "num_nodes": nodes}
+    settings["accelerate_config"] = _cpu_launch_config(tmp_path, launch_config)
     fit = _fit(stack, tmp_path / f"runs_{name}", tmp_path / name, steps=4)
-    launch = [str(BIN / "accelerate"), "launch", "--config_file", str(path)]
-    launch += ["--num_processes", "2", "--num_machines", "1", "-m", "stance.cli"]
+    command = launch.command_prefix(settings) + " " + shlex.join(fit[1:])
+    path = f"{REPO / 'tests' / 'fake_slurm'}:{BIN}:{os.environ['PATH']}"
     return subprocess.run(
-        launch + fit[1:],
-        env={**os.environ, **(env or {}), "OMP_NUM_THREADS": "1"},
+        ["bash", "-c", command],
+        env={**os.environ, **(env or {}), "OMP_NUM_THREADS": "1", "PATH": path},
         capture_output=True,
         text=True,
         timeout=600,
@@ -248,7 +259,8 @@ def _launch(stack, tmp_path, launch_config, name, env=None):
 def test_two_processes_zero2_resumes_and_matches_ddp(stack, tmp_path):
     """DDP and DeepSpeed ZeRO-2 over two processes average gradients across ranks (they
     agree with each other), a ZeRO-2 run stopped at its time limit resumes from its
-    sharded checkpoint, and both end on the same weights."""
+    sharded checkpoint, both end on the same weights, and so does ZeRO-2 on two "nodes"
+    started the way the train rule starts them (srun, one launch per node)."""
     ddp = _launch(stack, tmp_path, "ddp_single_node.yaml", "ddp")
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     env = {"STANCE_JOB_END_TIME": str(time.time())}  # at its limit: stop after step 1
@@ -258,9 +270,13 @@ def test_two_processes_zero2_resumes_and_matches_ddp(stack, tmp_path):
     resumed = _launch(stack, tmp_path, "zero2_single_node.yaml", "zero2")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "DEEPSPEED" in resumed.stderr and "resumed" in resumed.stderr
-    a, b = _weights(tmp_path / "ddp"), _weights(tmp_path / "zero2")
-    assert a.keys() == b.keys()
-    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
-    start = _weights(tmp_path / "ddp")  # and training moved the weights at all
+    nodes = _launch(stack, tmp_path, "zero2_single_node.yaml", "nodes", nodes=2)
+    assert nodes.returncode == 0, nodes.stderr[-3000:]
+    assert nodes.stderr.count("2 process(es), DistributedType.DEEPSPEED") == 2  # one per node
+    reference = _weights(tmp_path / "ddp")
+    for other in ("zero2", "nodes"):
+        weights = _weights(tmp_path / other)
+        assert weights.keys() == reference.keys()
+        assert max(float((reference[k] - weights[k]).abs().max()) for k in weights) < 1e-5
     initial = load_file(str(next(stack[1].glob("transformer/*.safetensors"))))
-    assert any(not torch.equal(start[k], initial[k]) for k in initial if k in start)
+    assert any(not torch.equal(reference[k], initial[k]) for k in initial if k in reference)

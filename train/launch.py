@@ -1,0 +1,34 @@
+"""The command prefix that starts training: one process, one node, or several nodes.
+
+The train rule runs `<prefix> train fit ...`. With one GPU (or none) that is plain
+`stance`; with more, `accelerate launch` starts one process per GPU using
+`train.accelerate_config`; with `train.num_nodes > 1`, srun starts one `accelerate
+launch` per node inside the Slurm job, each taking its machine rank from SLURM_NODEID and
+the job's first node as the rendezvous address (read on each node, hence the quotes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+RENDEZVOUS_PORT = 29500
+
+
+def command_prefix(train: Mapping[str, Any]) -> str:
+    gpus, nodes = train["num_gpus"], train["num_nodes"]
+    if gpus <= 1 and nodes == 1:
+        return "stance"
+    launch = (
+        f"accelerate launch --config_file {train['accelerate_config']}"
+        f" --num_processes {max(gpus, 1) * nodes} --num_machines {nodes}"
+    )
+    if nodes == 1:
+        return f"{launch} -m stance.cli"
+    per_node = (
+        f"{launch} --machine_rank $SLURM_NODEID --main_process_port {RENDEZVOUS_PORT}"
+        " --main_process_ip $(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1)"
+        ' -m stance.cli "$@"'
+    )
+    # --overlap: the job's own step (Snakemake's) already holds this node's CPUs
+    return f"srun --overlap --nodes {nodes} --ntasks-per-node 1 bash -c '{per_node}' stance"
