@@ -59,9 +59,9 @@ def predict(
 
     t, h, w, _ = frames.shape
     out = np.empty((t, h, w), dtype=np.float32)
-    autocast = (
-        torch.autocast(device_type="cuda", dtype=getattr(torch, dtype))
-        if device.startswith("cuda") and dtype != "float32"
+    autocast = (  # the same mixed-precision path on CUDA and (bf16) on CPU
+        torch.autocast(device_type=device.split(":")[0], dtype=getattr(torch, dtype))
+        if dtype != "float32"
         else nullcontext()
     )
     size = {"height": input_size, "width": input_size}

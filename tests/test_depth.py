@@ -34,6 +34,18 @@ def test_prediction_is_resized_back_and_batched_consistently(tiny_model):
     assert np.isfinite(one).all()
 
 
+def test_bfloat16_autocast_stays_close_to_float32(tiny_model):
+    """The mixed-precision path (CUDA's default) run on CPU's bf16 autocast: float32
+    output at the frames' size, close to the float32 prediction."""
+    model, processor = depth_model.load(str(tiny_model), allow_download=False)
+    frames = np.random.default_rng(1).integers(0, 255, (3, 32, 48, 3), dtype=np.uint8)
+    full = depth.predict(model, processor, frames, 56, 3, "cpu", "float32")
+    half = depth.predict(model, processor, frames, 56, 3, "cpu", "bfloat16")
+    assert half.dtype == np.float32 and half.shape == full.shape
+    assert not np.array_equal(half, full)  # bf16 really ran
+    assert np.corrcoef(half.ravel(), full.ravel())[0, 1] > 0.99
+
+
 def test_missing_weights_say_how_to_get_them(tmp_path):
     with pytest.raises(UserError, match="huggingface-cli download depth-anything/"):
         depth_model.load("depth-anything/Depth-Anything-V2-Large-hf", allow_download=False)
