@@ -87,9 +87,9 @@ def test_image_latent_scaling_follows_the_pipeline_or_the_official_trainer():
     assert objective.image_latent_scale(vae, "official") == 0.7
 
 
-def _fit(stack, runs, out, steps=16):
+def _fit(stack, runs, out, steps=16, **overrides):
     _, model_dir, caches = stack
-    settings = {**SETTINGS, "steps": steps, "variants": {"v": VARIANT}}
+    settings = {**SETTINGS, "steps": steps, "variants": {"v": VARIANT}, **overrides}
     return [
         str(BIN / "stance"),
         "train",
@@ -140,6 +140,24 @@ def test_a_killed_run_resumes_to_the_same_weights(stack, tmp_path):
     losses = (tmp_path / "b" / "losses.csv").read_text().splitlines()
     assert [int(r.split(",")[0]) for r in losses[1:]] == list(range(1, 17))
     assert (tmp_path / "b" / "loss_curve.png").exists()
+
+
+def test_bf16_with_gradient_checkpointing_tracks_float32(stack, tmp_path):
+    """The settings of the real runs (bf16 autocast, gradient checkpointing) on the tiny
+    stack: finite losses that follow the float32 run."""
+    runs = {}
+    for name, extra in {
+        "fp32": {"mixed_precision": "no"},
+        "bf16": {"mixed_precision": "bf16", "gradient_checkpointing": True},
+    }.items():
+        cmd = _fit(stack, tmp_path / f"runs_{name}", tmp_path / name, steps=3, **extra)
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        lines = (tmp_path / name / "losses.csv").read_text().splitlines()[1:]
+        runs[name] = np.array([float(line.split(",")[1]) for line in lines])
+    assert np.isfinite(runs["bf16"]).all() and len(runs["bf16"]) == 3
+    np.testing.assert_allclose(runs["bf16"], runs["fp32"], rtol=0.05)
+    assert "mixed precision bf16" in done.stderr
 
 
 def test_sigusr1_checkpoints_and_exits_for_requeue(stack, tmp_path):

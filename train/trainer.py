@@ -254,7 +254,7 @@ def train(
         if accelerator.is_main_process:
             with losses_path.open("a") as handle:
                 csv.writer(handle).writerow(
-                    [step + 1, float(loss), values["rgb"], values.get("aux", "")]
+                    [step + 1, float(loss.detach()), values["rgb"], values.get("aux", "")]
                 )
         done = step + 1
         if deadline is not None and time.time() > deadline - settings["stop_before_limit_s"]:
