@@ -27,13 +27,17 @@ def cue_clip(
     num_frames = clip_store.open_attrs(render_path)["render"]["frames"]
     first, last = compute.reference_frames(num_frames, settings["reference_frame"])
     pair = [first, last]
+    window = slice(first, last + 1)
     clip = clip_store.read_clip(
-        render_path, ("segmentation", "forward_flow"), slice(first, last + 1)
+        render_path,
+        frames={
+            "segmentation": window,
+            "forward_flow": window,
+            "rgb": slice(first, first + 1),
+            "depth": pair,
+        },
     )
-    clip.arrays["rgb"] = clip_store.read_clip(
-        render_path, ("rgb",), slice(first, first + 1)
-    ).arrays["rgb"]
-    depth_pair = clip_store.read_clip(render_path, ("depth",), pair).arrays["depth"]
+    depth_pair = clip.arrays.pop("depth")
     disparity, depth_attrs = depth.read_depth(depth_path, frames=pair)
     if disparity.shape != depth_pair.shape:
         raise stores.StoreError(

@@ -131,17 +131,21 @@ def open_attrs(path: str | Path) -> dict[str, Any]:
 def read_clip(
     path: str | Path,
     names: tuple[str, ...] | None = None,
-    frames: slice | list[int] | None = None,
+    frames: slice | list[int] | Mapping[str, slice | list[int]] | None = None,
 ) -> Clip:
     """Read a clip store; `names` and `frames` read a subset (per-frame chunks make a
-    frame range cheap). Full reads are validated against the format."""
+    frame range cheap); `frames` as {array: frames} reads different frames of each named
+    array in one pass. Full reads are validated against the format."""
     root = stores.open_checked(path, FORMAT, VERSION, PRODUCER)
     attrs = dict(root.attrs)
     full = names is None and frames is None
-    window = slice(None) if frames is None else frames
-    arrays = {
-        name: root[name].oindex[window] for name in (FRAME_ARRAYS if names is None else names)
-    }
+    if isinstance(frames, Mapping):
+        names, windows = tuple(frames), dict(frames)
+    else:
+        window = slice(None) if frames is None else frames
+        names = FRAME_ARRAYS if names is None else names
+        windows = dict.fromkeys(names, window)
+    arrays = {name: root[name].oindex[windows[name]] for name in names}
     tracks = {name: root["tracks"][name][...] for name in TRACKS}
     if full:
         validate_arrays(arrays, tracks, len(attrs["instances"]))

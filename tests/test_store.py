@@ -82,3 +82,13 @@ def test_a_foreign_zarr_group_is_refused(tmp_path):
     zarr.open_group(tmp_path / "other.zarr", mode="w").attrs["format"] = "something.else"
     with pytest.raises(store.StoreError, match=r"not a stance\.render\.clip store"):
         store.open_attrs(tmp_path / "other.zarr")
+
+
+def test_partial_reads_take_frames_per_array(tmp_path):
+    arrays, tracks, attrs = _clip()
+    path = store.write_clip(tmp_path / "c.zarr", arrays, tracks, attrs)
+    clip = store.read_clip(path, frames={"rgb": slice(0, 1), "depth": [0, 2]})
+    assert set(clip.arrays) == {"rgb", "depth"}
+    assert np.array_equal(clip.arrays["rgb"], arrays["rgb"][:1])
+    assert np.array_equal(clip.arrays["depth"], arrays["depth"][[0, 2]])
+    assert np.array_equal(clip.tracks["positions"], tracks["positions"])
