@@ -67,15 +67,13 @@ def _logs(state: Path) -> str:
     return "\n".join(p.read_text()[-1000:] for p in state.glob("*.log"))
 
 
-@pytest.fixture(scope="module")
-def runs(cluster, tmp_path_factory):
-    local = Workflow(tmp_path_factory.mktemp("local"))
-    local.snakemake()
-    on_slurm = Workflow(tmp_path_factory.mktemp("slurm"))
+def on_slurm_profile(workflow: Workflow, *args: str, timeout: int) -> str:
+    """`snakemake --profile slurm ARGS` in the workflow copy, with the test overrides (no
+    account, squeue as the status command); returns the log, asserts success."""
     result = subprocess.run(
         [
             str(BIN / "snakemake"),
-            "all",
+            *args,
             "--profile",
             "slurm",
             "--slurm-no-account",
@@ -83,18 +81,27 @@ def runs(cluster, tmp_path_factory):
             "squeue",
             "--slurm-init-seconds-before-status-checks",
             "1",
-            "--slurm-keep-successful-logs",
             "--verbose",
         ],
-        cwd=on_slurm.repo,
-        env=on_slurm.env,
+        cwd=workflow.repo,
+        env=workflow.env,
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=timeout,
     )
     log = result.stdout + result.stderr
-    (on_slurm.repo / "slurm-run.log").write_text(log)
+    with (workflow.repo / "slurm-run.log").open("a") as handle:
+        handle.write(log)
     assert result.returncode == 0, log[-4000:]
+    return log
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, tmp_path_factory):
+    local = Workflow(tmp_path_factory.mktemp("local"))
+    local.snakemake()
+    on_slurm = Workflow(tmp_path_factory.mktemp("slurm"))
+    log = on_slurm_profile(on_slurm, "all", "--slurm-keep-successful-logs", timeout=1800)
     return local, on_slurm, log
 
 
@@ -142,30 +149,14 @@ def test_training_stops_at_the_time_limit_and_resumes(runs):
     cfg["train"]["stop_before_limit_s"] = 40  # stop ~20 s into a 60 s job
     config_file.write_text(yaml.safe_dump(cfg))
     variant = next(iter(cfg["train"]["variants"]))
-    result = subprocess.run(
-        [
-            str(BIN / "snakemake"),
-            f"results/train/{variant}",
-            "--profile",
-            "slurm",
-            "--slurm-no-account",
-            "--slurm-status-command",
-            "squeue",
-            "--slurm-init-seconds-before-status-checks",
-            "1",
-            "--set-resources",
-            "train_variant:slurm_partition='gpu'",
-            "train_variant:runtime=1 if attempt == 1 else 10",
-            "--verbose",
-        ],
-        cwd=on_slurm.repo,
-        env=on_slurm.env,
-        capture_output=True,
-        text=True,
+    log = on_slurm_profile(
+        on_slurm,
+        f"results/train/{variant}",
+        "--set-resources",
+        "train_variant:slurm_partition='gpu'",
+        "train_variant:runtime=1 if attempt == 1 else 10",
         timeout=900,
     )
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-4000:]
     assert "-t 1 " in log and "-t 10 " in log, "attempt 1 on 1 min, the retry on 10 min"
     histories = (on_slurm.repo / "results/runs" / variant).glob("*/history.jsonl")
     run_dir = max(histories, key=lambda p: p.stat().st_mtime).parent  # the 300-step run
