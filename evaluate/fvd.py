@@ -63,20 +63,26 @@ def bootstrap(
     return float(low), float(high)
 
 
-def preprocess(videos: np.ndarray):
-    """(N,T,H,W,3) uint8 -> (N,3,16,224,224) float in [-1, 1] (I3D's input)."""
+def clip_frames(videos: np.ndarray, frames: int, size: int):
+    """(N,T,H,W,3) uint8 -> (N,frames,3,size,size) float in [0, 255]: the first `frames`
+    frames (short clips repeat their last one), each resized bilinearly. The input side
+    shared by the FVD feature networks (I3D here, VideoMAE-v2 in `videomae`)."""
     import torch
     import torch.nn.functional as F
 
-    if videos.shape[1] < I3D_FRAMES:  # short clips: repeat the last frame
-        pad = np.repeat(videos[:, -1:], I3D_FRAMES - videos.shape[1], axis=1)
+    if videos.shape[1] < frames:
+        pad = np.repeat(videos[:, -1:], frames - videos.shape[1], axis=1)
         videos = np.concatenate([videos, pad], axis=1)
-    x = torch.from_numpy(videos[:, :I3D_FRAMES]).float()  # N,T,H,W,C
+    x = torch.from_numpy(np.ascontiguousarray(videos[:, :frames])).float()  # N,T,H,W,C
     n, t = x.shape[:2]
     x = x.permute(0, 1, 4, 2, 3).reshape(n * t, 3, *x.shape[2:4])
-    x = F.interpolate(x, size=(I3D_SIZE, I3D_SIZE), mode="bilinear", align_corners=False)
-    x = x.reshape(n, t, 3, I3D_SIZE, I3D_SIZE).permute(0, 2, 1, 3, 4)
-    return x / 127.5 - 1.0
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return x.reshape(n, t, 3, size, size)
+
+
+def preprocess(videos: np.ndarray):
+    """(N,T,H,W,3) uint8 -> (N,3,16,224,224) float in [-1, 1] (I3D's input)."""
+    return clip_frames(videos, I3D_FRAMES, I3D_SIZE).permute(0, 2, 1, 3, 4) / 127.5 - 1.0
 
 
 def load_extractor(path: str | Path) -> Callable[[np.ndarray], np.ndarray]:

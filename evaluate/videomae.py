@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from stance.errors import UserError
+from stance.evaluate import fvd
 
 FRAMES = 16
 SIZE = 224
@@ -66,8 +67,11 @@ def build(cfg):
     transformers builds it with the LayerNorm default)."""
     from transformers import VideoMAEForVideoClassification
 
-    model = VideoMAEForVideoClassification(cfg)
-    model.fc_norm.eps = cfg.layer_norm_eps
+    return with_original_eps(VideoMAEForVideoClassification(cfg))
+
+
+def with_original_eps(model):
+    model.fc_norm.eps = model.config.layer_norm_eps
     return model.eval()
 
 
@@ -116,8 +120,7 @@ def load_model(path: str | Path):
         from transformers import VideoMAEForVideoClassification
 
         model = VideoMAEForVideoClassification.from_pretrained(path)
-        model.fc_norm.eps = model.config.layer_norm_eps
-        return model.eval()
+        return with_original_eps(model)
     if not path.is_file():
         raise UserError(
             f"content-debiased FVD needs the VideoMAE-v2 ViT-g checkpoint at {path}, which "
@@ -158,17 +161,7 @@ def check_vit_g(state: Mapping[str, Any], path: Path) -> None:
 def preprocess(videos: np.ndarray, size: int = SIZE, frames: int = FRAMES):
     """(N,T,H,W,3) uint8 -> (N,16,3,224,224) float in [0, 1]: the first 16 frames (short
     clips repeat their last frame), bilinear resize, no normalisation."""
-    import torch
-    import torch.nn.functional as F
-
-    if videos.shape[1] < frames:
-        pad = np.repeat(videos[:, -1:], frames - videos.shape[1], axis=1)
-        videos = np.concatenate([videos, pad], axis=1)
-    x = torch.from_numpy(np.ascontiguousarray(videos[:, :frames])).float() / 255.0
-    n, t = x.shape[:2]
-    x = x.permute(0, 1, 4, 2, 3).reshape(n * t, 3, *x.shape[2:4])
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    return x.reshape(n, t, 3, size, size)
+    return fvd.clip_frames(videos, frames, size) / 255.0
 
 
 def features(model, pixel_values, batch: int = 8):
