@@ -86,6 +86,7 @@ def from_render(
         keyframe=clip.arrays["rgb"][0],
         labels=labels,
         instances={k: np.asarray(v, dtype=np.float32) for k, v in columns.items()},
+        keyframe_disparity=np.asarray(disparity[0], np.float32),
         attrs={
             "clip_id": clip.attrs["clip_id"],
             "source": "render",

@@ -3,6 +3,7 @@
 A hint file (YAML or JSON; paths relative to it):
 
     keyframe: keyframe.png
+    depth: depth.png                      # optional: keyframe disparity, brighter = nearer
     instances:
       - mask: masks/ball.png              # PNG, non-zero = inside ...
         arrow: [2.0, -0.5]                # (dx, dy) px/frame, x right, y down ...
@@ -12,6 +13,8 @@ A hint file (YAML or JSON; paths relative to it):
         arrow: {direction_deg: 90, speed: 1.5}             # ... or angle (0 = +x, 90 = +y)
         mass: 0.4
 
+`depth` (grey 8/16-bit PNG or a .npy float array, keyframe size) is what RGB+Depth
+variants condition their depth stream on; without it they cannot generate from the hints.
 It is rasterised by the same `store.paint` and mass normalisation as rendered clips, so
 a hint cue and a training cue of the same motion are identical arrays.
 """
@@ -185,11 +188,36 @@ def labels_from_masks(masks: list[np.ndarray]) -> np.ndarray:
     return labels
 
 
+def load_disparity(spec: Any, base: Path, shape: tuple[int, int]) -> np.ndarray:
+    """`depth:` of a hint file -> (H,W) float32 disparity (brighter / larger = nearer)."""
+    if not isinstance(spec, str):
+        raise HintError(f"depth must be a path to a PNG or .npy file, got {spec!r}")
+    path = base / spec
+    if not path.exists():
+        raise HintError(f"depth file {path} does not exist")
+    try:
+        if path.suffix == ".npy":
+            values = np.load(path, allow_pickle=False)
+        else:
+            image = Image.open(path)
+            values = np.asarray(image if image.mode in ("I", "I;16", "F") else image.convert("L"))
+    except (OSError, ValueError) as exc:
+        raise HintError(f"depth file {path} is not a readable PNG or .npy: {exc}") from exc
+    values = np.asarray(values, np.float32)
+    if values.shape != shape or not np.isfinite(values).all():
+        raise HintError(
+            f"depth file {path} must be a finite {shape[0]}x{shape[1]} single-channel "
+            f"image or array (the keyframe size), got shape {values.shape}"
+        )
+    return values
+
+
 def rasterise(
     keyframe: np.ndarray,
     instances: list[Instance],
     mass_params: Mapping[str, Any],
     attrs: Mapping[str, Any],
+    disparity: np.ndarray | None = None,
 ) -> store.CueClip:
     """Hints -> the same cue store content the render path produces."""
     labels = labels_from_masks([i.mask for i in instances])
@@ -221,6 +249,7 @@ def rasterise(
         labels=labels,
         instances={k: np.asarray(v, dtype=np.float32) for k, v in columns.items()},
         attrs={"source": "hints", "mass": dict(mass_params), **attrs},
+        keyframe_disparity=disparity,
     )
 
 
@@ -236,16 +265,24 @@ def load(path: str | Path, mass_params: Mapping[str, Any]) -> store.CueClip:
         raise HintError(
             f"{path} is not valid {path.suffix.lstrip('.').upper() or 'YAML'}: {exc}"
         ) from exc
-    if not isinstance(spec, Mapping) or set(spec) != {"keyframe", "instances"}:
-        raise HintError(f"{path}: expected exactly the keys keyframe and instances")
+    if not isinstance(spec, Mapping) or not {"keyframe", "instances"} <= set(spec) <= {
+        "keyframe",
+        "instances",
+        "depth",
+    }:
+        raise HintError(f"{path}: expected the keys keyframe, instances and optionally depth")
     keyframe_path = path.parent / spec["keyframe"]
     if not keyframe_path.exists():
         raise HintError(f"keyframe {keyframe_path} does not exist")
     keyframe = np.asarray(Image.open(keyframe_path).convert("RGB"))
     instances = parse_instances(spec["instances"], path.parent, keyframe.shape[:2], mass_params)
+    disparity = None
+    if "depth" in spec:
+        disparity = load_disparity(spec["depth"], path.parent, keyframe.shape[:2])
     return rasterise(
         keyframe,
         instances,
         mass_params,
         {"clip_id": path.stem, "hints": str(path), "frames": [0, 1]},
+        disparity,
     )

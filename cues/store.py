@@ -8,6 +8,9 @@ One zarr v3 group per clip, `results/cues/{split}/{shard}/<clip_id>.zarr` (or wh
 | cue                      | float32 | (1,H,W,C)   | keyframe cue, channels CHANNELS; 0 outside |
 | keyframe                 | uint8   | (H,W,3)     | the image the cue belongs to (frame 0)    |
 | labels                   | uint16  | (H,W)       | keyframe instance labels                  |
+| keyframe_disparity       | float32 | (H,W)       | optional: keyframe disparity (any affine- |
+|                          |         |             | invariant inverse depth: Depth-Anything-V2|
+|                          |         |             | for rendered clips, `depth:` for hints)   |
 | instances/<column>       | float32 | (N,)        | per-instance table, columns INSTANCE_COLUMNS |
 
 Channels (CHANNELS): u, v = mean flow inside the instance in px/frame (x right, y down);
@@ -34,7 +37,7 @@ import numpy as np
 from stance import stores
 
 FORMAT = "stance.cues.clip"
-VERSION = 1
+VERSION = 2
 PRODUCER = "the cue stage (stance cues)"
 CHANNELS = ("u", "v", "dz", "mass")
 INSTANCE_COLUMNS = (
@@ -57,6 +60,7 @@ class CueClip:
     labels: np.ndarray  # (H,W) uint16
     instances: dict[str, np.ndarray]  # column -> (N,) float32
     attrs: dict[str, Any]
+    keyframe_disparity: np.ndarray | None = None  # (H,W) float32, or None when unknown
 
 
 def validate(clip: CueClip) -> None:
@@ -66,6 +70,8 @@ def validate(clip: CueClip) -> None:
         ("keyframe", clip.keyframe, np.uint8, (h, w, 3)),
         ("labels", clip.labels, np.uint16, (h, w)),
     ]
+    if clip.keyframe_disparity is not None:
+        checks.append(("keyframe_disparity", clip.keyframe_disparity, np.float32, (h, w)))
     n = len(clip.instances["u"])
     checks += [(f"instances/{c}", clip.instances[c], np.float32, (n,)) for c in INSTANCE_COLUMNS]
     for name, array, dtype, shape in checks:
@@ -77,6 +83,8 @@ def validate(clip: CueClip) -> None:
         raise stores.StoreError("labels hold ids beyond the instance table")
     if not np.isfinite(clip.cue).all():
         raise stores.StoreError("cue holds NaN or infinite values")
+    if clip.keyframe_disparity is not None and not np.isfinite(clip.keyframe_disparity).all():
+        raise stores.StoreError("keyframe_disparity holds NaN or infinite values")
 
 
 def write(path: str | Path, clip: CueClip) -> Path:
@@ -86,6 +94,8 @@ def write(path: str | Path, clip: CueClip) -> Path:
         root.create_array("cue", data=clip.cue, chunks=stores.per_frame_chunks(clip.cue))
         root.create_array("keyframe", data=clip.keyframe)
         root.create_array("labels", data=clip.labels)
+        if clip.keyframe_disparity is not None:
+            root.create_array("keyframe_disparity", data=clip.keyframe_disparity)
         table = root.create_group("instances")
         for column in INSTANCE_COLUMNS:
             table.create_array(column, data=clip.instances[column])
@@ -105,6 +115,9 @@ def read(path: str | Path) -> CueClip:
         labels=root["labels"][...],
         instances={c: root["instances"][c][...] for c in INSTANCE_COLUMNS},
         attrs=dict(attrs),
+        keyframe_disparity=(
+            root["keyframe_disparity"][...] if "keyframe_disparity" in root else None
+        ),
     )
     validate(clip)
     return clip

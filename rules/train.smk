@@ -1,7 +1,6 @@
 rule encode_shard:
     input:
         render="results/render/{split}/{shard}",
-        cues="results/cues/{split}/{shard}",
         model=video_model_input,
     output:
         directory("results/latents/{split}/{shard}"),
@@ -13,17 +12,18 @@ rule encode_shard:
         "../envs/train.yaml"
     params:
         model=config["models"]["video"],
-        settings=settings("train"),
+        max_text=config["train"]["max_text_seq_length"],
         code=code("stance.train.encode"),
     shell:
-        "stance train encode --render {input.render} --cues {input.cues}"
-        " --model {params.model} --settings {params.settings:q}"
+        "stance train encode --render {input.render}"
+        " --model {params.model} --max-text {params.max_text}"
         " --code-hash {params.code} --out {output} > {log} 2>&1"
 
 
 rule train_variant:
     input:
         cache=lambda wildcards: split_shard_dirs("latents", ["train"]),
+        cues=lambda wildcards: split_shard_dirs("cues", ["train"]),
         model=video_model_input,
     output:
         report(
@@ -48,7 +48,8 @@ rule train_variant:
         launcher=train_launcher(),
         code=code("stance.train.trainer"),
     shell:
-        "{params.launcher} train fit --cache {input.cache:q} --variant {wildcards.variant}"
+        "{params.launcher} train fit --cache {input.cache:q} --cues {input.cues:q}"
+        " --variant {wildcards.variant}"
         " --model {params.model} --settings {params.settings:q} --runs {params.runs}"
         " --code-hash {params.code} --out {output} > {log} 2>&1"
 

@@ -181,8 +181,7 @@ def test_editing_dz_code_reruns_only_cues_and_their_dependents(workflow):
             "cue_shard": 2,
             "cue_dz_report": 1,
             "report_cues": 1,
-            "encode_shard": 1,
-            "train_variant": 1,
+            "train_variant": 1,  # reads the cue stores; the VAE cache holds no cues
             "generate_shard": 1,
             "evaluate_shard": 1,  # baselines do not read cues
             "evaluate_tables": 1,

@@ -22,27 +22,59 @@ SETTINGS = config.validate({"train": {"learning_rate": 2e-3, "checkpoint_every":
 VARIANT = {"aux": "depth", "cue_mode": "dense_rope", "motion_tokens": 4}
 
 
+def write_cache(path, tensors):
+    save_file(tensors, path, metadata={"format": encode.FORMAT, "version": encode.VERSION})
+
+
+def cache_tensors(g, frames=3, size=32):
+    """A cache entry of the current format: 9 frames of 32x32 -> 3 latent frames of 4x4."""
+    h = size // 8
+    tensors = {
+        "video_latents": torch.randn(frames, 4, h, h, generator=g),
+        "depth_latents": torch.randn(frames, 4, h, h, generator=g),
+        "seg_latents": torch.randn(frames, 4, h, h, generator=g),
+        "prompt_embeds": torch.randn(32, 32, generator=g),
+    }
+    for stream in encode.STREAMS:
+        tensors[f"{stream}_keyframe"] = torch.randint(0, 256, (size, size, 3), generator=g).to(
+            torch.uint8
+        )
+        tensors[encode.image_latent_name(stream)] = torch.randn(1, 4, h, h, generator=g)
+    return tensors
+
+
+def write_cue_store(path, size=32, cue=None):
+    from stance.cues import store as cue_store
+
+    labels = np.zeros((size, size), np.uint16)
+    labels[8:16] = 1
+    if cue is None:
+        cue = cue_store.paint(labels, np.array([[1.0, 1.0, 1.0, 1.0]], np.float32))
+    table = {c: np.ones(1, np.float32) for c in cue_store.INSTANCE_COLUMNS}
+    return cue_store.write(
+        path,
+        cue_store.CueClip(
+            cue=cue,
+            keyframe=np.zeros((size, size, 3), np.uint8),
+            labels=labels,
+            instances=table,
+            attrs={"clip_id": path.stem, "source": "test"},
+            keyframe_disparity=np.linspace(0, 1, size * size, dtype=np.float32).reshape(size, size),
+        ),
+    )
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("stack")
     model = tiny.make_tiny(root / "tiny")
-    caches = root / "cache"
+    caches, cues = root / "cache", root / "cues"
     caches.mkdir()
+    cues.mkdir()
     g = torch.Generator().manual_seed(0)
-    for k in range(3):  # 9 frames of 32x32 -> 3 latent frames of 4x4, 4 channels
-        tensors = {
-            "video_latents": torch.randn(3, 4, 4, 4, generator=g),
-            "image_latents": torch.randn(1, 4, 4, 4, generator=g),
-            "depth_latents": torch.randn(3, 4, 4, 4, generator=g),
-            "seg_latents": torch.randn(3, 4, 4, 4, generator=g),
-            "prompt_embeds": torch.randn(32, 32, generator=g),
-            "cues": torch.zeros(4, 32, 32).index_fill_(1, torch.arange(8, 16), 1.0),
-        }
-        save_file(
-            tensors,
-            caches / f"train-{k:08d}.safetensors",
-            metadata={"format": encode.FORMAT, "version": encode.VERSION},
-        )
+    for k in range(3):
+        write_cache(caches / f"train-{k:08d}.safetensors", cache_tensors(g))
+        write_cue_store(cues / f"train-{k:08d}.zarr")
     return root, model, caches
 
 
@@ -53,7 +85,8 @@ def test_loss_is_finite_and_decreases_on_a_repeated_batch(stack):
     vae_config = components.load_config(
         __import__("diffusers").AutoencoderKLCogVideoX, str(model_dir), "vae", False
     )
-    data = trainer.CacheDataset(sorted(caches.glob("*.safetensors")), "depth")
+    cues = trainer.cue_store_paths([caches.parent / "cues"])
+    data = trainer.CacheDataset(sorted(caches.glob("*.safetensors")), "depth", cues, "cached")
     batch = torch.utils.data.default_collate([data[0], data[1]])
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
@@ -87,15 +120,17 @@ def test_image_latent_scaling_follows_the_pipeline_or_the_official_trainer():
     assert objective.image_latent_scale(vae, "official") == 0.7
 
 
-def _fit(stack, runs, out, steps=16, **overrides):
+def _fit(stack, runs, out, steps=16, variant=VARIANT, **overrides):
     _, model_dir, caches = stack
-    settings = {**SETTINGS, "steps": steps, "variants": {"v": VARIANT}, **overrides}
+    settings = {**SETTINGS, "steps": steps, "variants": {"v": variant}, **overrides}
     return [
         str(BIN / "stance"),
         "train",
         "fit",
         "--cache",
         str(caches),
+        "--cues",
+        str(caches.parent / "cues"),
         "--variant",
         "v",
         "--model",
@@ -194,27 +229,37 @@ def test_generation_from_hints_end_to_end(stack, tmp_path):
     )
     cfg = tmp_path / "config.yaml"
     cfg.write_text(f"models: {{video: {model_dir}}}\nrender: {{frames: 9}}\n")
-    run_cli(
-        "cues",
-        "from-hints",
-        str(tmp_path / "hints.yaml"),
-        "--out",
-        str(tmp_path / "demo.zarr"),
-        "--config",
-        str(cfg),
+
+    def generate(hints):
+        store = tmp_path / "demo.zarr"
+        run_cli("cues", "from-hints", str(hints), "--out", str(store), "--config", str(cfg))
+        return run_cli(
+            "generate",
+            "hints",
+            str(tmp_path / "demo.zarr"),
+            "--trained",
+            str(out),
+            "--out",
+            str(tmp_path / "demo.mp4"),
+            "--config",
+            str(cfg),
+            "--offline",
+            check=False,
+        )
+
+    # RGB+Depth conditions its depth stream on the keyframe's depth: hints without it
+    # get a clear error naming the fix, hints with it generate.
+    refused = generate(tmp_path / "hints.yaml")
+    assert refused.returncode != 0 and "add `depth: <image>`" in refused.stderr
+    Image.fromarray(np.tile(np.arange(32, dtype=np.uint8) * 8, (32, 1))).save(tmp_path / "d.png")
+    text = (
+        (tmp_path / "hints.yaml")
+        .read_text()
+        .replace("keyframe: key.png", "keyframe: key.png\ndepth: d.png")
     )
-    run_cli(
-        "generate",
-        "hints",
-        str(tmp_path / "demo.zarr"),
-        "--trained",
-        str(out),
-        "--out",
-        str(tmp_path / "demo.mp4"),
-        "--config",
-        str(cfg),
-        "--offline",
-    )
+    (tmp_path / "hints.yaml").write_text(text)
+    done = generate(tmp_path / "hints.yaml")
+    assert done.returncode == 0, done.stderr[-2000:]
     from stance.video import read_video
 
     frames = read_video(tmp_path / "demo.mp4")
@@ -253,7 +298,7 @@ def _cpu_launch_config(tmp_path, launch_config):
     return path
 
 
-def _launch(stack, tmp_path, launch_config, name, env=None, nodes=1):
+def _launch(stack, tmp_path, launch_config, name, env=None, nodes=1, variant=VARIANT, steps=4):
     """The train rule's command with 2 CPU processes: one node running `accelerate launch`
     with 2 processes, or 2 "nodes" (tests/fake_slurm/srun) with one process each."""
     import shlex
@@ -262,7 +307,7 @@ def _launch(stack, tmp_path, launch_config, name, env=None, nodes=1):
 
     settings = {"num_gpus": 2 // nodes, "num_nodes": nodes}
     settings["accelerate_config"] = _cpu_launch_config(tmp_path, launch_config)
-    fit = _fit(stack, tmp_path / f"runs_{name}", tmp_path / name, steps=4)
+    fit = _fit(stack, tmp_path / f"runs_{name}", tmp_path / name, steps=steps, variant=variant)
     command = launch.command_prefix(settings) + " " + shlex.join(fit[1:])
     path = f"{REPO / 'tests' / 'fake_slurm'}:{BIN}:{os.environ['PATH']}"
     return subprocess.run(
@@ -298,3 +343,24 @@ def test_two_processes_zero2_resumes_and_matches_ddp(stack, tmp_path):
         assert max(float((reference[k] - weights[k]).abs().max()) for k in weights) < 1e-5
     initial = load_file(str(next(stack[1].glob("transformer/*.safetensors"))))
     assert any(not torch.equal(reference[k], initial[k]) for k in initial if k in reference)
+
+
+VARIANT_KINDS = {
+    "backbone": {"aux": "none", "cue_mode": "none"},
+    "map2d": {"aux": "none", "cue_mode": "map2d"},
+    "rgb_only": {"aux": "none", "cue_mode": "dense_rope", "motion_tokens": 1},
+    "rgb_seg": {"aux": "seg", "cue_mode": "dense_rope", "motion_tokens": 4},
+}
+
+
+@pytest.mark.parametrize("launch_config", ["ddp_single_node.yaml", "zero2_single_node.yaml"])
+def test_every_variant_kind_trains_under_every_launch_config(stack, tmp_path, launch_config):
+    """Two CPU processes, two steps, for each kind of variant: those that leave new modules
+    unused (no cues: the cue tokenizer; no aux: the domain embedding) used to stop DDP at
+    step 2 waiting for gradients; rgb_only selects 1 of several cue sites (random subset)."""
+    for name, variant in VARIANT_KINDS.items():
+        done = _launch(stack, tmp_path, launch_config, name, variant=variant, steps=2)
+        assert done.returncode == 0, f"{name}: {done.stderr[-3000:]}"
+        assert "2 process(es)" in done.stderr
+        losses = (tmp_path / name / "losses.csv").read_text().splitlines()[1:]
+        assert [int(line.split(",")[0]) for line in losses] == [1, 2], name

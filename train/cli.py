@@ -12,17 +12,21 @@ from stance.errors import UserError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    enc = sub.add_parser("encode", help="VAE latents, prompt embeddings and cues of a shard")
+    enc = sub.add_parser("encode", help="VAE latents, keyframes and prompt embeddings of a shard")
     enc.add_argument("--render", required=True, type=Path, help="rendered shard folder")
-    enc.add_argument("--cues", required=True, type=Path, help="cue shard folder")
     enc.add_argument("--out", required=True, type=Path, help="cache shard folder to write")
     enc.add_argument("--model", required=True, help="CogVideoX pipeline: hub id or folder")
-    enc.add_argument("--settings", required=True, help="JSON of the `train` config section")
+    enc.add_argument(
+        "--max-text", required=True, type=int, help="T5 tokens (train.max_text_seq_length)"
+    )
     enc.add_argument("--code-hash", default="unknown")
     enc.add_argument("--offline", action="store_true", help="never try the hub")
 
     fit = sub.add_parser("fit", help="fine-tune one variant (accelerate; resumes by itself)")
     fit.add_argument("--cache", nargs="+", required=True, type=Path, help="cache folders")
+    fit.add_argument(
+        "--cues", nargs="+", required=True, type=Path, help="cue folders of the same clips"
+    )
     fit.add_argument("--variant", required=True, help="name of a train.variants entry")
     fit.add_argument("--out", required=True, type=Path, help="final model folder to write")
     fit.add_argument(
@@ -38,22 +42,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    settings = config.section_from_json("train", args.settings)
     if args.action == "encode":
         from stance.train import encode
 
         encode.encode_shard(
             args.render,
-            args.cues,
             args.out,
             args.model,
-            settings["max_text_seq_length"],
+            args.max_text,
             args.code_hash,
             allow_download=not args.offline,
         )
     elif args.action == "fit":
         from stance.train import trainer
 
+        settings = config.section_from_json("train", args.settings)
         if args.variant not in settings["variants"]:
             raise UserError(
                 f"unknown variant {args.variant!r}; train.variants has "
@@ -62,6 +65,7 @@ def main(args: argparse.Namespace) -> int:
         files = sorted(p for folder in args.cache for p in folder.glob("*.safetensors"))
         trainer.train(
             files,
+            args.cues,
             args.out,
             args.runs,
             settings,

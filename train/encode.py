@@ -1,20 +1,27 @@
-"""Per-clip training cache: VAE latents, T5 prompt embeddings and cue maps, computed once.
+"""Per-clip training cache: VAE latents, keyframes and T5 prompt embeddings, computed once.
 
 The VAE dominates the cost of a training step, so every clip is encoded once per shard
-job into `results/latents/{split}/{shard}/<clip_id>.safetensors`:
+job into `results/latents/{split}/{shard}/<clip_id>.safetensors`. The cache holds nothing
+the cue stage computes: training reads the cues from the cue stores, so changing the cue
+logic never re-encodes a clip.
 
-| tensor          | shape          | meaning                                              |
-|-----------------|----------------|------------------------------------------------------|
-| video_latents   | (F, C, h, w)   | VAE(video in [-1, 1]) * scaling_factor               |
-| image_latents   | (1, C, h, w)   | VAE(first frame + log-normal noise), unscaled        |
-| depth_latents   | (F, C, h, w)   | VAE(rendered inverse depth as a grey video) * scaling |
-| seg_latents     | (F, C, h, w)   | VAE(instance colours) * scaling                      |
-| prompt_embeds   | (S, D)         | T5 embedding of the clip's caption                   |
-| cues            | (Cc, H, W)     | the cue store's keyframe cue (u, v, dz, mass)        |
+| tensor              | shape        | meaning                                               |
+|---------------------|--------------|-------------------------------------------------------|
+| video_latents       | (F, C, h, w) | VAE(video in [-1, 1]) * scaling_factor                |
+| depth_latents       | (F, C, h, w) | VAE(depth video, `aux_frames.depth_video`) * scaling  |
+| seg_latents         | (F, C, h, w) | VAE(instance colours, `aux_frames`) * scaling         |
+| rgb_keyframe        | (H, W, 3)    | uint8 frame 0 of the video                            |
+| depth_keyframe      | (H, W, 3)    | uint8 frame 0 of the depth video                      |
+| seg_keyframe        | (H, W, 3)    | uint8 frame 0 of the segmentation video               |
+| image_latents       | (1, C, h, w) | VAE(rgb_keyframe + log-normal noise), unscaled        |
+| depth_image_latents | (1, C, h, w) | VAE(depth_keyframe + the same noise level), unscaled  |
+| seg_image_latents   | (1, C, h, w) | VAE(seg_keyframe + the same noise level), unscaled    |
+| prompt_embeds       | (S, D)       | T5 embedding of the clip's caption                    |
 
-Metadata (strings): format, version, model, resolution, frames, caption, noise sigma,
-code_hash. The rule's params hold the model id and settings, so a different model or
-preprocessing re-encodes (the cache is keyed by them).
+The *_image_latents are the noise augmentation drawn once (`train.image_noise: cached`);
+by default the trainer redraws the noise and encodes the keyframes at every step, as
+THUDM's trainer does. Metadata (strings): format, version, model, resolution, frames,
+caption, noise sigma, code_hash.
 """
 
 from __future__ import annotations
@@ -27,39 +34,34 @@ import torch
 from safetensors.torch import load_file, safe_open, save_file
 
 from stance import provenance, stores
-from stance.cues import store as cue_store
-from stance.palette import palette
 from stance.render import store as clip_store
-from stance.train import captions, components
+from stance.train import aux_frames, captions, components, draws
 
 log = logging.getLogger(__name__)
 FORMAT = "stance.train.latents"
-VERSION = "1"
+VERSION = "2"
+STREAMS = ("rgb", "depth", "seg")  # keyframe / image-latent prefixes, RGB first
 TENSORS = (
     "video_latents",
-    "image_latents",
     "depth_latents",
     "seg_latents",
+    *(f"{s}_keyframe" for s in STREAMS),
+    "image_latents",
+    "depth_image_latents",
+    "seg_image_latents",
     "prompt_embeds",
-    "cues",
 )
+NOISE_LOG_MEAN, NOISE_LOG_STD = -3.0, 0.5  # image noise sigma ~ exp(N(-3, 0.5)), as THUDM
+
+
+def image_latent_name(stream: str) -> str:
+    return "image_latents" if stream == "rgb" else f"{stream}_image_latents"
 
 
 def to_unit(frames: np.ndarray) -> torch.Tensor:
     """(T,H,W,3) uint8 -> (1,3,T,H,W) float in [-1, 1]."""
     video = torch.from_numpy(frames).float().div(127.5).sub(1.0)
     return video.permute(3, 0, 1, 2)[None]
-
-
-def depth_video(depth: np.ndarray) -> np.ndarray:
-    """Rendered depth -> inverse depth as a grey uint8 video, normalised per clip."""
-    inverse = np.where(depth < 1e3, 1.0 / np.maximum(depth, 1e-6), 0.0)
-    grey = (inverse - inverse.min()) / max(np.ptp(inverse), 1e-9) * 255
-    return np.repeat(grey[..., None], 3, axis=-1).astype(np.uint8)
-
-
-def segmentation_video(seg: np.ndarray) -> np.ndarray:
-    return palette(seg)
 
 
 @torch.no_grad()
@@ -72,6 +74,32 @@ def encode_video(
     if scale:
         latents = latents * vae.config.scaling_factor
     return latents[0].permute(1, 0, 2, 3).float().cpu().contiguous()
+
+
+@torch.no_grad()
+def noisy_keyframe_latents(
+    vae, keyframes: dict[str, torch.Tensor], generator: torch.Generator | None
+) -> dict[str, torch.Tensor]:
+    """Noise-augmented keyframes -> raw VAE latents (B, 1, C, h, w) per stream.
+
+    keyframes: stream -> (B, H, W, 3) uint8 on any device. One sigma ~ exp(N(-3, 0.5)) per
+    sample, shared by its streams (as the authors noise RGB and depth keyframes together),
+    Gaussian pixel noise in [-1, 1] units, then a latent sample; every draw comes from
+    `generator` on its own device.
+    """
+    first = next(iter(keyframes.values()))
+    batch, device = first.shape[0], vae.device
+    sigma = draws.randn((batch,), generator, device).mul(NOISE_LOG_STD).add(NOISE_LOG_MEAN).exp()
+    out = {}
+    for stream, frames in keyframes.items():
+        pixels = frames.to(device).float().div(127.5).sub(1.0).permute(0, 3, 1, 2)[:, :, None]
+        pixels = pixels + sigma[:, None, None, None, None] * draws.randn(
+            pixels.shape, generator, device
+        )
+        dist = vae.encode(pixels.to(vae.dtype)).latent_dist
+        latents = dist.mean + dist.std * draws.randn(dist.mean.shape, generator, device)
+        out[stream] = latents.permute(0, 2, 1, 3, 4).float()
+    return out
 
 
 @torch.no_grad()
@@ -88,46 +116,42 @@ def embed_prompt(tokenizer, text_encoder, caption: str, max_length: int) -> torc
 
 
 def encode_clip(
-    frozen, render_path: Path, cue_path: Path, max_text: int, seed: int
+    frozen, render_path: Path, max_text: int, seed: int
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     clip = clip_store.read_clip(render_path, names=("rgb", "segmentation", "depth"))
-    cue = cue_store.read(cue_path)
     generator = torch.Generator().manual_seed(seed)
     vae = frozen["vae"]
-    rgb = clip.arrays["rgb"]
-    sigma = float(np.exp(np.random.default_rng(seed).normal(-3.0, 0.5)))
-    noisy_first = np.clip(
-        rgb[:1].astype(np.float32)
-        + sigma * 127.5 * np.random.default_rng(seed + 1).standard_normal(rgb[:1].shape),
-        0,
-        255,
-    ).astype(np.uint8)
+    videos = {
+        "rgb": clip.arrays["rgb"],
+        "depth": aux_frames.depth_video(clip.arrays["depth"]),
+        "seg": aux_frames.segmentation_video(clip.arrays["segmentation"]),
+    }
     caption = captions.describe(clip.attrs["instances"])
     tensors = {
-        "video_latents": encode_video(vae, rgb, generator),
-        "image_latents": encode_video(vae, noisy_first, generator, scale=False),
-        "depth_latents": encode_video(vae, depth_video(clip.arrays["depth"]), generator),
-        "seg_latents": encode_video(
-            vae, segmentation_video(clip.arrays["segmentation"]), generator
-        ),
+        "video_latents": encode_video(vae, videos["rgb"], generator),
+        "depth_latents": encode_video(vae, videos["depth"], generator),
+        "seg_latents": encode_video(vae, videos["seg"], generator),
         "prompt_embeds": embed_prompt(
             frozen["tokenizer"], frozen["text_encoder"], caption, max_text
         ),
-        "cues": torch.from_numpy(cue.cue[0]).permute(2, 0, 1).contiguous(),
     }
+    keyframes = {s: torch.from_numpy(np.ascontiguousarray(v[0])) for s, v in videos.items()}
+    keyframe_rng = torch.Generator(device=vae.device).manual_seed(seed + 1)
+    noisy = noisy_keyframe_latents(vae, {s: k[None] for s, k in keyframes.items()}, keyframe_rng)
+    for stream in STREAMS:
+        tensors[f"{stream}_keyframe"] = keyframes[stream].contiguous()
+        tensors[image_latent_name(stream)] = noisy[stream][0].cpu().contiguous()
     meta = {
         "caption": caption,
-        "noise_sigma": f"{sigma:.6f}",
         "clip_id": clip.attrs["clip_id"],
-        "frames": str(len(rgb)),
-        "resolution": str(rgb.shape[1]),
+        "frames": str(len(videos["rgb"])),
+        "resolution": str(videos["rgb"].shape[1]),
     }
     return tensors, meta
 
 
 def encode_shard(
     render_dir: Path,
-    cue_dir: Path,
     out_dir: Path,
     model_source: str,
     max_text: int,
@@ -144,7 +168,7 @@ def encode_shard(
     paths = clip_store.clip_paths(render_dir)
     for k, path in enumerate(tqdm(paths, desc=f"encode {render_dir.name}", unit="clip")):
         tensors, meta = encode_clip(
-            frozen, path, cue_dir / path.name, max_text, seed=int(path.stem.split("-")[-1]) * 7 + k
+            frozen, path, max_text, seed=int(path.stem.split("-")[-1]) * 7 + k
         )
         meta.update(format=FORMAT, version=VERSION, model=model_source, code_hash=code_hash)
         target = out_dir / f"{path.stem}.safetensors"

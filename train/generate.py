@@ -10,33 +10,67 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from stance import provenance, stores, video
+from stance import config, provenance, stores, video
 from stance.cues import store as cue_store
-from stance.train import components
+from stance.train import aux_frames, components
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Trained:
+    """A trained variant as generation needs it: its identity and training settings,
+    read from the train stage's record beside the weights."""
+
+    variant: dict[str, Any]
+    train: dict[str, Any]
+
+    @property
+    def aux(self) -> str:
+        return self.variant["aux"]
+
+
+def read_trained(trained: Path) -> Trained:
+    path = trained / "train.resolved.json"
+    if not (trained / "transformer" / "config.json").exists() or not path.exists():
+        raise stores.StoreError(f"{trained} holds no trained transformer: run stance train fit")
+    record = json.loads(path.read_text())
+    (variant,) = record["variant"].values()
+    train = config.validate({"train": record["train"]}, source=str(path))["train"]
+    return Trained(variant=variant, train=train)
+
+
+def generation_dtype(train_settings: Mapping[str, Any], cuda: bool) -> torch.dtype:
+    """The dtype the variant was trained in: bf16/fp16 autocast on GPUs, float32 on CPU."""
+    precision = train_settings["mixed_precision"]
+    if not cuda or precision == "no":
+        return torch.float32
+    return torch.float16 if precision == "fp16" else torch.bfloat16
+
+
 def load_pipeline(model_source: str, trained: Path, allow_download: bool = True):
-    """The base pipeline's frozen parts + the fine-tuned STANCE transformer."""
+    """The base pipeline's frozen parts + the fine-tuned STANCE transformer, in the dtype
+    the variant was trained in."""
     from stance.train.model import StanceTransformer
     from stance.train.pipeline import StanceImageToVideoPipeline
 
-    if not (trained / "transformer" / "config.json").exists():
-        raise stores.StoreError(f"{trained} holds no trained transformer: run stance train fit")
-    frozen = components.load_frozen(model_source, allow_download)
-    transformer = StanceTransformer.from_pretrained(trained / "transformer").eval()
+    info = read_trained(trained)
+    cuda = torch.cuda.is_available()
+    dtype = generation_dtype(info.train, cuda)
+    frozen = components.load_frozen(model_source, allow_download, dtype=dtype)
+    transformer = StanceTransformer.from_pretrained(
+        trained / "transformer", torch_dtype=dtype
+    ).eval()
     pipe = StanceImageToVideoPipeline(transformer=transformer, **frozen)
-    pipe.to("cuda" if torch.cuda.is_available() else "cpu")
+    pipe.to("cuda" if cuda else "cpu")
     pipe.set_progress_bar_config(disable=True)
-    record = json.loads((trained / "train.resolved.json").read_text())
-    (variant,) = record["variant"].values()
-    return pipe, variant["aux"] != "none"
+    return pipe, info
 
 
 def sample(
@@ -46,9 +80,12 @@ def sample(
     frames: int,
     settings: Mapping[str, Any],
     max_text: int,
-    aux: bool,
+    info: Trained,
 ):
     cues = cue.cue[0] if pipe.transformer.config.cue_mode != "none" else None
+    aux_keyframe = None
+    if info.aux != "none" and info.train["aux_keyframe"] == "aux":
+        aux_keyframe = aux_frames.keyframe(info.aux, cue.labels, cue.keyframe_disparity)
     return pipe.generate(
         cue.keyframe,
         cues,
@@ -57,8 +94,11 @@ def sample(
         settings["steps"],
         settings["guidance_scale"],
         settings["seed"],
-        aux=aux,
+        aux=info.aux != "none",
         max_sequence_length=max_text,
+        aux_keyframe=aux_keyframe,
+        cue_guidance=settings["cue_guidance"],
+        image_latent_scaling=info.train["image_latent_scaling"],
     )
 
 
@@ -86,7 +126,7 @@ def generate_shard(
     from stance.train.captions import describe
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    pipe, aux = load_pipeline(model_source, trained, allow_download)
+    pipe, info = load_pipeline(model_source, trained, allow_download)
     paths = sorted(cue_dir.glob("*.zarr"))
     if not paths:
         raise stores.StoreError(f"{cue_dir} holds no cue stores; run the cue stage")
@@ -94,7 +134,7 @@ def generate_shard(
     for path in tqdm(paths, desc=f"generate {cue_dir.name}", unit="clip"):
         cue = cue_store.read(path)
         prompt = describe(_instances(cue))
-        result = sample(pipe, cue, prompt, frames, settings, train["max_text_seq_length"], aux)
+        result = sample(pipe, cue, prompt, frames, settings, train["max_text_seq_length"], info)
         write_result(result, out_dir / f"{path.stem}.mp4", fps)
     provenance.write_resolved_config(
         out_dir,
@@ -135,7 +175,7 @@ def generate_from_store(
     prompt: str,
     allow_download: bool = True,
 ) -> Path:
-    pipe, aux = load_pipeline(model_source, trained, allow_download)
+    pipe, info = load_pipeline(model_source, trained, allow_download)
     result = sample(
         pipe,
         cue_store.read(store_path),
@@ -143,7 +183,7 @@ def generate_from_store(
         frames,
         settings,
         train["max_text_seq_length"],
-        aux,
+        info,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     write_result(result, out, fps)

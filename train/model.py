@@ -23,7 +23,10 @@ import torch.nn.functional as F
 from diffusers import CogVideoXTransformer3DModel
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
+from diffusers.utils import apply_lora_scale
 from torch import nn
+
+from stance.train import draws
 
 CUE_MODES = ("none", "dense_rope", "map2d")
 VAE_SPATIAL = 8  # CogVideoX's VAE downsamples 8x in space
@@ -82,7 +85,8 @@ def select_sites(
 
     m >= N: a random subset (training) or evenly strided sites (inference);
     0 < m < N: the m sites tiled cyclically; m = 0: index 0 with `has_cue` False.
-    Returns indices (B, N) and has_cue (B,).
+    Random subsets are drawn on the generator's own device (a CUDA generator in GPU
+    training) and moved to the map's device. Returns indices (B, N) and has_cue (B,).
     """
     indices, has_cue = [], []
     for row in active:
@@ -92,7 +96,7 @@ def select_sites(
             picked = torch.zeros(budget, dtype=torch.long, device=row.device)
         elif m >= budget:
             if training:
-                order = torch.randperm(m, generator=generator, device="cpu").to(row.device)
+                order = draws.randperm(m, generator, row.device)
                 picked = sites[order[:budget]]
             else:
                 picked = sites[torch.linspace(0, m - 1, budget, device=row.device).round().long()]
@@ -220,7 +224,20 @@ class StanceTransformer(CogVideoXTransformer3DModel):
         cos, sin = rope  # rows 0 .. H'W'-1 are the first latent frame (t-major order)
         return picked, (cos[idx], sin[idx]), idx
 
+    def check_cue_grid(self, cues: torch.Tensor, hidden_states: torch.Tensor) -> None:
+        """The cue map must cover exactly the video's pixel grid: any other size would
+        put cue tokens at wrong RoPE positions without an error."""
+        batch, _, _, height, width = hidden_states.shape
+        expected = (batch, self.config.cue_channels, height * VAE_SPATIAL, width * VAE_SPATIAL)
+        if tuple(cues.shape) != expected:
+            raise ValueError(
+                f"cue map of shape {tuple(cues.shape)} does not match the video: expected "
+                f"{expected} (batch, cue channels, height, width in pixels of the "
+                f"{height}x{width} latent grid); compute the cues at the video's resolution"
+            )
+
     # -- forward ------------------------------------------------------------------------
+    @apply_lora_scale("attention_kwargs")
     def forward(
         self,
         hidden_states,
@@ -252,6 +269,8 @@ class StanceTransformer(CogVideoXTransformer3DModel):
             )
         if image_rotary_emb is None:
             raise ValueError("STANCE needs rotary embeddings (CogVideoX-1.5 uses them)")
+        if use_cues:
+            self.check_cue_grid(cues, hidden_states)
         batch, frames, _, height, width = hidden_states.shape
         emb = self.time_embedding(self.time_proj(timestep).to(hidden_states.dtype), timestep_cond)
         if self.ofs_embedding is not None:
@@ -319,6 +338,22 @@ class StanceTransformer(CogVideoXTransformer3DModel):
             batch, (frames + p_t - 1) // p_t, height // p, width // p, -1, p_t, p, p
         )
         return out.permute(0, 1, 5, 4, 2, 6, 3, 7).flatten(6, 7).flatten(4, 5).flatten(1, 2)
+
+    def unused_parameters(self, aux: bool) -> list[str]:
+        """Names of the parameters a variant never uses: the cue tokenizer without cues,
+        the domain embedding without an auxiliary stream. Training freezes them, so DDP
+        does not wait for their gradients and AdamW leaves them unchanged."""
+        unused = [] if self.config.cue_mode != "none" else ["cue_tokenizer."]
+        if not aux:
+            unused.append("domain_embedding")
+        return [n for n, _ in self.named_parameters() if n.startswith(tuple(unused))]
+
+    def freeze_unused(self, aux: bool) -> list[str]:
+        names = set(self.unused_parameters(aux))
+        for name, parameter in self.named_parameters():
+            if name in names:
+                parameter.requires_grad_(False)
+        return sorted(names)
 
     @property
     def new_module_prefixes(self) -> tuple[str, ...]:

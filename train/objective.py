@@ -1,9 +1,14 @@
 """The CogVideoX-1.5 image-to-video training objective, shared by RGB and aux streams.
 
 As in the official I2V trainers: latents = VAE(video) * scaling_factor; the image latent
-is the encoded noise-augmented first frame, zero-padded over later frames and
-concatenated channel-wise; latent frames are made even (patch_size_t = 2) by prepending
-copies of the first; v-prediction, loss = mean(1 / (1 - alphabar_t) * (x0_hat - x0)^2).
+is the encoded noise-augmented first frame at latent frame 0, zeros after it
+(`conditioning_latents`, shared with the sampling pipeline), concatenated channel-wise;
+video latent frames are made even (patch_size_t = 2) by prepending a copy of the first
+(the pipeline drops that frame after sampling); v-prediction, loss =
+mean(1 / (1 - alphabar_t) * (x0_hat - x0)^2). The auxiliary stream is conditioned on its
+own keyframe (depth or segmentation of frame 0, `aux_keyframe: aux`, as the authors) or on
+the RGB keyframe (`rgb`). With `cue_dropout` p, each sample's cues are dropped (zeroed) with
+probability p, which trains the cue-free branch that cue guidance subtracts at sampling.
 The image latent is scaled the way the sampling pipeline scales it
 (`image_latent_scaling: pipeline`, i.e. 1 / scaling_factor when the VAE sets
 invert_scale_latents) or the way the official trainers do (`official`: * scaling_factor).
@@ -13,6 +18,8 @@ from __future__ import annotations
 
 import torch
 from diffusers.models.embeddings import get_3d_rotary_pos_embed
+
+from stance.train import draws
 
 VAE_SPATIAL = 8
 
@@ -38,18 +45,33 @@ def image_latent_scale(vae_config, mode: str) -> float:
     return 1.0 / factor
 
 
-def make_even(latents: torch.Tensor, patch_size_t: int) -> torch.Tensor:
+def make_even(latents: torch.Tensor, patch_size_t: int | None) -> torch.Tensor:
     """(B, F, C, h, w) -> prepend first-frame copies until F divides patch_size_t."""
-    extra = (-latents.shape[1]) % patch_size_t
+    extra = (-latents.shape[1]) % patch_size_t if patch_size_t else 0
     if extra:
         latents = torch.cat([latents[:, :1].expand(-1, extra, -1, -1, -1), latents], dim=1)
     return latents
 
 
-def condition(image_latents: torch.Tensor, frames: int) -> torch.Tensor:
-    """(B, 1, C, h, w) image latent -> (B, frames, C, h, w), zeros after the first frame."""
-    padding = image_latents.new_zeros(image_latents.shape[0], frames - 1, *image_latents.shape[2:])
-    return torch.cat([image_latents, padding], dim=1)
+def conditioning_latents(
+    keyframe: torch.Tensor, latent_frames: int, patch_size_t: int | None
+) -> torch.Tensor:
+    """(B, 1, C, h, w) scaled keyframe latent -> (B, F', C, h, w): the keyframe at latent
+    frame 0 and zeros after it, F' = latent_frames rounded up to a multiple of patch_size_t.
+
+    The one builder of the image condition: training and sampling both call it (diffusers'
+    I2V pipeline, THUDM's trainer and the authors put the keyframe at frame 0 only)."""
+    frames = latent_frames + ((-latent_frames) % patch_size_t if patch_size_t else 0)
+    padding = keyframe.new_zeros(keyframe.shape[0], frames - 1, *keyframe.shape[2:])
+    return torch.cat([keyframe, padding], dim=1)
+
+
+def drop_cues(cues: torch.Tensor | None, probability: float, generator) -> torch.Tensor | None:
+    """Zero each sample's cue map with `probability` (classifier-free guidance training)."""
+    if cues is None or probability <= 0:
+        return cues
+    keep = draws.rand((cues.shape[0],), generator, cues.device) >= probability
+    return cues * keep[:, None, None, None].to(cues.dtype)
 
 
 def velocity_loss(scheduler, prediction, noisy, target, timesteps) -> torch.Tensor:
@@ -76,21 +98,22 @@ def training_step(
     model_config: the transformer's config when `transformer` is a DDP/DeepSpeed wrapper
     (wrappers do not expose the wrapped model's `.config`).
 
-    batch: video_latents (B, F, C, h, w) already scaled; image_latents (B, 1, C, h, w) raw;
-    prompt_embeds (B, S, D); cues (B, Cc, H, W); aux_latents (B, F, C, h, w) if aux.
+    batch: video_latents (B, F, C, h, w) already scaled; image_latents (B, 1, C, h, w) raw
+    (the noise-augmented RGB keyframe); prompt_embeds (B, S, D); cues (B, Cc, H, W);
+    with an aux stream also aux_latents (B, F, C, h, w) scaled and aux_image_latents
+    (B, 1, C, h, w) raw (the noise-augmented auxiliary keyframe).
     """
     device = batch["video_latents"].device
     model_config = model_config or transformer.config
     p_t = model_config.patch_size_t
+    video_frames = batch["video_latents"].shape[1]
     latents = make_even(batch["video_latents"], p_t)
     frames = latents.shape[1]
-    image = batch["image_latents"] * image_latent_scale(
-        vae_config, settings["image_latent_scaling"]
-    )
-    image = make_even(condition(image, batch["video_latents"].shape[1]), p_t)
+    scale = image_latent_scale(vae_config, settings["image_latent_scaling"])
+    image = conditioning_latents(batch["image_latents"] * scale, video_frames, p_t)
     steps = scheduler.config.num_train_timesteps
-    t = torch.randint(0, steps, (latents.shape[0],), device=device, generator=generator)
-    noise = torch.randn(latents.shape, device=device, generator=generator, dtype=latents.dtype)
+    t = draws.randint(steps, (latents.shape[0],), generator, device)
+    noise = draws.randn(latents.shape, generator, device, latents.dtype)
     noisy = scheduler.add_noise(latents, noise, t)
     height = latents.shape[-2] * VAE_SPATIAL
     width = latents.shape[-1] * VAE_SPATIAL
@@ -98,11 +121,14 @@ def training_step(
     aux_input = None
     if aux != "none":
         aux_latents = make_even(batch["aux_latents"], p_t)
-        aux_noise = torch.randn(
-            aux_latents.shape, device=device, generator=generator, dtype=aux_latents.dtype
-        )
+        aux_noise = draws.randn(aux_latents.shape, generator, device, aux_latents.dtype)
         aux_noisy = scheduler.add_noise(aux_latents, aux_noise, t)
-        aux_input = torch.cat([aux_noisy, image], dim=2)
+        aux_key = batch[
+            "aux_image_latents" if settings["aux_keyframe"] == "aux" else "image_latents"
+        ]
+        aux_image = conditioning_latents(aux_key * scale, video_frames, p_t)
+        aux_input = torch.cat([aux_noisy, aux_image], dim=2)
+    cues = drop_cues(batch.get("cues"), settings["cue_dropout"], generator)
     ofs = torch.full((latents.shape[0],), 2.0, device=device)
     out = transformer(
         hidden_states=torch.cat([noisy, image], dim=2),
@@ -110,7 +136,7 @@ def training_step(
         timestep=t,
         ofs=ofs,
         image_rotary_emb=rope,
-        cues=batch.get("cues"),
+        cues=cues,
         aux_hidden_states=aux_input,
         generator=generator,
     ).sample

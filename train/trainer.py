@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from stance import provenance
+from stance import provenance, stores
+from stance.cues import store as cue_store
 from stance.train import components, encode, objective
 
 log = logging.getLogger(__name__)
@@ -38,23 +39,78 @@ DONE = "COMPLETE"  # marker written after a checkpoint is fully saved
 
 
 class CacheDataset(torch.utils.data.Dataset):
-    def __init__(self, files: Sequence[Path], aux: str):
+    """Training items: a clip's cache (latents, keyframes, prompt) + its cue map, read from
+    the clip's cue store (the cache holds no cues, so cue changes never re-encode)."""
+
+    def __init__(
+        self,
+        files: Sequence[Path],
+        aux: str,
+        cue_stores: Mapping[str, Path],
+        image_noise: str = "per_step",
+    ):
         if not files:
             raise FileNotFoundError(
                 "no training cache files (*.safetensors): run the encode "
                 "stage (stance train encode)"
             )
-        self.files, self.aux = list(files), aux
+        missing = sorted(p.stem for p in files if p.stem not in cue_stores)
+        if missing:
+            raise stores.StoreError(
+                f"no cue store for {len(missing)} cached clip(s) ({', '.join(missing[:3])}"
+                f"{', ...' if len(missing) > 3 else ''}): run the cue stage for their shards "
+                "(snakemake cue_shard targets) or pass the matching --cues folders"
+            )
+        self.files, self.aux, self.cue_stores = list(files), aux, dict(cue_stores)
+        self.image_noise = image_noise
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         tensors, _ = encode.read_cache(self.files[index])
-        item = {k: tensors[k] for k in ("video_latents", "image_latents", "prompt_embeds", "cues")}
+        cue = cue_store.read(self.cue_stores[self.files[index].stem])
+        item = {
+            "video_latents": tensors["video_latents"],
+            "prompt_embeds": tensors["prompt_embeds"],
+            "cues": torch.from_numpy(cue.cue[0]).permute(2, 0, 1).contiguous(),
+        }
+        streams = ["rgb"] if self.aux == "none" else ["rgb", self.aux]
         if self.aux != "none":
-            item["aux_latents"] = tensors[f"{'seg' if self.aux == 'seg' else 'depth'}_latents"]
+            item["aux_latents"] = tensors[f"{self.aux}_latents"]
+        for stream, name in zip(streams, ("image_latents", "aux_image_latents"), strict=False):
+            if self.image_noise == "per_step":
+                item[f"{name}_keyframe"] = tensors[f"{stream}_keyframe"]
+            else:
+                item[name] = tensors[encode.image_latent_name(stream)]
         return item
+
+
+def cue_store_paths(folders: Sequence[Path]) -> dict[str, Path]:
+    """clip id -> cue store, over the cue shard folders."""
+    return {p.stem: p for folder in folders for p in sorted(Path(folder).glob("*.zarr"))}
+
+
+def encode_keyframes(vae, batch: dict[str, torch.Tensor], generator) -> None:
+    """Per-step noise augmentation: replace the uint8 keyframes of a batch by the latents
+    of freshly noised keyframes (THUDM's trainer redraws this noise every step)."""
+    names = [k for k in ("image_latents", "aux_image_latents") if f"{k}_keyframe" in batch]
+    if not names:
+        return
+    latents = encode.noisy_keyframe_latents(
+        vae, {n: batch.pop(f"{n}_keyframe") for n in names}, generator
+    )
+    batch.update({n: latents[n].to(batch["video_latents"].dtype) for n in names})
+
+
+def input_fingerprint(paths: Sequence[Path]) -> str:
+    """Names, sizes and modification times of a run's inputs (cache files, cue stores): a
+    regenerated input starts a new run; a requeued job with untouched inputs resumes."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        stat = (path / "zarr.json" if path.is_dir() else path).stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()[:16]
 
 
 def batch_indices(
@@ -71,12 +127,17 @@ def batch_indices(
 
 
 # Settings that change how a run is babysat, not what it computes: editing them resumes
-# the same run instead of starting a new one.
-OPERATIONAL_KEYS = ("checkpoint_every", "keep_checkpoints", "stop_before_limit_s")
+# the same run instead of starting a new one. `variants` is left out too: a run hashes its
+# own variant only, so adding another variant does not restart this one.
+OPERATIONAL_KEYS = ("checkpoint_every", "keep_checkpoints", "stop_before_limit_s", "variants")
 
 
 def run_hash(
-    settings: Mapping[str, Any], variant: Mapping[str, Any], model: str, files: Sequence[Path]
+    settings: Mapping[str, Any],
+    variant: Mapping[str, Any],
+    model: str,
+    files: Sequence[Path],
+    inputs: str = "",
 ) -> str:
     payload = json.dumps(
         {
@@ -84,6 +145,7 @@ def run_hash(
             "variant": variant,
             "model": model,
             "data": sorted(p.name for p in files),
+            "inputs": inputs,
         },
         sort_keys=True,
         default=str,
@@ -153,6 +215,7 @@ def note(run_dir: Path, event: str, step: int, **extra: Any) -> None:
 
 def train(
     cache_files: Sequence[Path],
+    cue_dirs: Sequence[Path],
     out_dir: Path,
     run_root: Path,
     settings: Mapping[str, Any],
@@ -169,7 +232,9 @@ def train(
     from tqdm import tqdm
 
     files = sorted(cache_files)
-    run_dir = run_root / variant_name / run_hash(settings, variant, model_source, files)
+    cues = cue_store_paths(cue_dirs)
+    inputs = input_fingerprint([*files, *(cues[p.stem] for p in files if p.stem in cues)])
+    run_dir = run_root / variant_name / run_hash(settings, variant, model_source, files, inputs)
     precision = settings["mixed_precision"]
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() else "no"
@@ -191,21 +256,35 @@ def train(
     aux = variant["aux"]
     options = {"cue_mode": variant["cue_mode"], "motion_tokens": variant["motion_tokens"]}
     model = components.stance_transformer(model_source, options, allow_download)
+    frozen = model.freeze_unused(aux != "none")
+    if frozen:
+        log.info("variant %s does not use %s: frozen", variant_name, frozen)
     if settings["gradient_checkpointing"]:
         model.enable_gradient_checkpointing()
     scheduler = components.load_component(
         CogVideoXDPMScheduler, model_source, "scheduler", allow_download
     )
     vae_config = components.load_config(AutoencoderKLCogVideoX, model_source, "vae", allow_download)
+    vae = None
+    if settings["image_noise"] == "per_step":  # keyframes are noised and encoded every step
+        vae = components.load_component(
+            AutoencoderKLCogVideoX,
+            model_source,
+            "vae",
+            allow_download,
+            torch_dtype=torch.bfloat16 if precision == "bf16" else torch.float32,
+        )
     optimizer = torch.optim.AdamW(
-        model.parameters(),
+        [p for p in model.parameters() if p.requires_grad],
         lr=settings["learning_rate"],
         betas=tuple(settings["betas"]),
         weight_decay=settings["weight_decay"],
     )
     model_config = model.config
     model, optimizer = accelerator.prepare(model, optimizer)
-    dataset = CacheDataset(files, aux)
+    if vae is not None:
+        vae.requires_grad_(False).eval().to(accelerator.device)
+    dataset = CacheDataset(files, aux, cues, settings["image_noise"])
 
     start_step = 0
     checkpoint = latest_checkpoint(run_dir / "checkpoints")
@@ -238,6 +317,7 @@ def train(
         )
         batch = torch.utils.data.default_collate([dataset[i] for i in indices])
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+        encode_keyframes(vae, batch, generator)
         with accelerator.accumulate(model):
             terms = objective.training_step(
                 model, scheduler, batch, vae_config, settings, generator, aux, model_config

@@ -1,0 +1,322 @@
+"""Model fidelity: training builds exactly what sampling feeds the model (image condition,
+auxiliary keyframe, cues), random draws are device-correct, cue guidance and dropout,
+per-step noise augmentation, cue-grid checks, the LoRA scale and the generation dtype."""
+
+import numpy as np
+import pytest
+import torch
+
+from stance import config
+from stance.train import aux_frames, components, encode, generate, objective, tiny, trainer
+from stance.train.model import StanceTransformer, select_sites
+from stance.train.pipeline import StanceImageToVideoPipeline, guidance_branches, guide
+
+SETTINGS = config.validate({})["train"]
+
+
+class Captured(Exception):
+    """Raised by a spied transformer once it has seen its inputs."""
+
+
+def spy(model, monkeypatch) -> dict:
+    seen = {}
+
+    def forward(*args, **kwargs):
+        seen.update(kwargs)
+        raise Captured
+
+    monkeypatch.setattr(model, "forward", forward)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return tiny.make_tiny(tmp_path_factory.mktemp("fidelity") / "tiny")
+
+
+def make_pipe(model_dir, **options):
+    frozen = components.load_frozen(str(model_dir), False)
+    options = {"motion_tokens": 4, **options}
+    transformer = components.stance_transformer(str(model_dir), options, False).eval()
+    pipe = StanceImageToVideoPipeline(transformer=transformer, **frozen)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+KEY = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+
+
+def training_batch(image_latents, aux=False):
+    g = torch.Generator().manual_seed(1)
+    batch = {
+        "video_latents": torch.randn(1, 3, 4, 4, 4, generator=g),  # 9 frames -> 3 latent
+        "image_latents": image_latents,
+        "prompt_embeds": torch.randn(1, 32, 32, generator=g),
+    }
+    if aux:
+        batch["aux_latents"] = torch.randn(1, 3, 4, 4, 4, generator=g)
+        batch["aux_image_latents"] = torch.randn(1, 1, 4, 4, 4, generator=g)
+    return batch
+
+
+def test_training_and_sampling_build_the_same_image_condition(model_dir, monkeypatch):
+    pipe = make_pipe(model_dir)
+    seen = spy(pipe.transformer, monkeypatch)
+    with pytest.raises(Captured):
+        pipe.generate(KEY, None, "a cube", 9, 2, 1.0, seed=0)
+    sampled = seen["hidden_states"][:, :, 4:]
+    # the same keyframe latent (same seed, as prepare_latents draws it first), trained on
+    raw = pipe.encode_keyframe(KEY, torch.Generator().manual_seed(0), torch.float32)
+    with pytest.raises(Captured):
+        objective.training_step(
+            pipe.transformer, pipe.scheduler, training_batch(raw), pipe.vae.config, SETTINGS
+        )
+    trained = seen["hidden_states"][:, :, 4:]
+    assert trained.shape == sampled.shape == (1, 4, 4, 4, 4)
+    assert torch.equal(trained, sampled)
+    assert trained[:, 0].abs().sum() > 0 and not trained[:, 1:].any()  # keyframe at 0 only
+
+
+def test_conditioning_pads_to_the_temporal_patch():
+    key = torch.ones(2, 1, 4, 3, 3)
+    assert objective.conditioning_latents(key, 3, 2).shape == (2, 4, 4, 3, 3)
+    assert objective.conditioning_latents(key, 4, 2).shape == (2, 4, 4, 3, 3)
+    assert objective.conditioning_latents(key, 3, None).shape == (2, 3, 4, 3, 3)
+
+
+class OtherDeviceGenerator:
+    """A generator made for the training device ("cuda:0") whose draws run on the CPU
+    here: the spies below check that every draw asks for the generator's own device."""
+
+    def __init__(self, seed: int):
+        self.inner = torch.Generator().manual_seed(seed)
+        self.device = torch.device("cuda", 0)
+
+
+def spy_random_calls(monkeypatch) -> list[str]:
+    calls = []
+    for name in ("randn", "rand", "randint", "randperm"):
+        real = getattr(torch, name)
+
+        def wrapped(*args, generator=None, device=None, _real=real, _name=name, **kwargs):
+            if isinstance(generator, OtherDeviceGenerator):
+                assert device is not None and torch.device(device) == generator.device, (
+                    f"torch.{_name} on {device} with a generator on {generator.device}"
+                )
+                calls.append(_name)
+                return _real(*args, generator=generator.inner, device="cpu", **kwargs)
+            return _real(*args, generator=generator, device=device, **kwargs)
+
+        monkeypatch.setattr(torch, name, wrapped)
+    return calls
+
+
+def test_site_selection_draws_on_the_generators_device(monkeypatch):
+    calls = spy_random_calls(monkeypatch)
+    active = torch.ones(2, 12, dtype=torch.bool)  # more sites than motion tokens
+    idx, has = select_sites(active, 4, training=True, generator=OtherDeviceGenerator(0))
+    assert idx.device.type == "cpu" and has.all() and calls == ["randperm", "randperm"]
+    again, _ = select_sites(active, 4, training=True, generator=OtherDeviceGenerator(0))
+    assert torch.equal(idx, again)  # deterministic
+
+
+def test_every_training_draw_uses_a_generator_on_its_own_device(model_dir, monkeypatch):
+    """A whole step (per-step keyframe noise, cue dropout, timesteps, noise, Dense RoPE
+    site selection with more cue sites than motion tokens) with tensors on the CPU and a
+    generator made for another device."""
+    pipe = make_pipe(model_dir, motion_tokens=2)
+    pipe.transformer.train()
+    batch = training_batch(None, aux=True)
+    del batch["image_latents"], batch["aux_image_latents"]
+    batch["image_latents_keyframe"] = torch.from_numpy(KEY)[None]
+    batch["aux_image_latents_keyframe"] = torch.from_numpy(KEY)[None]
+    batch["cues"] = torch.ones(1, 4, 32, 32)  # 4 active sites > 2 motion tokens
+    calls = spy_random_calls(monkeypatch)
+    generator = OtherDeviceGenerator(3)
+    trainer.encode_keyframes(pipe.vae, batch, generator)
+    settings = {**SETTINGS, "cue_dropout": 0.5}
+    terms = objective.training_step(
+        pipe.transformer, pipe.scheduler, batch, pipe.vae.config, settings, generator, "depth"
+    )
+    assert torch.isfinite(terms["rgb"]) and torch.isfinite(terms["aux"])
+    assert {"randn", "rand", "randint", "randperm"} <= set(calls)
+
+
+def test_the_auxiliary_stream_is_conditioned_on_its_own_keyframe(model_dir, monkeypatch):
+    pipe = make_pipe(model_dir)
+    batch = training_batch(torch.randn(1, 1, 4, 4, 4), aux=True)
+    seen = spy(pipe.transformer, monkeypatch)
+    scale = objective.image_latent_scale(pipe.vae.config, "pipeline")
+    for choice, source in (("aux", "aux_image_latents"), ("rgb", "image_latents")):
+        with pytest.raises(Captured):
+            objective.training_step(
+                pipe.transformer,
+                pipe.scheduler,
+                batch,
+                pipe.vae.config,
+                {**SETTINGS, "aux_keyframe": choice},
+                aux="depth",
+            )
+        expected = objective.conditioning_latents(batch[source] * scale, 3, 2)
+        assert torch.equal(seen["aux_hidden_states"][:, :, 4:], expected), choice
+    assert SETTINGS["aux_keyframe"] == "aux"  # the authors' behaviour is the default
+
+
+def test_sampling_conditions_the_aux_stream_on_the_given_keyframe(model_dir, monkeypatch):
+    pipe = make_pipe(model_dir)
+    seen = spy(pipe.transformer, monkeypatch)
+    aux_key = aux_frames.depth_keyframe(np.tile(np.arange(32.0), (32, 1)))
+    with pytest.raises(Captured):
+        pipe.generate(KEY, None, "a cube", 9, 2, 1.0, seed=0, aux=True, aux_keyframe=aux_key)
+    rgb_condition = seen["hidden_states"][:, :, 4:]
+    aux_condition = seen["aux_hidden_states"][:, :, 4:]
+    assert not torch.equal(rgb_condition, aux_condition)
+    assert not aux_condition[:, 1:].any()
+    with pytest.raises(Captured):
+        pipe.generate(KEY, None, "a cube", 9, 2, 1.0, seed=0, aux=True)
+    assert torch.equal(seen["aux_hidden_states"][:, :, 4:], rgb_condition)
+
+
+def test_depth_keyframe_from_any_affine_disparity_matches_the_training_video():
+    depth = np.random.default_rng(0).uniform(2.0, 9.0, (3, 16, 16))
+    video = aux_frames.depth_video(depth)
+    for a, b in ((1.0, 0.0), (37.0, 5.0), (0.01, -3.0)):
+        rebuilt = aux_frames.depth_keyframe(a / depth[0] + b)
+        assert np.abs(rebuilt.astype(int) - video[0].astype(int)).max() <= 1
+    labels = np.array([[0, 1], [2, 2]], np.uint16)
+    assert np.array_equal(aux_frames.keyframe("seg", labels, None), aux_frames.palette(labels))
+    with pytest.raises(aux_frames.UserError, match="depth: <image>"):
+        aux_frames.keyframe("depth", labels, None)
+
+
+def test_guidance_combines_branches_as_documented():
+    u, t, c = torch.tensor(1.0), torch.tensor(3.0), torch.tensor(7.0)
+    assert guidance_branches(6.0, None, True) == [(False, False), (True, True)]
+    assert guide([u, c], 6.0, None, True) == 1 + 6 * (7 - 1)  # the authors': joint branch
+    assert guidance_branches(6.0, 2.0, True) == [(False, False), (True, False), (True, True)]
+    assert guide([u, t, c], 6.0, 2.0, True) == 1 + 6 * (3 - 1) + 2 * (7 - 3)
+    assert guidance_branches(1.0, 2.0, True) == [(True, False), (True, True)]
+    assert guide([t, c], 1.0, 2.0, True) == 3 + 2 * (7 - 3)
+    assert guidance_branches(1.0, None, True) == [(True, True)]
+    assert guidance_branches(6.0, 2.0, False) == [(False, False), (True, True)]  # no cues
+
+
+def test_the_unconditional_branch_drops_text_and_cues(model_dir, monkeypatch):
+    pipe = make_pipe(model_dir)
+    seen = spy(pipe.transformer, monkeypatch)
+    cues = np.ones((32, 32, 4), np.float32)
+    with pytest.raises(Captured):
+        pipe.generate(KEY, cues, "a cube", 9, 2, 6.0, seed=0)
+    assert not seen["cues"][0].any() and seen["cues"][1].eq(1).all()
+    negative, positive = seen["encoder_hidden_states"]
+    assert not torch.equal(negative, positive)
+
+
+def test_cue_guidance_scales_only_the_cue_direction(model_dir):
+    pipe = make_pipe(model_dir)
+    cues = np.zeros((32, 32, 4), np.float32)
+    cues[8:24, 8:24] = (2.0, -1.0, 0.1, 0.5)
+
+    def video(cues, **kwargs):
+        return pipe.generate(KEY, cues, "a cube", 9, 2, 1.0, seed=0, **kwargs).video
+
+    def close(a, b):
+        return np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+    # scale 0 leaves the cue-free branch (cues dropped = a zero cue map, as in training)
+    assert close(video(cues, cue_guidance=0.0), video(np.zeros_like(cues)))
+    cued = video(cues)
+    assert close(video(cues, cue_guidance=1.0), cued)  # scale 1 = plain conditioning
+    assert not close(video(cues, cue_guidance=4.0), cued)
+
+
+def test_cue_dropout_zeroes_whole_samples():
+    cues = torch.ones(1000, 4, 2, 2)
+    g = torch.Generator().manual_seed(0)
+    assert objective.drop_cues(cues, 0.0, g) is cues
+    assert not objective.drop_cues(cues, 1.0, g).any()
+    dropped = objective.drop_cues(cues, 0.3, g)
+    kept = dropped.flatten(1).all(1)
+    assert torch.equal(kept, dropped.flatten(1).any(1))  # all or nothing per sample
+    assert 0.25 < 1 - kept.float().mean() < 0.35
+
+
+def test_keyframe_noise_is_redrawn_every_step(model_dir):
+    vae = components.load_frozen(str(model_dir), False)["vae"]
+    frames = {"image_latents": torch.from_numpy(KEY)[None]}
+    draws_ = [
+        encode.noisy_keyframe_latents(vae, frames, torch.Generator().manual_seed(s))
+        for s in (0, 0, 1)
+    ]
+    assert torch.equal(draws_[0]["image_latents"], draws_[1]["image_latents"])
+    assert not torch.equal(draws_[0]["image_latents"], draws_[2]["image_latents"])
+    batch = {"video_latents": torch.zeros(1), "image_latents_keyframe": frames["image_latents"]}
+    trainer.encode_keyframes(vae, batch, torch.Generator().manual_seed(0))
+    assert set(batch) == {"video_latents", "image_latents"}
+    assert batch["image_latents"].shape == (1, 1, 4, 4, 4)
+    assert SETTINGS["image_noise"] == "per_step"
+
+
+def test_a_cue_map_off_the_video_grid_is_a_clear_error(model_dir):
+    model = components.stance_transformer(str(model_dir), {"motion_tokens": 4}, False).eval()
+    x = torch.randn(1, 4, 8, 4, 4)
+    rope = objective.rotary_embedding(model.config, 32, 32, 4, "cpu")
+    kwargs = dict(
+        hidden_states=x,
+        encoder_hidden_states=torch.randn(1, 7, 32),
+        timestep=torch.tensor([10]),
+        ofs=torch.full((1,), 2.0),
+        image_rotary_emb=rope,
+    )
+    with torch.no_grad():
+        model(**kwargs, cues=torch.ones(1, 4, 32, 32))
+        with pytest.raises(ValueError, match="does not match the video"):
+            model(**kwargs, cues=torch.ones(1, 4, 64, 64))
+
+
+def test_the_cue_forward_honours_the_lora_scale(model_dir):
+    from peft import LoraConfig
+
+    torch.manual_seed(0)
+    model = components.stance_transformer(str(model_dir), {"motion_tokens": 4}, False).eval()
+    model.add_adapter(
+        LoraConfig(r=4, target_modules=["to_q", "to_k", "to_v"], init_lora_weights=False)
+    )
+    x = torch.randn(1, 4, 8, 4, 4)
+    kwargs = dict(
+        hidden_states=x,
+        encoder_hidden_states=torch.randn(1, 7, 32),
+        timestep=torch.tensor([10]),
+        ofs=torch.full((1,), 2.0),
+        image_rotary_emb=objective.rotary_embedding(model.config, 32, 32, 4, "cpu"),
+        cues=torch.ones(1, 4, 32, 32),
+    )
+    with torch.no_grad():
+        full = model(**kwargs).sample
+        off = model(**kwargs, attention_kwargs={"scale": 0.0}).sample
+        model.disable_adapters()
+        base = model(**kwargs).sample
+    assert not torch.allclose(full, base)
+    torch.testing.assert_close(off, base)
+
+
+def test_unused_parameters_are_frozen_per_variant(model_dir):
+    base = vars(components.load_config(StanceTransformer, str(model_dir), "transformer"))
+
+    def frozen(aux=False, **options):
+        return StanceTransformer.from_config({**base, **options}).freeze_unused(aux)
+
+    tokenizer = [f"cue_tokenizer.{k}.{p}" for k in (0, 2) for p in ("weight", "bias")]
+    assert frozen(cue_mode="none") == sorted([*tokenizer, "domain_embedding"])
+    assert frozen(cue_mode="dense_rope") == ["domain_embedding"]
+    assert frozen(cue_mode="map2d", aux=True) == []
+
+
+def test_generation_runs_in_the_training_dtype():
+    train = dict(SETTINGS)
+    assert generate.generation_dtype({**train, "mixed_precision": "auto"}, cuda=True) == (
+        torch.bfloat16
+    )
+    assert generate.generation_dtype({**train, "mixed_precision": "fp16"}, True) == torch.float16
+    assert generate.generation_dtype({**train, "mixed_precision": "no"}, True) == torch.float32
+    assert generate.generation_dtype({**train, "mixed_precision": "bf16"}, False) == (torch.float32)
