@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gather.add_argument("metrics", nargs="+", type=Path, help="per-shard parquet files")
     gather.add_argument("--settings", required=True, help="JSON of the `evaluate` section")
     gather.add_argument("--variants", required=True, help="JSON of train.variants")
+    gather.add_argument(
+        "--sampling",
+        help="JSON {train: {cue_dropout, aux_keyframe, image_noise}, generate: {steps, "
+        "guidance_scale, cue_guidance}}: how the variants were trained and sampled",
+    )
     gather.add_argument("--out", required=True, type=Path, help="output folder")
 
     videos = sub.add_parser("videos", help="side-by-side videos: truth | generated | twin")
@@ -73,7 +78,8 @@ def main(args: argparse.Namespace) -> int:
         from stance.evaluate import tables
 
         settings = config.section_from_json("evaluate", args.settings)
-        tables.gather(args.metrics, args.out, settings, json.loads(args.variants))
+        sampling = json.loads(args.sampling) if args.sampling else None
+        tables.gather(args.metrics, args.out, settings, json.loads(args.variants), sampling)
     elif args.action == "videos":
         from stance.evaluate import side_by_side
 

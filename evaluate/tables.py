@@ -153,11 +153,35 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     plt.close(ax.figure)
 
 
+def method_note(sampling: Mapping[str, Any]) -> str:
+    """How the trained variants were trained and sampled, for the tables' notes:
+    cue dropout in training and the classifier-free guidance on text and cues."""
+    train, generate = sampling["train"], sampling["generate"]
+    scale, cue = generate["guidance_scale"], generate["cue_guidance"]
+    if scale <= 1 and cue is None:
+        guidance = "no classifier-free guidance"
+    elif cue is None:
+        guidance = (
+            f"classifier-free guidance {scale:g}, joint on text and cues (the authors': the "
+            "unconditional branch drops both)"
+        )
+    else:
+        text = f"text guidance {scale:g}" if scale > 1 else "no text guidance"
+        guidance = f"{text} and a separate cue guidance {cue:g}"
+    return (
+        f"STANCE variants: trained with cue dropout {train['cue_dropout']:g}, auxiliary "
+        f"stream conditioned on its {'own' if train['aux_keyframe'] == 'aux' else 'RGB'} "
+        f"keyframe, keyframe noise {train['image_noise'].replace('_', ' ')}; sampled with "
+        f"{generate['steps']} steps, {guidance}."
+    )
+
+
 def gather(
     paths: Sequence[Path],
     out_dir: Path,
     settings: Mapping[str, Any],
     variants: Mapping[str, Mapping[str, Any]],
+    sampling: Mapping[str, Any] | None = None,
 ) -> None:
     rows = pd.concat([pq.read_table(p).to_pandas() for p in paths], ignore_index=True)
     main = table1(rows, settings["bootstrap"])
@@ -178,6 +202,8 @@ def gather(
         "Published numbers are the paper's (not reproduced here); ours come from this run's "
         "configuration (the tiny default config trains random-weight models for a few steps).",
     ]
+    if sampling is not None:
+        notes.append(method_note(sampling))
     if (rows["real_motion_px"] == 0).all():
         notes.append(
             "WARNING: the ground-truth clips produce no motion masks at this "

@@ -9,7 +9,7 @@ frame. T frames, H x W pixels, N instances (objects; instance id i+1 is object i
 | depth                     | float32 | (T,H,W)     | metres from the camera centre (sky 1e10)   |
 | segmentation              | uint16  | (T,H,W)     | 0 = background, i+1 = object i (stable)    |
 | forward_flow              | float32 | (T,H,W,2)   | (dx, dy) px, t to t+1; x right, y down    |
-| backward_flow             | float32 | (T,H,W,2)   | (dx, dy) px from frame t to t-1            |
+| backward_flow             | float32 | (T,H,W,2)   | (dx, dy) px, motion t-1 to t (Kubric's)    |
 | tracks/positions          | float32 | (N,T,3)     | centre of mass, world metres, z up         |
 | tracks/quaternions        | float32 | (N,T,4)     | (w, x, y, z), world                        |
 | tracks/velocities         | float32 | (N,T,3)     | m/s                                        |
@@ -17,6 +17,9 @@ frame. T frames, H x W pixels, N instances (objects; instance id i+1 is object i
 | tracks/image_positions    | float32 | (N,T,2)     | projected centre, (x, y) pixels            |
 | tracks/visibility         | int32   | (N,T)       | visible pixels of the instance             |
 
+Both flows point along the motion: forward_flow[t] is where a pixel of frame t moves in
+frame t+1, backward_flow[t] where a pixel of frame t came from, negated (the motion from
+t-1 to t, as Kubric stores it); tested against the projected tracks.
 Flow is valid at both ends: the simulation runs one frame before and after the clip.
 Group attributes: `format` and `version` (checked by readers), clip identity (clip_id,
 split, seed, family, small_objects, twin_of, attempts), `render` settings, `code_hash`,

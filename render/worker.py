@@ -43,7 +43,7 @@ class RenderedClip:
     depth: np.ndarray  # (T,H,W) float32, metres from the camera centre
     segmentation: np.ndarray  # (T,H,W) uint16, 0 = background, i+1 = object i
     forward_flow: np.ndarray  # (T,H,W,2) float32, (dx, dy) pixels to frame t+1
-    backward_flow: np.ndarray  # (T,H,W,2) float32, (dx, dy) pixels to frame t-1
+    backward_flow: np.ndarray  # (T,H,W,2) float32, (dx, dy) pixels moved from frame t-1 to t
     tracks: dict[str, np.ndarray]  # per instance and frame, see store.TRACKS
     camera: dict[str, Any]
     events: list[dict[str, Any]]

@@ -47,6 +47,14 @@ def settings(section):
     return json.dumps(config[section], sort_keys=True, separators=(",", ":"))
 
 
+def variant_settings(wildcards):
+    """The `train` section with only this job's variant: adding or editing another variant
+    leaves this training job (and its run hash) alone."""
+    section = dict(config["train"])
+    section["variants"] = {wildcards.variant: section["variants"][wildcards.variant]}
+    return json.dumps(section, sort_keys=True, separators=(",", ":"))
+
+
 def code(*modules):
     """Content hash of the code a rule runs (its package and the stance modules it imports)."""
     return provenance.code_hash(*modules)

@@ -54,10 +54,24 @@ rule evaluate_tables:
         outdir=lambda wildcards, output: os.path.dirname(output.tables),
         settings=settings("evaluate"),
         variants=json.dumps(config["train"]["variants"], sort_keys=True),
+        sampling=json.dumps(
+            {
+                "train": {
+                    k: config["train"][k]
+                    for k in ("cue_dropout", "aux_keyframe", "image_noise")
+                },
+                "generate": {
+                    k: config["generate"][k]
+                    for k in ("steps", "guidance_scale", "cue_guidance")
+                },
+            },
+            sort_keys=True,
+        ),
         code=code("stance.evaluate.tables"),
     shell:
         "stance evaluate tables {input:q} --settings {params.settings:q}"
-        " --variants {params.variants:q} --out {params.outdir} > {log} 2>&1"
+        " --variants {params.variants:q} --sampling {params.sampling:q}"
+        " --out {params.outdir} > {log} 2>&1"
 
 
 rule evaluate_videos:

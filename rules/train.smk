@@ -43,7 +43,7 @@ rule train_variant:
         nodes=config["train"]["num_nodes"],
     params:
         model=config["models"]["video"],
-        settings=settings("train"),
+        settings=variant_settings,
         runs="results/runs",
         launcher=train_launcher(),
         code=code("stance.train.trainer"),
@@ -70,12 +70,12 @@ rule generate_shard:
     params:
         model=config["models"]["video"],
         settings=settings("generate"),
-        train=settings("train"),
+        max_text=config["train"]["max_text_seq_length"],
         frames=config["render"]["frames"],
         fps=config["render"]["fps"],
         code=code("stance.train.generate"),
     shell:
         "stance generate shard --cues {input.cues} --trained {input.trained}"
         " --model {params.model} --settings {params.settings:q}"
-        " --train-settings {params.train:q} --frames {params.frames} --fps {params.fps}"
+        " --max-text {params.max_text} --frames {params.frames} --fps {params.fps}"
         " --code-hash {params.code} --out {output} > {log} 2>&1"

@@ -105,9 +105,13 @@ class Workflow:
             raise AssertionError(result.stdout[-3000:] + result.stderr[-3000:])
         return result
 
-    def pending(self) -> dict[str, int]:
-        """Rule -> number of jobs a dry run would execute."""
-        out = self.snakemake("-n", "--quiet", "rules")
+    def pending(self, **overrides) -> dict[str, int]:
+        """Rule -> number of jobs a dry run would execute (with config overrides)."""
+        configfiles = ()
+        if overrides:
+            (self.repo / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+            configfiles = ("overrides.yaml",)
+        out = self.snakemake("-n", "--quiet", "rules", configfiles=configfiles)
         text = out.stdout + out.stderr
         if "Nothing to be done" in text:
             return {}
@@ -207,6 +211,24 @@ def test_changing_a_cue_value_reruns_cues_only(workflow):
     result = workflow.snakemake("-n", "--quiet", "rules", configfiles=("cue.yaml",))
     text = result.stdout + result.stderr
     assert "cue_shard" in text and "render_shard" not in text and "depth_shard" not in text
+
+
+def test_a_training_value_reruns_training_not_encoding(workflow):
+    assert workflow.pending(train={"learning_rate": 5e-4}) == {
+        "train_variant": 1,
+        "generate_shard": 1,
+        "evaluate_shard": 1,
+        "evaluate_tables": 1,
+        "evaluate_videos": 1,
+        "all": 1,
+    }
+
+
+def test_a_new_variant_trains_only_itself(workflow):
+    extra = {"aux": "none", "cue_mode": "none"}
+    pending = workflow.pending(train={"variants": {"backbone": extra}})
+    assert pending["train_variant"] == 1 and pending["generate_shard"] == 1
+    assert "encode_shard" not in pending and "cue_shard" not in pending
 
 
 def test_changing_a_render_value_reruns_render(workflow):

@@ -320,3 +320,18 @@ def test_generation_runs_in_the_training_dtype():
     assert generate.generation_dtype({**train, "mixed_precision": "fp16"}, True) == torch.float16
     assert generate.generation_dtype({**train, "mixed_precision": "no"}, True) == torch.float32
     assert generate.generation_dtype({**train, "mixed_precision": "bf16"}, False) == (torch.float32)
+
+
+def test_the_tables_describe_training_and_guidance():
+    from stance.evaluate.tables import method_note
+
+    resolved = config.validate({})
+    sampling = {
+        "train": {k: resolved["train"][k] for k in ("cue_dropout", "aux_keyframe", "image_noise")},
+        "generate": {**resolved["generate"], "guidance_scale": 6.0},
+    }
+    note = method_note(sampling)
+    assert "cue dropout 0" in note and "its own keyframe" in note
+    assert "joint on text and cues" in note and "keyframe noise per step" in note
+    sampling["generate"]["cue_guidance"] = 2.5
+    assert "text guidance 6 and a separate cue guidance 2.5" in method_note(sampling)

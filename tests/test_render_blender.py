@@ -93,6 +93,27 @@ def test_mean_flow_matches_projected_centre_displacement(rendered):
     assert checked >= 10
 
 
+def test_backward_flow_holds_the_motion_from_the_previous_frame(rendered):
+    """backward_flow[t] is the motion t-1 -> t (Kubric's convention), the same sign as the
+    forward flow of frame t-1, not a vector pointing back to t-1."""
+    along, against = [], []
+    for clip in _clips(rendered):
+        seg, flow = clip.arrays["segmentation"], clip.arrays["backward_flow"]
+        centres = clip.tracks["image_positions"]
+        for i in range(len(clip.attrs["instances"])):
+            for t in range(1, clip.num_frames):
+                mask = seg[t] == i + 1
+                inside = (centres[i, t] > 3).all() and (centres[i, t] < 29).all()
+                moved = centres[i, t] - centres[i, t - 1]
+                if mask.sum() < 6 or not inside or np.abs(moved).max() < 0.5:
+                    continue
+                mean_flow = flow[t][mask].mean(axis=0)
+                along.append(np.abs(mean_flow - moved).max())
+                against.append(np.abs(mean_flow + moved).max())
+    assert len(along) >= 5
+    assert np.median(along) < 1.0 < np.median(against), (np.median(along), np.median(against))
+
+
 def test_depth_at_object_centre_matches_camera_distance(rendered):
     checked = 0
     for clip in _clips(rendered):

@@ -115,7 +115,7 @@ def generate_shard(
     out_dir: Path,
     model_source: str,
     settings: Mapping[str, Any],
-    train: Mapping[str, Any],
+    max_text: int,
     frames: int,
     fps: int,
     code_hash: str,
@@ -134,7 +134,7 @@ def generate_shard(
     for path in tqdm(paths, desc=f"generate {cue_dir.name}", unit="clip"):
         cue = cue_store.read(path)
         prompt = describe(_instances(cue))
-        result = sample(pipe, cue, prompt, frames, settings, train["max_text_seq_length"], info)
+        result = sample(pipe, cue, prompt, frames, settings, max_text, info)
         write_result(result, out_dir / f"{path.stem}.mp4", fps)
     provenance.write_resolved_config(
         out_dir,
@@ -169,7 +169,7 @@ def generate_from_store(
     out: Path,
     model_source: str,
     settings: Mapping[str, Any],
-    train: Mapping[str, Any],
+    max_text: int,
     frames: int,
     fps: int,
     prompt: str,
@@ -182,7 +182,7 @@ def generate_from_store(
         prompt,
         frames,
         settings,
-        train["max_text_seq_length"],
+        max_text,
         info,
     )
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shard.add_argument("--out", required=True, type=Path, help="folder to write videos to")
     shard.add_argument("--model", required=True, help="CogVideoX pipeline: hub id or folder")
     shard.add_argument("--settings", required=True, help="JSON of the `generate` section")
-    shard.add_argument("--train-settings", required=True, help="JSON of the `train` section")
+    shard.add_argument(
+        "--max-text", required=True, type=int, help="T5 tokens (train.max_text_seq_length)"
+    )
     shard.add_argument("--frames", required=True, type=int, help="frames per clip")
     shard.add_argument("--fps", required=True, type=int, help="frame rate of the videos")
     shard.add_argument("--code-hash", default="unknown")
@@ -39,14 +41,13 @@ def main(args: argparse.Namespace) -> int:
 
     if args.action == "shard":
         settings = config.section_from_json("generate", args.settings)
-        train = config.section_from_json("train", args.train_settings)
         generate.generate_shard(
             args.cues,
             args.trained,
             args.out,
             args.model,
             settings,
-            train,
+            args.max_text,
             args.frames,
             args.fps,
             args.code_hash,
@@ -60,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
             args.out,
             cfg["models"]["video"],
             cfg["generate"],
-            cfg["train"],
+            cfg["train"]["max_text_seq_length"],
             args.frames or cfg["render"]["frames"],
             cfg["render"]["fps"],
             args.prompt,
