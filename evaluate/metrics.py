@@ -146,23 +146,17 @@ def evaluate_shard(
 
     features = features or {}
     manifest = pq.read_table(render_dir / "manifest.parquet").to_pandas().set_index("clip_id")
-    rows, real, generated = [], [], []
+    rows = []
     for path in tqdm(clip_store.clip_paths(render_dir), desc=f"evaluate {method}", unit="clip"):
         row, rgb, ours = evaluate_clip(
             path, method, settings, generated_dir, external_dir, aux_kind
         )
         row["small_object_split"] = bool(manifest.loc[row["clip_id"], "small_object_split"])
+        # Features clip by clip: a job holds one clip's videos, never a whole shard's.
+        for name, extract in features.items():
+            row[f"{name}_real"] = extract(rgb[None])[0].tolist()
+            row[f"{name}_generated"] = extract(ours[None])[0].tolist()
         rows.append(row)
-        if features:
-            real.append(rgb)
-            generated.append(ours)
-    for name, extract in features.items():
-        if not rows:
-            break
-        for row, r, g in zip(
-            rows, extract(np.stack(real)), extract(np.stack(generated)), strict=True
-        ):
-            row[f"{name}_real"], row[f"{name}_generated"] = r.tolist(), g.tolist()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist(rows)
     pq.write_table(table, out_path.with_suffix(".tmp"))

@@ -46,6 +46,7 @@ def test_bfloat16_autocast_stays_close_to_float32(tiny_model):
     assert np.corrcoef(half.ravel(), full.ravel())[0, 1] > 0.99
 
 
+@pytest.mark.slow  # waits for the unreachable hub
 def test_missing_weights_say_how_to_get_them(tmp_path):
     with pytest.raises(UserError, match="huggingface-cli download depth-anything/"):
         depth_model.load("depth-anything/Depth-Anything-V2-Large-hf", allow_download=False)
@@ -70,6 +71,7 @@ def test_depth_store_round_trip_and_checks(tmp_path):
         depth.read_depth(tmp_path / "missing.zarr")
 
 
+@pytest.mark.slow  # waits for the unreachable hub
 def test_cli_offline_error_is_one_clear_line(tmp_path):
     result = run_cli(
         "depth",

@@ -149,6 +149,7 @@ def _weights(out):
     return load_file(str(out / "transformer" / "diffusion_pytorch_model.safetensors"))
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_weights(stack, tmp_path):
     subprocess.run(
         _fit(stack, tmp_path / "runs_a", tmp_path / "a"), check=True, capture_output=True
@@ -177,6 +178,7 @@ def test_a_killed_run_resumes_to_the_same_weights(stack, tmp_path):
     assert (tmp_path / "b" / "loss_curve.png").exists()
 
 
+@pytest.mark.slow
 def test_bf16_with_gradient_checkpointing_tracks_float32(stack, tmp_path):
     """The settings of the real runs (bf16 autocast, gradient checkpointing) on the tiny
     stack: finite losses that follow the float32 run."""
@@ -195,6 +197,7 @@ def test_bf16_with_gradient_checkpointing_tracks_float32(stack, tmp_path):
     assert "mixed precision bf16" in done.stderr
 
 
+@pytest.mark.slow
 def test_sigusr1_checkpoints_and_exits_for_requeue(stack, tmp_path):
     job = subprocess.Popen(
         _fit(stack, tmp_path / "runs", tmp_path / "out", steps=100000),
@@ -214,6 +217,7 @@ def test_sigusr1_checkpoints_and_exits_for_requeue(stack, tmp_path):
     assert list((tmp_path / "runs").glob("v/*/checkpoints/step-*/COMPLETE"))
 
 
+@pytest.mark.slow
 def test_generation_from_hints_end_to_end(stack, tmp_path):
     from PIL import Image
 
@@ -267,6 +271,7 @@ def test_generation_from_hints_end_to_end(stack, tmp_path):
     assert read_video(tmp_path / "demo.aux.mp4").shape == (9, 32, 32, 3)
 
 
+@pytest.mark.slow
 def test_the_trainer_stops_before_the_job_time_limit(stack, tmp_path):
     env = {**os.environ, "STANCE_JOB_END_TIME": str(time.time() + 60)}  # limit in 60 s
     settings_cmd = _fit(stack, tmp_path / "runs", tmp_path / "out", steps=100000)
@@ -319,6 +324,7 @@ def _launch(stack, tmp_path, launch_config, name, env=None, nodes=1, variant=VAR
     )
 
 
+@pytest.mark.slow
 def test_two_processes_zero2_resumes_and_matches_ddp(stack, tmp_path):
     """DDP and DeepSpeed ZeRO-2 over two processes average gradients across ranks (they
     agree with each other), a ZeRO-2 run stopped at its time limit resumes from its
@@ -353,6 +359,7 @@ VARIANT_KINDS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launch_config", ["ddp_single_node.yaml", "zero2_single_node.yaml"])
 def test_every_variant_kind_trains_under_every_launch_config(stack, tmp_path, launch_config):
     """Two CPU processes, two steps, for each kind of variant: those that leave new modules
