@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="hub id (depth-anything/Depth-Anything-V2-Large-hf) or folder",
     )
     shard.add_argument("--settings", required=True, help="JSON of the `depth` config section")
+    shard.add_argument(
+        "--batch-size", type=int, help="frames per forward pass (overrides depth.batch_size)"
+    )
     shard.add_argument("--code-hash", default="unknown")
     shard.add_argument(
         "--offline",
@@ -31,6 +34,10 @@ def main(args: argparse.Namespace) -> int:
     from stance.cues import depth
 
     settings = config.section_from_json("depth", args.settings)
+    if args.batch_size is not None:  # operational: the rule passes it outside its params
+        settings["batch_size"] = config.validate({"depth": {"batch_size": args.batch_size}})[
+            "depth"
+        ]["batch_size"]
     depth.run_shard(
         args.render, args.out, settings, args.model, args.code_hash, allow_download=not args.offline
     )

@@ -42,9 +42,17 @@ wildcard_constraints:
     shard=r"\d{%d}" % shards.SHARD_DIGITS,
 
 
-def settings(section):
-    """A config section as compact JSON: passed to the CLI and watched by Snakemake."""
-    return json.dumps(config[section], sort_keys=True, separators=(",", ":"))
+def settings(section, only=None, without=()):
+    """Config values a job reads, as compact JSON: passed to the CLI and watched by
+    Snakemake. `only`/`without` keep a job's params to what changes its output: values it
+    does not read, and operational values (passed as threads/resources, which Snakemake
+    does not watch), never rerun it."""
+    values = {
+        k: v
+        for k, v in config[section].items()
+        if (only is None or k in only) and k not in without
+    }
+    return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
 
 def variant_settings(wildcards):

@@ -11,11 +11,13 @@ rule depth_shard:
     conda:
         "../envs/cues.yaml"
     threads: 2
+    resources:
+        depth_batch_size=config["depth"]["batch_size"],
     params:
         model=config["models"]["depth"],
-        settings=settings("depth"),
+        settings=settings("depth", without=("batch_size",)),
         code=code("stance.cues.depth"),
     shell:
         "stance depth shard --render {input.render} --model {params.model}"
-        " --settings {params.settings:q} --code-hash {params.code}"
-        " --out {output} > {log} 2>&1"
+        " --settings {params.settings:q} --batch-size {resources.depth_batch_size}"
+        " --code-hash {params.code} --out {output} > {log} 2>&1"

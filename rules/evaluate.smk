@@ -16,7 +16,10 @@ rule evaluate_shard:
         "../envs/evaluate.yaml"
     params:
         extra=method_args,
-        settings=settings("evaluate"),
+        settings=settings(
+            "evaluate",
+            only=("pv_source", "scale", "lossy_masks", "threshold", "external_dir"),
+        ),
         fvd=feature_network_args(),
         code=code(
             "stance.evaluate.metrics",
@@ -52,7 +55,10 @@ rule evaluate_tables:
         "../envs/evaluate.yaml"
     params:
         outdir=lambda wildcards, output: os.path.dirname(output.tables),
-        settings=settings("evaluate"),
+        settings=settings(
+            "evaluate",
+            only=("bootstrap", "pv_source", "stance_variant", "scale", "lossy_masks"),
+        ),
         variants=json.dumps(config["train"]["variants"], sort_keys=True),
         sampling=json.dumps(
             {

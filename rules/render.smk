@@ -10,7 +10,7 @@ rule render_shard:
     threads: config["render"]["threads"]
     params:
         seeds=shard_seeds,
-        settings=settings("render"),
+        settings=settings("render", without=("threads",)),
         code=code("stance.render.shard"),
     shell:
         "stance render shard --split {wildcards.split} --seeds {params.seeds}"

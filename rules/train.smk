@@ -57,6 +57,7 @@ rule train_variant:
 rule generate_shard:
     input:
         cues="results/cues/{split}/{shard}",
+        render="results/render/{split}/{shard}",  # captions from the clips' instances
         trained="results/train/{variant}",
         model=video_model_input,
     output:

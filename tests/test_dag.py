@@ -231,6 +231,18 @@ def test_a_new_variant_trains_only_itself(workflow):
     assert "encode_shard" not in pending and "cue_shard" not in pending
 
 
+def test_operational_values_rerun_nothing(workflow):
+    assert workflow.pending(render={"threads": 2}) == {}
+    assert workflow.pending(depth={"batch_size": 3}) == {}
+
+
+def test_the_reported_variant_reruns_only_the_tables(workflow):
+    assert workflow.pending(evaluate={"stance_variant": "twin"}) == {
+        "evaluate_tables": 1,
+        "all": 1,
+    }
+
+
 def test_changing_a_render_value_reruns_render(workflow):
     (workflow.repo / "spp.yaml").write_text(
         yaml.safe_dump({"render": {**TINY_DAG["render"], "samples_per_pixel": 2}})
