@@ -35,9 +35,7 @@ def main(args: argparse.Namespace) -> int:
 
     settings = config.section_from_json("depth", args.settings)
     if args.batch_size is not None:  # operational: the rule passes it outside its params
-        settings["batch_size"] = config.validate({"depth": {"batch_size": args.batch_size}})[
-            "depth"
-        ]["batch_size"]
+        settings = config.validate({"depth": {**settings, "batch_size": args.batch_size}})["depth"]
     depth.run_shard(
         args.render, args.out, settings, args.model, args.code_hash, allow_download=not args.offline
     )

@@ -123,6 +123,19 @@ def read(path: str | Path) -> CueClip:
     return clip
 
 
+def read_cue(path: str | Path) -> np.ndarray:
+    """Only the cue array (1,H,W,C) of a store, format-checked: what training reads per step."""
+    root = stores.open_checked(path, FORMAT, VERSION, PRODUCER)
+    cue = root["cue"][...]
+    if cue.dtype != np.float32 or cue.ndim != 4 or cue.shape[-1] != len(CHANNELS):
+        raise stores.StoreError(
+            f"{path}: cue is {cue.dtype} {cue.shape}, expected float32 (1,H,W,{len(CHANNELS)})"
+        )
+    if not np.isfinite(cue).all():
+        raise stores.StoreError(f"{path}: cue holds NaN or infinite values")
+    return cue
+
+
 def paint(labels: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Rasterise per-instance values (N, C) densely inside each label: (1,H,W,C) float32."""
     table = np.zeros((len(values) + 1, values.shape[1]), dtype=np.float32)

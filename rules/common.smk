@@ -63,6 +63,16 @@ def variant_settings(wildcards):
     return json.dumps(section, sort_keys=True, separators=(",", ":"))
 
 
+def sampling_settings():
+    """How the variants are trained and sampled, for the tables' notes."""
+    keys = {
+        "train": ("cue_dropout", "aux_keyframe", "image_noise"),
+        "generate": ("steps", "guidance_scale", "cue_guidance"),
+    }
+    values = {s: {k: config[s][k] for k in names} for s, names in keys.items()}
+    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+
 def code(*modules):
     """Content hash of the code a rule runs (its package and the stance modules it imports)."""
     return provenance.code_hash(*modules)

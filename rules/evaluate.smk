@@ -60,19 +60,7 @@ rule evaluate_tables:
             only=("bootstrap", "pv_source", "stance_variant", "scale", "lossy_masks"),
         ),
         variants=json.dumps(config["train"]["variants"], sort_keys=True),
-        sampling=json.dumps(
-            {
-                "train": {
-                    k: config["train"][k]
-                    for k in ("cue_dropout", "aux_keyframe", "image_noise")
-                },
-                "generate": {
-                    k: config["generate"][k]
-                    for k in ("steps", "guidance_scale", "cue_guidance")
-                },
-            },
-            sort_keys=True,
-        ),
+        sampling=sampling_settings(),
         code=code("stance.evaluate.tables"),
     shell:
         "stance evaluate tables {input:q} --settings {params.settings:q}"

@@ -21,7 +21,7 @@ logic never re-encodes a clip.
 The *_image_latents are the noise augmentation drawn once (`train.image_noise: cached`);
 by default the trainer redraws the noise and encodes the keyframes at every step, as
 THUDM's trainer does. Metadata (strings): format, version, model, resolution, frames,
-caption, noise sigma, code_hash.
+caption, clip_id, code_hash.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import safe_open, save_file
 
 from stance import provenance, stores
 from stance.render import store as clip_store
@@ -135,11 +135,11 @@ def encode_clip(
             frozen["tokenizer"], frozen["text_encoder"], caption, max_text
         ),
     }
-    keyframes = {s: torch.from_numpy(np.ascontiguousarray(v[0])) for s, v in videos.items()}
+    keyframes = {s: torch.from_numpy(np.ascontiguousarray(v[:1])) for s, v in videos.items()}
     keyframe_rng = torch.Generator(device=vae.device).manual_seed(seed + 1)
-    noisy = noisy_keyframe_latents(vae, {s: k[None] for s, k in keyframes.items()}, keyframe_rng)
+    noisy = noisy_keyframe_latents(vae, keyframes, keyframe_rng)
     for stream in STREAMS:
-        tensors[f"{stream}_keyframe"] = keyframes[stream].contiguous()
+        tensors[f"{stream}_keyframe"] = keyframes[stream][0]
         tensors[image_latent_name(stream)] = noisy[stream][0].cpu().contiguous()
     meta = {
         "caption": caption,
@@ -187,17 +187,19 @@ def encode_shard(
     )
 
 
-def read_cache(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_cache(
+    path: Path, names: tuple[str, ...] = TENSORS
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The cache's metadata and the tensors `names` (default: all), reading only those."""
     with safe_open(str(path), framework="pt") as handle:
         meta = handle.metadata() or {}
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise stores.StoreError(
-            f"{path} is not a training cache of version {VERSION} "
-            f"(found {meta.get('format')} {meta.get('version')}): "
-            "re-encode it (stance train encode)"
-        )
-    tensors = load_file(str(path))
-    missing = set(TENSORS) - set(tensors)
-    if missing:
-        raise stores.StoreError(f"{path} lacks {sorted(missing)}: re-encode it")
-    return tensors, meta
+        if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+            raise stores.StoreError(
+                f"{path} is not a training cache of version {VERSION} "
+                f"(found {meta.get('format')} {meta.get('version')}): "
+                "re-encode it (stance train encode)"
+            )
+        missing = set(TENSORS) - set(handle.keys())
+        if missing:
+            raise stores.StoreError(f"{path} lacks {sorted(missing)}: re-encode it")
+        return {name: handle.get_tensor(name) for name in names}, meta

@@ -339,21 +339,18 @@ class StanceTransformer(CogVideoXTransformer3DModel):
         )
         return out.permute(0, 1, 5, 4, 2, 6, 3, 7).flatten(6, 7).flatten(4, 5).flatten(1, 2)
 
-    def unused_parameters(self, aux: bool) -> list[str]:
-        """Names of the parameters a variant never uses: the cue tokenizer without cues,
-        the domain embedding without an auxiliary stream. Training freezes them, so DDP
-        does not wait for their gradients and AdamW leaves them unchanged."""
-        unused = [] if self.config.cue_mode != "none" else ["cue_tokenizer."]
-        if not aux:
-            unused.append("domain_embedding")
-        return [n for n, _ in self.named_parameters() if n.startswith(tuple(unused))]
-
     def freeze_unused(self, aux: bool) -> list[str]:
-        names = set(self.unused_parameters(aux))
+        """Freeze the parameters a variant never uses (the cue tokenizer without cues, the
+        domain embedding without an auxiliary stream), so DDP does not wait for their
+        gradients and AdamW leaves them unchanged. Returns their names, sorted."""
+        unused = ("cue_tokenizer.",) if self.config.cue_mode == "none" else ()
+        unused += () if aux else ("domain_embedding",)
+        frozen = []
         for name, parameter in self.named_parameters():
-            if name in names:
+            if unused and name.startswith(unused):
                 parameter.requires_grad_(False)
-        return sorted(names)
+                frozen.append(name)
+        return sorted(frozen)
 
     @property
     def new_module_prefixes(self) -> tuple[str, ...]:

@@ -45,9 +45,14 @@ def image_latent_scale(vae_config, mode: str) -> float:
     return 1.0 / factor
 
 
+def padding_frames(latent_frames: int, patch_size_t: int | None) -> int:
+    """Latent frames to add so that their count divides patch_size_t (CogVideoX-1.5: 2)."""
+    return (-latent_frames) % patch_size_t if patch_size_t else 0
+
+
 def make_even(latents: torch.Tensor, patch_size_t: int | None) -> torch.Tensor:
     """(B, F, C, h, w) -> prepend first-frame copies until F divides patch_size_t."""
-    extra = (-latents.shape[1]) % patch_size_t if patch_size_t else 0
+    extra = padding_frames(latents.shape[1], patch_size_t)
     if extra:
         latents = torch.cat([latents[:, :1].expand(-1, extra, -1, -1, -1), latents], dim=1)
     return latents
@@ -61,7 +66,7 @@ def conditioning_latents(
 
     The one builder of the image condition: training and sampling both call it (diffusers'
     I2V pipeline, THUDM's trainer and the authors put the keyframe at frame 0 only)."""
-    frames = latent_frames + ((-latent_frames) % patch_size_t if patch_size_t else 0)
+    frames = latent_frames + padding_frames(latent_frames, patch_size_t)
     padding = keyframe.new_zeros(keyframe.shape[0], frames - 1, *keyframe.shape[2:])
     return torch.cat([keyframe, padding], dim=1)
 

@@ -53,15 +53,19 @@ def guide(preds: list[torch.Tensor], text_scale: float, cue_scale: float | None,
 
 
 class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
+    def keyframe_pixels(self, image: np.ndarray, dtype) -> torch.Tensor:
+        """(H,W,3) uint8 -> (1, 3, H, W) in [-1, 1] on the execution device."""
+        height, width = image.shape[:2]
+        pixels = self.video_processor.preprocess(Image.fromarray(image), height=height, width=width)
+        return pixels.to(self._execution_device, dtype)
+
     def encode_keyframe(self, image: np.ndarray, generator, dtype) -> torch.Tensor:
         """(H,W,3) uint8 -> raw VAE latent (1, 1, C, h, w), as `prepare_latents` encodes."""
         from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import (
             retrieve_latents,
         )
 
-        height, width = image.shape[:2]
-        pixels = self.video_processor.preprocess(Image.fromarray(image), height=height, width=width)
-        pixels = pixels.to(self._execution_device, self.vae.dtype).unsqueeze(2)
+        pixels = self.keyframe_pixels(image, self.vae.dtype).unsqueeze(2)
         latent = retrieve_latents(self.vae.encode(pixels), generator)
         return latent.to(dtype).permute(0, 2, 1, 3, 4)
 
@@ -106,11 +110,9 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
 
         latent_frames = (num_frames - 1) // self.vae_scale_factor_temporal + 1
         p_t = self.transformer.config.patch_size_t
-        extra = (p_t - latent_frames % p_t) % p_t if p_t else 0
+        extra = objective.padding_frames(latent_frames, p_t)
         frames = num_frames + extra * self.vae_scale_factor_temporal
-        pixels = self.video_processor.preprocess(
-            Image.fromarray(image), height=height, width=width
-        ).to(device, prompt_embeds.dtype)
+        pixels = self.keyframe_pixels(image, prompt_embeds.dtype)
         channels = self.transformer.config.in_channels // 2
         latents, image_latents = self.prepare_latents(
             pixels, 1, channels, frames, height, width, prompt_embeds.dtype, device, generator

@@ -68,21 +68,21 @@ class CacheDataset(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        tensors, _ = encode.read_cache(self.files[index])
-        cue = cue_store.read(self.cue_stores[self.files[index].stem])
-        item = {
-            "video_latents": tensors["video_latents"],
-            "prompt_embeds": tensors["prompt_embeds"],
-            "cues": torch.from_numpy(cue.cue[0]).permute(2, 0, 1).contiguous(),
-        }
-        streams = ["rgb"] if self.aux == "none" else ["rgb", self.aux]
+        # batch key -> cache tensor: keyframes (noised per step) or cached image latents
+        conditions = {"image_latents": "rgb"}
+        wanted = {"video_latents": "video_latents", "prompt_embeds": "prompt_embeds"}
         if self.aux != "none":
-            item["aux_latents"] = tensors[f"{self.aux}_latents"]
-        for stream, name in zip(streams, ("image_latents", "aux_image_latents"), strict=False):
+            conditions["aux_image_latents"] = self.aux
+            wanted["aux_latents"] = f"{self.aux}_latents"
+        for key, stream in conditions.items():
             if self.image_noise == "per_step":
-                item[f"{name}_keyframe"] = tensors[f"{stream}_keyframe"]
+                wanted[f"{key}_keyframe"] = f"{stream}_keyframe"
             else:
-                item[name] = tensors[encode.image_latent_name(stream)]
+                wanted[key] = encode.image_latent_name(stream)
+        tensors, _ = encode.read_cache(self.files[index], tuple(wanted.values()))
+        item = {key: tensors[name] for key, name in wanted.items()}
+        cue = cue_store.read_cue(self.cue_stores[self.files[index].stem])
+        item["cues"] = torch.from_numpy(cue[0]).permute(2, 0, 1).contiguous()
         return item
 
 
