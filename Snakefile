@@ -1,5 +1,8 @@
-# STANCE pipeline: Kubric data -> depth -> instance cues -> training -> evaluation.
-# Stages are added to the DAG as they are implemented; `all` runs what exists.
+# STANCE pipeline: Kubric data -> depth -> instance cues -> training -> generation ->
+# evaluation -> report. One rule file, one `stance <stage>` command, one stance.<stage>
+# package and one results/<stage>/ folder per stage. Default target: everything.
+#   snakemake --cores 2                                    # tiny embedded config
+#   snakemake --profile slurm --configfile=configs/paper.yaml
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -14,6 +17,7 @@ include: "rules/render.smk"
 include: "rules/depth.smk"
 include: "rules/cues.smk"
 include: "rules/train.smk"
+include: "rules/generate.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
 

@@ -1,4 +1,4 @@
-"""`stance bench cues` and `stance bench depth`: figures for the cue and depth stages.
+"""`stance bench cues`: figures for the cue stage.
 
 The cue benchmark writes a synthetic clip (default 49x512x512, 10 moving instances) as a
 real clip store + depth store, then times the cue kernel (compute from arrays in memory)
@@ -10,18 +10,15 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from stance import config
-from stance.cues import compute, depth, kernel, runner
-from stance.render import store as clip_store
-
 
 def synthetic_clip(frames: int, size: int, instances: int, seed: int = 0):
     """Disks sliding over a tilted floor, each with its own velocity and depth speed."""
+    from stance.render import store as clip_store
+
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size]
     floor = np.linspace(4.0, 12.0, size, dtype=np.float32)[:, None] * np.ones(size, np.float32)
@@ -63,14 +60,29 @@ def synthetic_clip(frames: int, size: int, instances: int, seed: int = 0):
     return arrays, tracks, attrs
 
 
-def run_cues(args: argparse.Namespace) -> None:
+HELP = "cue kernel and whole per-clip cue job time"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--frames", type=int, default=49)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--instances", type=int, default=10)
+
+
+def run(args: argparse.Namespace) -> None:
+    from stance import config
+    from stance.bench import best_of
+    from stance.cues import compute, kernel, runner
+    from stance.depth import store as depth_store
+    from stance.render import store as clip_store
+
     settings = config.validate({})["cues"]
     arrays, tracks, attrs = synthetic_clip(args.frames, args.size, args.instances)
     folder = Path(tempfile.mkdtemp(prefix="stance-bench-cues-"))
     try:
         render_path = clip_store.write_clip(folder / "render" / "bench.zarr", arrays, tracks, attrs)
         disparity = runner.flickering_disparity(arrays["depth"], np.random.default_rng(0))
-        depth.write_depth(
+        depth_store.write_depth(
             folder / "depth" / "bench.zarr",
             disparity.astype(np.float32),
             {"clip_id": "bench", "model": "synthetic", "code_hash": "bench"},
@@ -80,12 +92,12 @@ def run_cues(args: argparse.Namespace) -> None:
         depth_pair, disparity_pair = arrays["depth"][pair], disparity[pair].astype(np.float32)
         kernel.mean_flow(arrays["segmentation"][:1], arrays["forward_flow"][:1], args.instances + 1)
         compute.from_render(clip, depth_pair, disparity_pair, settings, {})
-        full_flow = _best(
+        full_flow = best_of(
             lambda: kernel.mean_flow(
                 arrays["segmentation"], arrays["forward_flow"], args.instances + 1
             )
         )
-        cue_kernel = _best(
+        cue_kernel = best_of(
             lambda: compute.from_render(clip, depth_pair, disparity_pair, settings, {})
         )
         out = folder / "cues"
@@ -94,7 +106,7 @@ def run_cues(args: argparse.Namespace) -> None:
             shutil.rmtree(out, ignore_errors=True)
             runner.run_shard(folder / "render", folder / "depth", out, settings, "bench")
 
-        job = _best(whole_job)
+        job = best_of(whole_job)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(
@@ -104,50 +116,3 @@ def run_cues(args: argparse.Namespace) -> None:
     print(f"  per-instance flow over all {args.frames} frames (numba): {full_flow * 1e3:7.1f} ms")
     print(f"  cue kernel (flow, dz with alignment, mass, paint):  {cue_kernel * 1e3:7.1f} ms")
     print(f"  whole per-clip job (read, compute, write + PNG):   {job * 1e3:7.1f} ms")
-
-
-def run_depth(args: argparse.Namespace) -> None:
-    from stance.cues import depth_model
-
-    cfg = config.load(args.config)
-    settings = cfg["depth"]
-    device, dtype = depth.resolve_device(settings["device"], settings["dtype"])
-    model, processor = depth_model.load(args.model or cfg["models"]["depth"])
-    model.to(device)
-    size = args.input_size or settings["input_size"]
-    frames = np.random.default_rng(0).integers(
-        0, 255, (args.frames, args.frame_size, args.frame_size, 3), dtype=np.uint8
-    )
-    depth.predict(
-        model,
-        processor,
-        frames[: settings["batch_size"]],
-        size,
-        settings["batch_size"],
-        device,
-        dtype,
-    )  # warm-up
-    seconds = _best(
-        lambda: depth.predict(
-            model, processor, frames, size, settings["batch_size"], device, dtype
-        ),
-        repeats=2,
-    )
-    params = sum(p.numel() for p in model.parameters())
-    print(
-        f"depth bench: {args.model or cfg['models']['depth']} ({params / 1e6:.2f} M params) "
-        f"on {device}/{dtype}, input {size}px, batch {settings['batch_size']}"
-    )
-    print(
-        f"  {args.frames} frames of {args.frame_size}px in {seconds:.2f} s: "
-        f"{args.frames / seconds:.1f} frames/s"
-    )
-
-
-def _best(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)

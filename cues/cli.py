@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     shard = sub.add_parser("shard", help="cue stores for one rendered shard and its depth")
+    shard.set_defaults(run=_shard)
     shard.add_argument("--render", required=True, type=Path, help="rendered shard folder")
     shard.add_argument("--depth", required=True, type=Path, help="depth shard folder")
     shard.add_argument("--out", required=True, type=Path, help="cue shard folder to write")
@@ -24,52 +25,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "from-hints",
         help="rasterise a user hint file (keyframe, masks, arrows, mass, dz) into a cue store",
     )
+    hints.set_defaults(run=_from_hints)
     hints.add_argument("hints", type=Path, help="YAML or JSON hint file")
     hints.add_argument("--out", required=True, type=Path, help="cue store to write (.zarr)")
     hints.add_argument("--config", default="config.yaml", help="config with the cues section")
 
     report = sub.add_parser("dz-report", help="dz estimators against rendered depth")
+    report.set_defaults(run=_dz_report)
     report.add_argument("--render", nargs="+", required=True, type=Path)
     report.add_argument("--cues", nargs="+", required=True, type=Path)
     report.add_argument("--settings", required=True, help="JSON of the `cues` config section")
     report.add_argument("--out", required=True, type=Path, help="CSV to write (+ .md beside)")
 
     show = sub.add_parser("show", help="picture of a cue store (flow colours + arrows)")
+    show.set_defaults(run=_show)
     show.add_argument("store", type=Path)
     show.add_argument("--out", required=True, type=Path, help="PNG to write")
 
 
-def main(args: argparse.Namespace) -> int:
-    from PIL import Image
+def _shard(args: argparse.Namespace) -> None:
+    from stance.cues import runner
 
-    from stance.cues import store, visualize
+    settings = config.section_from_json("cues", args.settings)
+    runner.run_shard(args.render, args.depth, args.out, settings, args.code_hash)
 
-    if args.action == "shard":
-        from stance.cues import runner
 
-        settings = config.section_from_json("cues", args.settings)
-        runner.run_shard(args.render, args.depth, args.out, settings, args.code_hash)
-    elif args.action == "from-hints":
-        from stance.cues import hints
+def _from_hints(args: argparse.Namespace) -> None:
+    from stance.cues import hints
 
-        cfg = config.load(args.config)
-        cue = hints.load(args.hints, cfg["cues"]["mass"])
-        store.write(args.out, cue)
-        Image.fromarray(visualize.render_cue(cue)).save(args.out.with_suffix(".png"))
-        log.info("cue store from %s -> %s", args.hints, args.out)
-    elif args.action == "dz-report":
-        from stance.cues import runner
+    hints.write_store(args.hints, args.out, config.load(args.config)["cues"]["mass"])
+    log.info("cue store from %s -> %s", args.hints, args.out)
 
-        settings = config.section_from_json("cues", args.settings)
-        table = runner.dz_report(args.render, args.cues, settings)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.out, index=False)
-        args.out.with_suffix(".md").write_text(
-            "# dz estimators against rendered depth\n\n"
-            + table.to_markdown(index=False, floatfmt=".3f")
-            + "\n"
-        )
-        print(table.to_string(index=False))
-    elif args.action == "show":
-        Image.fromarray(visualize.render_cue(store.read(args.store))).save(args.out)
-    return 0
+
+def _dz_report(args: argparse.Namespace) -> None:
+    from stance.cues import runner
+
+    settings = config.section_from_json("cues", args.settings)
+    print(runner.write_dz_report(args.render, args.cues, settings, args.out).to_string(index=False))
+
+
+def _show(args: argparse.Namespace) -> None:
+    from stance.cues import visualize
+
+    visualize.write_picture(args.store, args.out)

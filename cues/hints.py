@@ -17,6 +17,13 @@ A hint file (YAML or JSON; paths relative to it):
 variants condition their depth stream on; without it they cannot generate from the hints.
 It is rasterised by the same `store.paint` and mass normalisation as rendered clips, so
 a hint cue and a training cue of the same motion are identical arrays.
+
+Hint files are user files, read as data only. Paths are relative to the hint file; a
+path may leave its folder only to an existing regular file that decodes as the expected
+kind (an image for keyframe and masks, an image or .npy array for depth), so nothing else
+is ever read into an output. Images larger than MAX_PIXELS (16.8 megapixels, 4096x4096)
+are refused before they are decoded; arrows longer than the keyframe per frame and |dz|
+above MAX_DZ are refused. Every problem is a HintError naming the file, field and fix.
 """
 
 from __future__ import annotations
@@ -37,6 +44,11 @@ from stance.cues import store
 from stance.errors import UserError
 
 INSTANCE_KEYS = {"mask", "arrow", "mass", "dz"}
+MAX_PIXELS = 4096 * 4096  # keyframe, masks, depth: refused above this, before decoding
+MAX_INSTANCES = 255  # the label map and cue tokens of one keyframe
+MAX_HINT_BYTES = 64 * 2**20  # inline RLE masks of a 4096x4096 keyframe fit easily
+MAX_DZ = 10.0  # metres/frame: far beyond any rigid-body motion of the training data
+IMAGE_FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "TIFF"}
 
 
 class HintError(UserError, ValueError):
@@ -51,15 +63,23 @@ class Instance:
     dz: float
 
 
-def rle_decode(rle: Mapping[str, Any]) -> np.ndarray:
-    """COCO uncompressed RLE (column-major runs, starting with background) -> (H,W) bool."""
+def rle_decode(rle: Mapping[str, Any], shape: tuple[int, int] | None = None) -> np.ndarray:
+    """COCO uncompressed RLE (column-major runs, starting with background) -> (H,W) bool.
+    With `shape`, a size other than the keyframe's is refused before anything is decoded."""
     try:
         height, width = (int(v) for v in rle["size"])
         counts = [int(c) for c in rle["counts"]]
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise HintError(
             "an RLE mask needs size: [H, W] and counts: [run, ...] (uncompressed COCO RLE)"
         ) from exc
+    if shape is not None and (height, width) != tuple(shape):
+        raise HintError(
+            f"RLE mask is {height}x{width} but the keyframe is {shape[0]}x{shape[1]};"
+            " masks must match the keyframe size"
+        )
+    if height <= 0 or width <= 0 or height * width > MAX_PIXELS:
+        raise HintError(f"RLE size {height}x{width} must be positive and at most {MAX_PIXELS} px")
     if any(c < 0 for c in counts) or sum(counts) != height * width:
         raise HintError(
             f"RLE counts sum to {sum(counts)}, but size {height}x{width} needs "
@@ -80,10 +100,51 @@ def rle_encode(mask: np.ndarray) -> dict[str, Any]:
     return {"size": list(mask.shape), "counts": runs}
 
 
+def user_file(spec: Any, base: Path, what: str) -> Path:
+    """A path from a hint file: relative to it, an existing regular file (not a folder,
+    device or pipe). Leaving the hint's folder is allowed; the caller then only accepts
+    the file if it decodes as the expected kind."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise HintError(f"{what} must be a file path (relative to the hint file), got {spec!r}")
+    path = base / spec
+    try:
+        regular = path.is_file()
+    except (OSError, ValueError) as exc:  # names too long, NUL bytes
+        raise HintError(f"{what}: {spec!r} is not a usable file name ({exc})") from exc
+    if not regular:
+        state = "is not a regular file" if path.exists() else "does not exist"
+        raise HintError(f"{what} {path} {state}; paths are relative to the hint file")
+    return path
+
+
+def open_image(path: Path, what: str) -> Image.Image:
+    """Open an image file, refusing other files and images above MAX_PIXELS before they
+    are decoded (PIL reads only the header here)."""
+    try:
+        image = Image.open(path)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise HintError(f"{what} {path} is not an image PIL can read ({exc})") from exc
+    if image.format not in IMAGE_FORMATS:
+        raise HintError(f"{what} {path} is a {image.format} file; use PNG, JPEG or WebP")
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise HintError(
+            f"{what} {path} is {width}x{height} ({width * height / 1e6:.1f} MP), above the"
+            f" limit of {MAX_PIXELS / 1e6:.1f} MP; resize it (e.g. to 1360x768)"
+        )
+    try:
+        image.load()
+    except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data
+        raise HintError(f"{what} {path} is truncated or corrupt ({exc})") from exc
+    return image
+
+
 def _finite(value: Any, what: str) -> float:
+    if isinstance(value, bool):
+        raise HintError(f"{what} must be a number, got {value!r}")
     try:
         number = float(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise HintError(f"{what} must be a number, got {value!r}") from exc
     if not math.isfinite(number):
         raise HintError(f"{what} is {number}: it must be a finite number")
@@ -113,14 +174,23 @@ def parse_arrow(arrow: Any, where: str) -> tuple[float, float]:
     )
 
 
+def check_arrow(arrow: tuple[float, float], shape: tuple[int, int], where: str) -> None:
+    """An arrow is a speed in px/frame: one that crosses more than the keyframe per frame
+    is a typo or a unit error (and cannot be drawn)."""
+    length, limit = math.hypot(*arrow), max(shape)
+    if length > limit:
+        raise HintError(
+            f"{where}: arrow ({arrow[0]:g}, {arrow[1]:g}) is {length:g} px/frame, longer than"
+            f" the keyframe ({limit} px); arrows are speeds in px/frame"
+        )
+
+
 def _load_mask(spec: Any, base: Path, shape: tuple[int, int], where: str) -> np.ndarray:
     if isinstance(spec, Mapping) and "rle" in spec:
-        mask = rle_decode(spec["rle"])
+        mask = rle_decode(spec["rle"], shape)
     elif isinstance(spec, str):
-        path = base / spec
-        if not path.exists():
-            raise HintError(f"{where}: mask file {path} does not exist")
-        mask = np.asarray(Image.open(path).convert("L")) > 0
+        path = user_file(spec, base, f"{where}: mask file")
+        mask = np.asarray(open_image(path, f"{where}: mask file").convert("L")) > 0
     else:
         raise HintError(f"{where}: mask must be a PNG path or {{rle: {{size, counts}}}}")
     if mask.shape != shape:
@@ -136,6 +206,8 @@ def parse_instances(
 ) -> list[Instance]:
     if not isinstance(items, list) or not items:
         raise HintError("instances must be a non-empty list of {mask, arrow, mass[, dz]}")
+    if len(items) > MAX_INSTANCES:
+        raise HintError(f"{len(items)} instances; at most {MAX_INSTANCES} are supported")
     parsed = []
     for k, item in enumerate(items):
         where = f"instance {k}"
@@ -156,14 +228,12 @@ def parse_instances(
         mass_kg = _finite(item["mass"], f"{where}: mass")
         if mass_kg < 0 or (mass_kg == 0 and mass_params["normalization"] == "log"):
             raise HintError(f"{where}: mass is {mass_kg} kg; it must be positive")
-        parsed.append(
-            Instance(
-                mask,
-                parse_arrow(item["arrow"], where),
-                mass_kg,
-                _finite(item.get("dz", 0.0), f"{where}: dz"),
-            )
-        )
+        arrow = parse_arrow(item["arrow"], where)
+        check_arrow(arrow, shape, where)
+        dz = _finite(item.get("dz", 0.0), f"{where}: dz")
+        if abs(dz) > MAX_DZ:
+            raise HintError(f"{where}: dz is {dz:g} m/frame; expected |dz| <= {MAX_DZ:g}")
+        parsed.append(Instance(mask, arrow, mass_kg, dz))
     return parsed
 
 
@@ -190,19 +260,20 @@ def labels_from_masks(masks: list[np.ndarray]) -> np.ndarray:
 
 def load_disparity(spec: Any, base: Path, shape: tuple[int, int]) -> np.ndarray:
     """`depth:` of a hint file -> (H,W) float32 disparity (brighter / larger = nearer)."""
-    if not isinstance(spec, str):
-        raise HintError(f"depth must be a path to a PNG or .npy file, got {spec!r}")
-    path = base / spec
-    if not path.exists():
-        raise HintError(f"depth file {path} does not exist")
-    try:
-        if path.suffix == ".npy":
-            values = np.load(path, allow_pickle=False)
-        else:
-            image = Image.open(path)
-            values = np.asarray(image if image.mode in ("I", "I;16", "F") else image.convert("L"))
-    except (OSError, ValueError) as exc:
-        raise HintError(f"depth file {path} is not a readable PNG or .npy: {exc}") from exc
+    path = user_file(spec, base, "depth file")
+    if path.suffix == ".npy":
+        try:  # memory-mapped: the header's shape is checked before any data is read
+            values = np.load(path, allow_pickle=False, mmap_mode="r")
+        except (OSError, ValueError, EOFError) as exc:
+            raise HintError(f"depth file {path} is not a readable .npy array: {exc}") from exc
+        if values.shape != shape or values.dtype.kind not in "fiu":
+            raise HintError(
+                f"depth file {path} must be a numeric {shape[0]}x{shape[1]} array (the"
+                f" keyframe size), got {values.dtype} {values.shape}"
+            )
+    else:
+        image = open_image(path, "depth file")
+        values = np.asarray(image if image.mode in ("I", "I;16", "F") else image.convert("L"))
     values = np.asarray(values, np.float32)
     if values.shape != shape or not np.isfinite(values).all():
         raise HintError(
@@ -256,12 +327,14 @@ def rasterise(
 def load(path: str | Path, mass_params: Mapping[str, Any]) -> store.CueClip:
     """Parse and rasterise a hint file."""
     path = Path(path)
-    if not path.exists():
-        raise HintError(f"hint file {path} does not exist")
-    text = path.read_text()
+    if not path.is_file():
+        raise HintError(f"hint file {path} does not exist (or is not a file)")
+    if path.stat().st_size > MAX_HINT_BYTES:
+        raise HintError(f"hint file {path} is over {MAX_HINT_BYTES // 2**20} MiB; not a hint file?")
     try:
+        text = path.read_text()
         spec = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
         raise HintError(
             f"{path} is not valid {path.suffix.lstrip('.').upper() or 'YAML'}: {exc}"
         ) from exc
@@ -271,10 +344,8 @@ def load(path: str | Path, mass_params: Mapping[str, Any]) -> store.CueClip:
         "depth",
     }:
         raise HintError(f"{path}: expected the keys keyframe, instances and optionally depth")
-    keyframe_path = path.parent / spec["keyframe"]
-    if not keyframe_path.exists():
-        raise HintError(f"keyframe {keyframe_path} does not exist")
-    keyframe = np.asarray(Image.open(keyframe_path).convert("RGB"))
+    keyframe_path = user_file(spec["keyframe"], path.parent, "keyframe")
+    keyframe = np.asarray(open_image(keyframe_path, "keyframe").convert("RGB"))
     instances = parse_instances(spec["instances"], path.parent, keyframe.shape[:2], mass_params)
     disparity = None
     if "depth" in spec:
@@ -286,3 +357,13 @@ def load(path: str | Path, mass_params: Mapping[str, Any]) -> store.CueClip:
         {"clip_id": path.stem, "hints": str(path), "frames": [0, 1]},
         disparity,
     )
+
+
+def write_store(hints_path: str | Path, out: str | Path, mass_params: Mapping[str, Any]) -> Path:
+    """Rasterise a hint file into a cue store at `out` and its picture beside it (.png)."""
+    from stance.cues import visualize
+
+    cue = load(hints_path, mass_params)
+    out = store.write(out, cue)
+    Image.fromarray(visualize.render_cue(cue)).save(Path(out).with_suffix(".png"))
+    return out

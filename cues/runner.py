@@ -14,7 +14,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from stance import provenance, stores
-from stance.cues import compute, depth, dz, store, visualize
+from stance.cues import compute, dz, store, visualize
+from stance.depth import store as depth_store
 from stance.render import store as clip_store
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def cue_clip(
         },
     )
     depth_pair = clip.arrays.pop("depth")
-    disparity, depth_attrs = depth.read_depth(depth_path, frames=pair)
+    disparity, depth_attrs = depth_store.read_depth(depth_path, frames=pair)
     if disparity.shape != depth_pair.shape:
         raise stores.StoreError(
             f"{depth_path} holds frames of {disparity.shape[1:]} but {render_path} has "
@@ -132,3 +133,18 @@ def dz_report(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def write_dz_report(
+    render_dirs: Sequence[Path], cue_dirs: Sequence[Path], settings: Mapping[str, Any], out: Path
+) -> pd.DataFrame:
+    """The dz estimator table as CSV at `out` and as Markdown beside it (.md)."""
+    table = dz_report(render_dirs, cue_dirs, settings)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    out.with_suffix(".md").write_text(
+        "# dz estimators against rendered depth\n\n"
+        + table.to_markdown(index=False, floatfmt=".3f")
+        + "\n"
+    )
+    return table

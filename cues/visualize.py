@@ -54,3 +54,12 @@ def render_cue(clip: CueClip, frames_ahead: float = 4.0) -> np.ndarray:
             tipLength=0.3,
         )
     return out
+
+
+def write_picture(cue_path, out) -> None:
+    """PNG of a cue store: flow colours inside the masks + one arrow per instance."""
+    from PIL import Image
+
+    from stance.cues import store
+
+    Image.fromarray(render_cue(store.read(cue_path))).save(out)

@@ -13,6 +13,14 @@ import numpy as np
 
 from stance.evaluate import physics_iq
 
+HELP = "Physics-IQ clips/s"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clips", type=int, default=100)
+    parser.add_argument("--frames", type=int, default=49)
+    parser.add_argument("--size", type=int, default=256)
+
 
 def synthetic_video(rng, frames: int, size: int) -> np.ndarray:
     """A textured background with a few moving squares."""

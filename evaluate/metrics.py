@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stance import video
+from stance import provenance, video
 from stance.evaluate import physics_iq, quality
 from stance.palette import palette
 from stance.render import store as clip_store
@@ -73,6 +73,9 @@ def method_video(
     aux_path = path.with_suffix(".aux.mp4")
     aux = fit(video.read_video(aux_path), clip) if aux_path.exists() else None
     return fit(video.read_video(path), clip), aux
+
+
+VARIANT_KEYS = ("aux", "cue_mode", "motion_tokens")  # None for baselines/external methods
 
 
 def evaluate_clip(
@@ -134,10 +137,12 @@ def evaluate_shard(
     settings: Mapping[str, Any],
     generated_dir: Path | None = None,
     external_dir: Path | None = None,
-    aux_kind: str = "none",
     features: Mapping[str, Any] | None = None,
 ) -> Path:
     """Metrics of `method` on one rendered test shard -> a parquet of per-clip rows.
+
+    A trained variant's videos (`generated_dir`, a generate shard) carry the variant's
+    identity (aux, cue_mode, motion_tokens) in their record; rows repeat it for the tables.
 
     features: {name: extractor} of feature networks for Fréchet distances (e.g. "fvd":
     I3D, "cd_fvd": VideoMAE-v2); rows get `<name>_real` and `<name>_generated` vectors,
@@ -145,6 +150,12 @@ def evaluate_shard(
     from tqdm import tqdm
 
     features = features or {}
+    variant = (
+        provenance.read_resolved_config(generated_dir, "generate")["variant"]
+        if generated_dir is not None
+        else {}
+    )
+    aux_kind = variant.get("aux", "none")
     manifest = pq.read_table(render_dir / "manifest.parquet").to_pandas().set_index("clip_id")
     rows = []
     for path in tqdm(clip_store.clip_paths(render_dir), desc=f"evaluate {method}", unit="clip"):
@@ -152,6 +163,7 @@ def evaluate_shard(
             path, method, settings, generated_dir, external_dir, aux_kind
         )
         row["small_object_split"] = bool(manifest.loc[row["clip_id"], "small_object_split"])
+        row.update({key: variant.get(key) for key in VARIANT_KEYS})
         # Features clip by clip: a job holds one clip's videos, never a whole shard's.
         for name, extract in features.items():
             row[f"{name}_real"] = extract(rgb[None])[0].tolist()
@@ -163,3 +175,15 @@ def evaluate_shard(
     out_path.with_suffix(".tmp").replace(out_path)
     log.info("%s: %d clips -> %s", method, len(rows), out_path)
     return out_path
+
+
+def feature_extractors(fvd_model: str, cd_fvd_model: str) -> dict[str, Any]:
+    """{name: extractor} of the configured feature networks ('' leaves one out)."""
+    from stance.evaluate import fvd, videomae
+
+    features = {}
+    if fvd_model:
+        features["fvd"] = fvd.load_extractor(fvd_model)
+    if cd_fvd_model:
+        features["cd_fvd"] = videomae.load_extractor(cd_fvd_model)
+    return features

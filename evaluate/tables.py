@@ -89,6 +89,17 @@ def table1(rows: pd.DataFrame, bootstrap: int = 200) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def variants_of(rows: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """{variant: identity} of the trained variants among the rows (their `aux` is set)."""
+    if "aux" not in rows:
+        return {}
+    trained = rows[rows["aux"].notna()].drop_duplicates("method")
+    return {
+        r.method: {"aux": r.aux, "cue_mode": r.cue_mode, "motion_tokens": int(r.motion_tokens)}
+        for r in trained.itertuples()
+    }
+
+
 def ablation(table: pd.DataFrame, variants: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     out = []
     for name, variant in variants.items():
@@ -180,14 +191,13 @@ def gather(
     paths: Sequence[Path],
     out_dir: Path,
     settings: Mapping[str, Any],
-    variants: Mapping[str, Mapping[str, Any]],
     sampling: Mapping[str, Any] | None = None,
 ) -> None:
     rows = pd.concat([pq.read_table(p).to_pandas() for p in paths], ignore_index=True)
     main = table1(rows, settings["bootstrap"])
     tables = {
         "table1": main,
-        "ablation": ablation(main, variants),
+        "ablation": ablation(main, variants_of(rows)),
         "published": published(main, settings["stance_variant"]),
     }
     notes = [

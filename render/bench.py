@@ -15,12 +15,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from stance import config, video
-from stance.render import kubric_compat, shard, store, worker
 from stance.shards import Clip
+
+HELP = "clips/hour and overhead of the render stage"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--spp", type=int, default=16)
+    parser.add_argument("--clips", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
 
 
 def _ours(spec, render, threads, out: Path, clip: Clip) -> None:
+    from stance import video
+    from stance.render import shard, store, worker
+
     rendered = worker.render_clip(spec, render, threads, check=False)
     attrs = shard.clip_attrs(clip, spec, rendered, render, "bench")
     store.write_clip(
@@ -30,6 +41,8 @@ def _ours(spec, render, threads, out: Path, clip: Clip) -> None:
 
 
 def _stock(spec, render, threads, out: Path, clip: Clip) -> None:
+    from stance.render import kubric_compat, worker
+
     kb = kubric_compat.load()
     rendered = worker.render_clip(
         spec,
@@ -51,6 +64,8 @@ def _stock(spec, render, threads, out: Path, clip: Clip) -> None:
 
 
 def _timed(fn, *args) -> tuple[float, float]:
+    from stance.render import kubric_compat
+
     with kubric_compat.CyclesTimer() as cycles:
         start = time.perf_counter()
         fn(*args)
@@ -59,6 +74,9 @@ def _timed(fn, *args) -> tuple[float, float]:
 
 
 def run(args: argparse.Namespace) -> None:
+    from stance import config
+    from stance.render import kubric_compat, shard
+
     render = config.validate(
         {
             "render": {

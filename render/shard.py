@@ -215,3 +215,12 @@ def read_manifests(paths: Sequence[str | Path]) -> pa.Table:
             )
         )
     return pa.concat_tables(tables) if tables else MANIFEST_SCHEMA.empty_table()
+
+
+def write_manifest(shard_dirs: Sequence[Path], out: Path) -> pa.Table:
+    """One parquet of every clip of the given rendered shards."""
+    table = read_manifests([Path(d) / "manifest.parquet" for d in shard_dirs])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, out)
+    log.info("manifest: %d clips from %d shards -> %s", table.num_rows, len(shard_dirs), out)
+    return table

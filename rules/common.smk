@@ -1,6 +1,5 @@
-# Shared helpers: config validation (fills schema defaults, fails fast with the key, the
-# value and what is allowed), shard lists, and per-rule params that make reruns depend on
-# content (code hash of the stage package + the config values it uses), never on mtimes.
+# Shared helpers, in this order -- config validation, constants, path helpers, params
+# helpers (what a job reads, as content, never mtimes), input functions.
 import json
 import os
 import sys
@@ -13,11 +12,16 @@ from stance import config as stance_config
 from stance import provenance, shards
 from stance.train import launch
 
+# -- validation ---------------------------------------------------------------------------
 if not Path(stance.__file__).resolve().is_relative_to(Path(workflow.basedir).resolve()):
     raise WorkflowError(
         f"the stance package imported here ({stance.__file__}) is not this checkout's "
         f"({workflow.basedir}); run scripts/setup.sh in this checkout and activate its .venv"
     )
+
+_resolved = stance_config.validate(config, source="the Snakemake config")
+config.clear()
+config.update(_resolved)
 
 
 envvars:
@@ -30,11 +34,15 @@ os.environ["PATH"] = os.pathsep.join(
     [os.path.dirname(sys.executable), os.environ["PATH"]]
 )
 
-_resolved = stance_config.validate(config, source="the Snakemake config")
-config.clear()
-config.update(_resolved)
-
+# -- constants ----------------------------------------------------------------------------
 SPLITS = [s for s in stance_config.SPLITS if config["data"]["splits"][s]["clips"] > 0]
+EVAL_SPLITS = [s for s in config["generate"]["splits"] if s in SPLITS]
+VARIANTS = sorted(config["train"]["variants"])
+METHODS = (
+    VARIANTS + config["evaluate"]["baselines"] + config["evaluate"]["external_methods"]
+)
+TINY_DEPTH_MODEL = stance_config.TINY_MODELS["depth"]
+TINY_VIDEO_MODEL = stance_config.TINY_MODELS["video"]
 
 
 wildcard_constraints:
@@ -42,6 +50,33 @@ wildcard_constraints:
     shard=r"\d{%d}" % shards.SHARD_DIGITS,
 
 
+# -- path helpers -------------------------------------------------------------------------
+def shard_dirs(stage, splits=None, variant=None):
+    """Every shard folder of a stage (results/<stage>[/<variant>]/<split>/<shard>) over
+    the configured splits, or over `splits` where they are configured."""
+    prefix = os.path.join("results", stage, variant or "")
+    return [
+        os.path.join(prefix, split, shard)
+        for split in SPLITS
+        if splits is None or split in splits
+        for shard in shards.shards(config, split)
+    ]
+
+
+def generated_dirs(wildcards=None):
+    return [d for v in VARIANTS for d in shard_dirs("generate", EVAL_SPLITS, variant=v)]
+
+
+def evaluated(wildcards=None):
+    return [
+        f"results/evaluate/{method}/{split}/{shard}.parquet"
+        for method in METHODS
+        for split in EVAL_SPLITS
+        for shard in shards.shards(config, split)
+    ]
+
+
+# -- params helpers -----------------------------------------------------------------------
 def settings(section, only=None, without=()):
     """Config values a job reads, as compact JSON: passed to the CLI and watched by
     Snakemake. `only`/`without` keep a job's params to what changes its output: values it
@@ -55,10 +90,15 @@ def settings(section, only=None, without=()):
     return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
 
+# How a training run is babysat, never what it computes: resources, not params.
+TRAIN_OPERATIONAL = ("checkpoint_every", "keep_checkpoints", "stop_before_limit_s")
+
+
 def variant_settings(wildcards):
-    """The `train` section with only this job's variant: adding or editing another variant
-    leaves this training job (and its run hash) alone."""
-    section = dict(config["train"])
+    """The `train` section with only this job's variant and without its operational
+    values: adding or editing another variant, or the checkpoint cadence, leaves this
+    training job (and its run hash) alone."""
+    section = {k: v for k, v in config["train"].items() if k not in TRAIN_OPERATIONAL}
     section["variants"] = {wildcards.variant: section["variants"][wildcards.variant]}
     return json.dumps(section, sort_keys=True, separators=(",", ":"))
 
@@ -83,66 +123,26 @@ def shard_seeds(wildcards):
     return ",".join(str(c.seed) for c in clips)
 
 
-def render_shard_dirs(wildcards=None):
-    return shard_dirs("render")
+def feature_network_args():
+    """Feature networks of the Fréchet distances (I3D: FVD; VideoMAE-v2: cd-FVD), as
+    argument words; an unset one is left out of the tables."""
+    models = config["models"]
+    flags = {"--fvd-model": models["fvd"], "--cd-fvd-model": models["fvd_videomae"]}
+    return [word for flag, path in flags.items() if path for word in (flag, path)]
 
 
-TINY_DEPTH_MODEL = "results/models/tiny-depth-anything-v2"
+def train_launcher(wildcards=None):
+    return launch.command_prefix(config["train"])
 
 
+# -- input functions ----------------------------------------------------------------------
 def depth_model_input(wildcards=None):
     """The tiny model is built by the DAG; a hub id or a user's folder is not a DAG file."""
     return [TINY_DEPTH_MODEL] if config["models"]["depth"] == TINY_DEPTH_MODEL else []
 
 
-def shard_dirs(stage):
-    return [
-        f"results/{stage}/{split}/{shard}"
-        for split in SPLITS
-        for shard in shards.shards(config, split)
-    ]
-
-
-TINY_VIDEO_MODEL = "results/models/tiny-cogvideox-i2v"
-VARIANTS = sorted(config["train"]["variants"])
-
-
 def video_model_input(wildcards=None):
     return [TINY_VIDEO_MODEL] if config["models"]["video"] == TINY_VIDEO_MODEL else []
-
-
-def split_shard_dirs(stage, splits):
-    return [
-        f"results/{stage}/{split}/{shard}"
-        for split in splits
-        for shard in shards.shards(config, split)
-        if split in SPLITS
-    ]
-
-
-def generated_dirs(wildcards=None):
-    return [
-        f"results/generate/{variant}/{split}/{shard}"
-        for variant in VARIANTS
-        for split in config["generate"]["splits"]
-        if split in SPLITS
-        for shard in shards.shards(config, split)
-    ]
-
-
-EVAL_SPLITS = [s for s in config["generate"]["splits"] if s in SPLITS]
-METHODS = (
-    VARIANTS + config["evaluate"]["baselines"] + config["evaluate"]["external_methods"]
-)
-
-
-def evaluated(wildcards=None):
-    return [
-        f"results/evaluate/{method}/{split}/{shard}.parquet"
-        for method in METHODS
-        for split in EVAL_SPLITS
-        for shard in shards.shards(config, split)
-    ]
 
 
 def method_inputs(wildcards):
@@ -157,21 +157,6 @@ def method_inputs(wildcards):
     return {}
 
 
-def method_args(wildcards, input):
-    if wildcards.method in VARIANTS:
-        aux = config["train"]["variants"][wildcards.method]["aux"]
-        return f"--generated {input.generated} --aux {aux}"
-    return ""
-
-
-def feature_network_args():
-    """Feature networks of the Fréchet distances: I3D (FVD), VideoMAE-v2 (cd-FVD)."""
-    models = config["models"]
-    args = [f"--fvd-model {models['fvd']}"] if models["fvd"] else []
-    if models["fvd_videomae"]:
-        args.append(f"--cd-fvd-model {models['fvd_videomae']}")
-    return " ".join(args)
-
-
-def train_launcher(wildcards=None):
-    return launch.command_prefix(config["train"])
+def generated_arg(wildcards, input):
+    """`--generated DIR` for a trained variant (its record names the variant)."""
+    return ["--generated", input.generated] if wildcards.method in VARIANTS else []

@@ -14,14 +14,14 @@ rule cue_shard:
         settings=settings("cues"),
         code=code("stance.cues.runner"),
     shell:
-        "stance cues shard --render {input.render} --depth {input.depth}"
-        " --settings {params.settings:q} --code-hash {params.code}"
-        " --out {output} > {log} 2>&1"
+        "stance cues shard --render {input.render:q} --depth {input.depth:q}"
+        " --settings {params.settings:q} --code-hash {params.code:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule cue_dz_report:
     input:
-        render=render_shard_dirs,
+        render=lambda wildcards: shard_dirs("render"),
         cues=lambda wildcards: shard_dirs("cues"),
     output:
         table="results/cues/dz_report.csv",
@@ -37,4 +37,4 @@ rule cue_dz_report:
         code=code("stance.cues.runner"),
     shell:
         "stance cues dz-report --render {input.render:q} --cues {input.cues:q}"
-        " --settings {params.settings:q} --out {output.table} > {log} 2>&1"
+        " --settings {params.settings:q} --out {output.table:q} > {log:q} 2>&1"

@@ -11,13 +11,15 @@ rule depth_shard:
     conda:
         "../envs/cues.yaml"
     threads: 2
-    resources:
+    resources:  # operational: Snakemake does not rerun a job when these change
         depth_batch_size=config["depth"]["batch_size"],
+        depth_device=config["depth"]["device"],
     params:
         model=config["models"]["depth"],
-        settings=settings("depth", without=("batch_size",)),
-        code=code("stance.cues.depth"),
+        settings=settings("depth", without=("batch_size", "device")),
+        code=code("stance.depth"),
     shell:
-        "stance depth shard --render {input.render} --model {params.model}"
+        "stance depth shard --render {input.render:q} --model {params.model:q}"
         " --settings {params.settings:q} --batch-size {resources.depth_batch_size}"
-        " --code-hash {params.code} --out {output} > {log} 2>&1"
+        " --device {resources.depth_device:q}"
+        " --code-hash {params.code:q} --out {output:q} > {log:q} 2>&1"

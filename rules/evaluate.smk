@@ -15,21 +15,21 @@ rule evaluate_shard:
     conda:
         "../envs/evaluate.yaml"
     params:
-        extra=method_args,
+        generated=generated_arg,
         settings=settings(
             "evaluate",
             only=("pv_source", "scale", "lossy_masks", "threshold", "external_dir"),
         ),
-        fvd=feature_network_args(),
+        features=feature_network_args(),
         code=code(
             "stance.evaluate.metrics",
             "stance.evaluate.fvd",
             "stance.evaluate.videomae",
         ),
     shell:
-        "stance evaluate shard --render {input.render} --method {wildcards.method}"
-        " {params.extra} {params.fvd} --settings {params.settings:q}"
-        " --out {output} > {log} 2>&1"
+        "stance evaluate shard --render {input.render:q} --method {wildcards.method:q}"
+        " {params.generated:q} {params.features:q} --settings {params.settings:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate_tables:
@@ -39,12 +39,12 @@ rule evaluate_tables:
         tables="results/evaluate/tables.md",
         table1=report(
             "results/evaluate/table1.csv",
-            caption="../evaluate/report_captions/table1.rst",
+            caption="../report/captions/table1.rst",
             category="Results",
         ),
         plot=report(
             "results/evaluate/physics_iq.png",
-            caption="../evaluate/report_captions/physics_iq.rst",
+            caption="../report/captions/physics_iq.rst",
             category="Results",
         ),
     log:
@@ -59,37 +59,8 @@ rule evaluate_tables:
             "evaluate",
             only=("bootstrap", "pv_source", "stance_variant", "scale", "lossy_masks"),
         ),
-        variants=json.dumps(config["train"]["variants"], sort_keys=True),
         sampling=sampling_settings(),
         code=code("stance.evaluate.tables"),
     shell:
         "stance evaluate tables {input:q} --settings {params.settings:q}"
-        " --variants {params.variants:q} --sampling {params.sampling:q}"
-        " --out {params.outdir} > {log} 2>&1"
-
-
-rule evaluate_videos:
-    input:
-        render=lambda wildcards: f"results/render/{EVAL_SPLITS[0]}/{shards.shard_name(0)}",
-        generated=lambda wildcards: (
-            f"results/generate/{wildcards.variant}/{EVAL_SPLITS[0]}/{shards.shard_name(0)}"
-        ),
-    output:
-        report(
-            directory("results/report/videos/{variant}"),
-            patterns=["{clip}.mp4"],
-            caption="../evaluate/report_captions/videos.rst",
-            category="Videos",
-            subcategory="{variant}",
-        ),
-    log:
-        "logs/evaluate_videos/{variant}.log",
-    conda:
-        "../envs/evaluate.yaml"
-    params:
-        clips=config["evaluate"]["side_by_side_clips"],
-        fps=config["render"]["fps"],
-        code=code("stance.evaluate.side_by_side"),
-    shell:
-        "stance evaluate videos --render {input.render} --generated {input.generated}"
-        " --clips {params.clips} --fps {params.fps} --out {output} > {log} 2>&1"
+        " --sampling {params.sampling:q} --out {params.outdir:q} > {log:q} 2>&1"

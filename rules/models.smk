@@ -8,9 +8,9 @@ rule tiny_depth_model:
     conda:
         "../envs/cues.yaml"
     params:
-        code=code("stance.cues.depth_model"),
+        code=code("stance.depth.model"),
     shell:
-        "stance models make-tiny depth --out {output} > {log} 2>&1"
+        "stance models make-tiny depth --out {output:q} > {log:q} 2>&1"
 
 
 rule tiny_video_model:
@@ -25,4 +25,4 @@ rule tiny_video_model:
     params:
         code=code("stance.train.tiny"),
     shell:
-        "stance models make-tiny video --out {output} > {log} 2>&1"
+        "stance models make-tiny video --out {output:q} > {log:q} 2>&1"

@@ -13,14 +13,14 @@ rule render_shard:
         settings=settings("render", without=("threads",)),
         code=code("stance.render.shard"),
     shell:
-        "stance render shard --split {wildcards.split} --seeds {params.seeds}"
-        " --settings {params.settings:q} --code-hash {params.code}"
-        " --threads {threads} --out {output} > {log} 2>&1"
+        "stance render shard --split {wildcards.split:q} --seeds {params.seeds:q}"
+        " --settings {params.settings:q} --code-hash {params.code:q}"
+        " --threads {threads} --out {output:q} > {log:q} 2>&1"
 
 
 rule render_manifest:
     input:
-        render_shard_dirs,
+        lambda wildcards: shard_dirs("render"),
     output:
         "results/render/manifest.parquet",
     log:
@@ -32,4 +32,4 @@ rule render_manifest:
     params:
         code=code("stance.render.shard"),
     shell:
-        "stance render manifest {input:q} --out {output} > {log} 2>&1"
+        "stance render manifest {input:q} --out {output:q} > {log:q} 2>&1"

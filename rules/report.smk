@@ -1,13 +1,13 @@
 rule report_dataset:
     input:
         manifest="results/render/manifest.parquet",
-        shards=render_shard_dirs,
+        shards=lambda wildcards: shard_dirs("render"),
     output:
         card="results/report/dataset.md",
         table="results/report/dataset.csv",
         sheet=report(
             "results/report/contact_sheet.png",
-            caption="../evaluate/report_captions/contact_sheet.rst",
+            caption="../report/captions/contact_sheet.rst",
             category="Dataset",
         ),
     log:
@@ -19,10 +19,10 @@ rule report_dataset:
     params:
         outdir=lambda wildcards, output: os.path.dirname(output.card),
         sheet_clips=8,
-        code=code("stance.evaluate.dataset_report"),
+        code=code("stance.report.dataset"),
     shell:
-        "stance report dataset --manifest {input.manifest}"
-        " --sheet-clips {params.sheet_clips} --out {params.outdir} > {log} 2>&1"
+        "stance report dataset --manifest {input.manifest:q}"
+        " --sheet-clips {params.sheet_clips} --out {params.outdir:q} > {log:q} 2>&1"
 
 
 rule report_cues:
@@ -33,7 +33,7 @@ rule report_cues:
         card="results/report/cues.md",
         sheet=report(
             "results/report/cue_sheet.png",
-            caption="../evaluate/report_captions/cue_sheet.rst",
+            caption="../report/captions/cue_sheet.rst",
             category="Instance Cues",
         ),
     log:
@@ -45,7 +45,34 @@ rule report_cues:
     params:
         outdir=lambda wildcards, output: os.path.dirname(output.card),
         sheet_clips=8,
-        code=code("stance.evaluate.cue_report"),
+        code=code("stance.report.cues"),
     shell:
-        "stance report cues --cues {input.cues:q} --dz-report {input.dz_report}"
-        " --sheet-clips {params.sheet_clips} --out {params.outdir} > {log} 2>&1"
+        "stance report cues --cues {input.cues:q} --dz-report {input.dz_report:q}"
+        " --sheet-clips {params.sheet_clips} --out {params.outdir:q} > {log:q} 2>&1"
+
+
+rule report_videos:
+    input:
+        render=lambda wildcards: shard_dirs("render", EVAL_SPLITS)[0],
+        generated=lambda wildcards: shard_dirs(
+            "generate", EVAL_SPLITS, wildcards.variant
+        )[0],
+    output:
+        report(
+            directory("results/report/videos/{variant}"),
+            patterns=["{clip}.mp4"],
+            caption="../report/captions/videos.rst",
+            category="Videos",
+            subcategory="{variant}",
+        ),
+    log:
+        "logs/report_videos/{variant}.log",
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        clips=config["evaluate"]["side_by_side_clips"],
+        fps=config["render"]["fps"],
+        code=code("stance.report.videos"),
+    shell:
+        "stance report videos --render {input.render:q} --generated {input.generated:q}"
+        " --clips {params.clips} --fps {params.fps} --out {output:q} > {log:q} 2>&1"

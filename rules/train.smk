@@ -15,21 +15,21 @@ rule encode_shard:
         max_text=config["train"]["max_text_seq_length"],
         code=code("stance.train.encode"),
     shell:
-        "stance train encode --render {input.render}"
-        " --model {params.model} --max-text {params.max_text}"
-        " --code-hash {params.code} --out {output} > {log} 2>&1"
+        "stance train encode --render {input.render:q}"
+        " --model {params.model:q} --max-text {params.max_text}"
+        " --code-hash {params.code:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule train_variant:
     input:
-        cache=lambda wildcards: split_shard_dirs("latents", ["train"]),
-        cues=lambda wildcards: split_shard_dirs("cues", ["train"]),
+        cache=lambda wildcards: shard_dirs("latents", ["train"]),
+        cues=lambda wildcards: shard_dirs("cues", ["train"]),
         model=video_model_input,
     output:
         report(
             directory("results/train/{variant}"),
             patterns=["loss_curve.png"],
-            caption="../evaluate/report_captions/loss_curve.rst",
+            caption="../report/captions/loss_curve.rst",
             category="Training",
             subcategory="{variant}",
         ),
@@ -39,44 +39,22 @@ rule train_variant:
         "benchmarks/train_variant/{variant}.tsv"
     conda:
         "../envs/train.yaml"
-    resources:
+    resources:  # operational: how the run is babysat (no rerun, the run resumes)
         nodes=config["train"]["num_nodes"],
+        checkpoint_every=config["train"]["checkpoint_every"],
+        keep_checkpoints=config["train"]["keep_checkpoints"],
+        stop_before_limit_s=config["train"]["stop_before_limit_s"],
     params:
         model=config["models"]["video"],
         settings=variant_settings,
         runs="results/runs",
-        launcher=train_launcher(),
+        launcher=train_launcher(),  # shell code built from validated values
         code=code("stance.train.trainer"),
     shell:
         "{params.launcher} train fit --cache {input.cache:q} --cues {input.cues:q}"
-        " --variant {wildcards.variant}"
-        " --model {params.model} --settings {params.settings:q} --runs {params.runs}"
-        " --code-hash {params.code} --out {output} > {log} 2>&1"
-
-
-rule generate_shard:
-    input:
-        cues="results/cues/{split}/{shard}",
-        render="results/render/{split}/{shard}",  # captions from the clips' instances
-        trained="results/train/{variant}",
-        model=video_model_input,
-    output:
-        directory("results/generate/{variant}/{split}/{shard}"),
-    log:
-        "logs/generate_shard/{variant}/{split}/{shard}.log",
-    benchmark:
-        "benchmarks/generate_shard/{variant}/{split}/{shard}.tsv"
-    conda:
-        "../envs/train.yaml"
-    params:
-        model=config["models"]["video"],
-        settings=settings("generate"),
-        max_text=config["train"]["max_text_seq_length"],
-        frames=config["render"]["frames"],
-        fps=config["render"]["fps"],
-        code=code("stance.train.generate"),
-    shell:
-        "stance generate shard --cues {input.cues} --trained {input.trained}"
-        " --model {params.model} --settings {params.settings:q}"
-        " --max-text {params.max_text} --frames {params.frames} --fps {params.fps}"
-        " --code-hash {params.code} --out {output} > {log} 2>&1"
+        " --variant {wildcards.variant:q} --model {params.model:q}"
+        " --settings {params.settings:q} --runs {params.runs:q}"
+        " --checkpoint-every {resources.checkpoint_every}"
+        " --keep-checkpoints {resources.keep_checkpoints}"
+        " --stop-before-limit-s {resources.stop_before_limit_s}"
+        " --code-hash {params.code:q} --out {output:q} > {log:q} 2>&1"

@@ -15,24 +15,25 @@ import sys
 from stance import __version__
 from stance.errors import UserError
 
-# subcommand -> module exposing `add_arguments(parser)` and `main(args) -> int`
+# subcommand -> (module exposing `add_arguments(parser)`, help). Each action's parser
+# sets `run`, the function that parses nothing more and calls the stage's entry point.
 STAGES = {
     "config": ("stance.config_cli", "check a config file and print it with defaults filled"),
-    "render": ("stance.render.cli", "render Kubric clips (physics + Cycles) into clip stores"),
     "models": ("stance.models_cli", "build the tiny random-weight models of the default config"),
-    "depth": ("stance.cues.depth_cli", "Depth-Anything-V2 monocular depth for rendered clips"),
+    "render": ("stance.render.cli", "render Kubric clips (physics + Cycles) into clip stores"),
+    "depth": ("stance.depth.cli", "Depth-Anything-V2 monocular depth for rendered clips"),
     "cues": ("stance.cues.cli", "Instance Cues from rendered clips or user hints; dz report"),
     "train": ("stance.train.cli", "STANCE fine-tuning: training cache, accelerate training"),
-    "generate": ("stance.train.generate_cli", "sample videos with a trained variant"),
+    "generate": ("stance.generate.cli", "sample videos with a trained variant"),
     "evaluate": ("stance.evaluate.cli", "Physics-IQ, FVD and fidelity metrics; results tables"),
-    "report": ("stance.evaluate.report_cli", "build tables, plots and the dataset report"),
-    "bench": ("stance.bench", "benchmarks that print figures (render, ...)"),
+    "report": ("stance.report.cli", "dataset card, cue pictures, side-by-side videos"),
+    "bench": ("stance.bench", "benchmarks that print figures (render, cues, depth, ...)"),
 }
 
 EPILOG = """\
 The whole pipeline runs through Snakemake, which calls these commands:
-  snakemake --cores 2 all                                   # tiny default config
-  snakemake all --cores 64 --configfile configs/paper.yaml  # the paper's settings
+  snakemake --cores 2                                   # tiny default config
+  snakemake --cores 64 --configfile=configs/paper.yaml  # the paper's settings
 Run a stage by hand, e.g.:
   stance render clip --split test --seed 2000000 --out /tmp/clip
   stance config check configs/paper.yaml
@@ -52,7 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in STAGES.items():
         stage = sub.add_parser(name, help=help_text, description=help_text)
-        stage.set_defaults(_module=module)
         importlib.import_module(module).add_arguments(stage)
     return parser
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     try:
-        return importlib.import_module(args._module).main(args) or 0
+        return args.run(args) or 0
     except UserError as exc:
         print(f"stance {args.command}: error: {exc}", file=sys.stderr)
         return 2

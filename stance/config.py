@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -86,7 +87,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"- {_key(error.absolute_path)}: {value} is not allowed; expected {_allowed(error)}"
 
 
-def _semantic_errors(cfg: Mapping[str, Any]) -> list[str]:
+def _semantic_errors(cfg: Mapping[str, Any], whole: bool) -> list[str]:
     errors = []
     render = cfg["render"]
     for section, low, high in [
@@ -105,6 +106,20 @@ def _semantic_errors(cfg: Mapping[str, Any]) -> list[str]:
             f"- render.family_mix: {json.dumps(render['family_mix'])} has no positive weight;"
             " expected at least one family with weight > 0"
         )
+    variants, shown = cfg["train"]["variants"], cfg["evaluate"]["stance_variant"]
+    if whole and variants and shown not in variants:
+        errors.append(
+            f"- evaluate.stance_variant: {json.dumps(shown)} names no variant; expected one of"
+            f" train.variants: {sorted(variants)}"
+        )
+    for key in ("depth", "video"):
+        value = cfg["models"][key]
+        if not _is_model_source(value, key):
+            errors.append(
+                f"- models.{key}: {json.dumps(value)} is neither a hub id (org/name, letters,"
+                " digits, '-', '_', '.') nor an existing local folder; expected e.g."
+                f" {json.dumps(MODEL_EXAMPLES[key])} or the path of a downloaded copy"
+            )
     if 240 % render["fps"]:
         errors.append(f"- render.fps: {render['fps']} does not divide the 240 Hz physics rate")
     ranges = sorted(
@@ -120,16 +135,40 @@ def _semantic_errors(cfg: Mapping[str, Any]) -> list[str]:
     return errors
 
 
-def validate(cfg: Mapping[str, Any] | None, source: str = "config") -> dict:
-    """Return a validated copy of ``cfg`` with every default filled in.
+# The DAG builds these itself (rules/models.smk); any other model is a hub id or a folder.
+TINY_MODELS = {
+    "depth": "results/models/tiny-depth-anything-v2",
+    "video": "results/models/tiny-cogvideox-i2v",
+}
+MODEL_EXAMPLES = {
+    "depth": "depth-anything/Depth-Anything-V2-Large-hf",
+    "video": "THUDM/CogVideoX1.5-5B-I2V",
+}
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+
+
+def _is_model_source(value: str, key: str) -> bool:
+    """A model value must be data, never code: a hub id, an existing folder, or the tiny
+    model the DAG builds (values also reach shell commands, quoted)."""
+    return value == TINY_MODELS[key] or bool(HUB_ID.fullmatch(value)) or Path(value).is_dir()
+
+
+def validate(cfg: Mapping[str, Any] | None, source: str = "config", whole: bool = True) -> dict:
+    """Return a validated copy of ``cfg`` with every default filled in. `whole=False`
+    (one section passed to a job) skips the checks between sections.
 
     Raises ConfigError listing every problem, each naming key, value and what is allowed.
     """
+    if cfg is not None and not isinstance(cfg, Mapping):
+        raise ConfigError(
+            f"invalid {source}: the top level is a {type(cfg).__name__}; expected a mapping"
+            " of sections (render:, data:, cues:, train:, ...), as in config.yaml"
+        )
     resolved = copy.deepcopy(dict(cfg or {}))
     errors = sorted(_Validator(schema()).iter_errors(resolved), key=lambda e: list(e.path))
     messages = [_describe(e) for e in errors]
     if not messages:
-        messages = _semantic_errors(resolved)
+        messages = _semantic_errors(resolved, whole)
     if messages:
         raise ConfigError(f"invalid {source}:\n" + "\n".join(messages))
     return resolved
@@ -144,7 +183,19 @@ def section_from_json(section: str, text: str) -> dict:
             f"--settings is not valid JSON ({exc}); pass the `{section}` config "
             "section as a JSON object"
         ) from exc
-    return validate({section: values}, source=f"--settings ({section})")[section]
+    return validate({section: values}, source=f"--settings ({section})", whole=False)[section]
+
+
+def check(path: str | Path, quiet: bool = False) -> dict:
+    """`stance config check`: validate, print the resolved config and the job counts."""
+    from stance import shards
+
+    cfg = load(path)
+    if not quiet:
+        print(yaml.safe_dump(cfg, sort_keys=False), end="")
+    per_split = {split: shards.num_shards(cfg, split) for split in cfg["data"]["splits"]}
+    print(f"# {path}: valid; shards per split: {per_split}")
+    return cfg
 
 
 def load(path: str | Path) -> dict:

@@ -14,6 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="save a tiny random-weight model built from a real "
         "config, loadable with from_pretrained like the real one",
     )
+    tiny.set_defaults(run=_make_tiny)
     tiny.add_argument(
         "kind",
         choices=["depth", "video"],
@@ -26,21 +27,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="turn the original VideoMAE-v2 ViT-g checkpoint (vit_g_hybrid_pt_1200e_ssv2_ft"
         ".pth, for content-debiased FVD) into a transformers folder for models.fvd_videomae",
     )
+    convert.set_defaults(run=_convert_videomae)
     convert.add_argument("checkpoint", type=Path, help="the original .pth file")
     convert.add_argument("--out", required=True, type=Path, help="folder to write")
 
 
-def main(args: argparse.Namespace) -> int:
-    if args.action == "convert-videomae":
-        from stance.evaluate import videomae
-
-        videomae.load_model(args.checkpoint).save_pretrained(args.out)
-    elif args.kind == "depth":
-        from stance.cues import depth_model
+def _make_tiny(args: argparse.Namespace) -> None:
+    if args.kind == "depth":
+        from stance.depth import model as depth_model
 
         depth_model.make_tiny(args.out, seed=args.seed)
-    elif args.kind == "video":
+    else:
         from stance.train import tiny
 
         tiny.make_tiny(args.out, seed=args.seed)
-    return 0
+
+
+def _convert_videomae(args: argparse.Namespace) -> None:
+    from stance.evaluate import videomae
+
+    videomae.load_model(args.checkpoint).save_pretrained(args.out)

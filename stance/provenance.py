@@ -123,3 +123,19 @@ def write_resolved_config(out_dir: str | Path, stage: str, record: dict[str, Any
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
     tmp.replace(out)
     return out
+
+
+def read_resolved_config(out_dir: str | Path, stage: str) -> dict[str, Any]:
+    """What a stage recorded beside its outputs (see write_resolved_config)."""
+    from stance.stores import StoreError
+
+    path = Path(out_dir) / f"{stage}.resolved.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise StoreError(
+            f"{path} is missing: {out_dir} is not a complete output of the {stage} stage;"
+            f" rerun `stance {stage}` (or snakemake) for it"
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise StoreError(f"{path} is not valid JSON ({exc}); rerun the {stage} stage") from exc

@@ -1,24 +1,11 @@
-"""Shared fixtures: the repository root, tiny configs, and rendering through the CLI."""
+"""Shared fixtures (helpers shared by test modules live in helpers.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-
-
-def run_cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the `stance` console script of this environment (Blender runs in a subprocess)."""
-    result = subprocess.run([str(BIN / "stance"), *args], cwd=cwd, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"stance {' '.join(args)} failed:\n{result.stderr[-3000:]}")
-    return result
 
 
 @pytest.fixture(scope="session")

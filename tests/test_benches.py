@@ -1,7 +1,7 @@
 """The benchmark commands run and print their figures (tiny sizes; numbers not judged)."""
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
 """Config schema: defaults are filled, bad values fail with key, value and what is allowed."""
 
 import pytest
-from conftest import REPO, run_cli
+from helpers import REPO, run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stance import config
 
@@ -98,3 +100,77 @@ def test_paper_config_names_the_paper_models_and_budget():
     assert cfg["models"]["video"] == "THUDM/CogVideoX1.5-5B-I2V"
     assert cfg["models"]["fvd"].endswith("i3d_torchscript.pt")
     assert (cfg["train"]["steps"], cfg["train"]["num_gpus"]) == (50000, 8)
+
+
+def test_a_config_whose_root_is_not_a_mapping_is_a_clear_error(write_config):
+    path = write_config(["render", "data"])
+    with pytest.raises(config.ConfigError, match="top level is a list; expected a mapping"):
+        config.load(path)
+    result = run_cli("config", "check", str(path), check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["$(touch /tmp/x)", "org/name; rm -rf ~", "a/b/c", "", "../../no-such-folder", "org/ name"],
+)
+def test_model_values_must_be_hub_ids_or_existing_folders(value):
+    with pytest.raises(config.ConfigError, match=r"models.video: .* neither a hub id"):
+        config.validate({"models": {"video": value}} if value else {"models": {"video": "x y"}})
+
+
+def test_model_values_accept_hub_ids_folders_and_the_dag_built_tiny_models(tmp_path):
+    for value in ("THUDM/CogVideoX1.5-5B-I2V", str(tmp_path), config.TINY_MODELS["video"]):
+        assert config.validate({"models": {"video": value}})["models"]["video"] == value
+
+
+def test_the_reported_variant_must_be_a_trained_one():
+    with pytest.raises(config.ConfigError, match=r"evaluate.stance_variant: \"twin\" names no"):
+        config.validate({"evaluate": {"stance_variant": "twin"}})
+    # one section handed to a job is not checked against the others
+    assert config.section_from_json("evaluate", '{"stance_variant": "twin"}')
+
+
+# any YAML document: a resolved config or a ConfigError, never another exception
+_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=15,
+)
+_sections = st.sampled_from(
+    ["render", "data", "depth", "cues", "models", "train", "generate", "evaluate"]
+)
+_keys = st.sampled_from(
+    [
+        "fps",
+        "resolution",
+        "frames",
+        "splits",
+        "variants",
+        "stance_variant",
+        "video",
+        "depth",
+        "clips",
+        "mass",
+        "steps",
+        "scale",
+        "threads",
+        "batch_size",
+        "aux",
+        "cue_mode",
+    ]
+)
+_documents = _values | st.dictionaries(
+    _sections, st.dictionaries(_keys, _values, max_size=4) | _values, max_size=4
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_documents)
+def test_any_config_document_validates_or_is_a_config_error(document):
+    try:
+        resolved = config.validate(document)
+    except config.ConfigError:
+        return
+    assert set(resolved) >= {"render", "data", "train", "evaluate"}

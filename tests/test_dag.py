@@ -6,120 +6,15 @@ copy's own code through a PYTHONPATH shim, so edits in the copy change its code 
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BIN, REPO
+from helpers import BIN, TINY_DAG, Workflow
 
 pytestmark = pytest.mark.dag
-# Merged over config.yaml into the copy's config.yaml (train.variants replaced, not merged).
-TINY_DAG = {
-    "data": {
-        "clips_per_shard": 1,
-        "splits": {
-            "train": {"clips": 1, "seed_offset": 0},
-            "val": {"clips": 0, "seed_offset": 1000000},
-            "test": {"clips": 1, "seed_offset": 2000000},
-        },
-    },
-    "render": {"resolution": 32, "frames": 5, "samples_per_pixel": 1},
-    "train": {"steps": 2, "checkpoint_every": 2},
-}
-VARIANTS = {"rgb_depth": {"aux": "depth", "cue_mode": "dense_rope", "motion_tokens": 4}}
-
-
-def tiny_config() -> dict:
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    for section, values in TINY_DAG.items():
-        cfg.setdefault(section, {}).update(values)
-    cfg["train"]["variants"] = VARIANTS
-    return cfg
-
-
-def copy_repo(dest: Path) -> Path:
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in files:
-        if (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
-    return dest
-
-
-def shim(repo: Path, dest: Path) -> Path:
-    """A `stance` namespace on PYTHONPATH that points at the copy's folders."""
-    import tomllib
-
-    package_dirs = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "package-dir"
-    ]
-    pkg = dest / "stance"
-    pkg.mkdir(parents=True)
-    for item in (repo / "stance").iterdir():
-        (pkg / item.name).symlink_to(item)
-    for name, folder in package_dirs.items():
-        if name != "stance":
-            (pkg / name.split(".", 1)[1]).symlink_to(repo / folder)
-    return dest
-
-
-class Workflow:
-    def __init__(self, root: Path):
-        self.repo = copy_repo(root / "repo")
-        self.env = {
-            **os.environ,
-            "PYTHONPATH": str(shim(self.repo, root / "shim")),
-            "PATH": f"{BIN}:{os.environ['PATH']}",
-        }
-        (self.repo / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
-
-    def snakemake(
-        self, *args: str, configfiles=(), check: bool = True
-    ) -> subprocess.CompletedProcess:
-        """Run snakemake on target `all`; option lists go last so nargs options end."""
-        result = subprocess.run(
-            [
-                str(BIN / "snakemake"),
-                "all",
-                *args,
-                "--cores",
-                "2",
-                *(["--configfile", *configfiles] if configfiles else []),
-            ],
-            cwd=self.repo,
-            env=self.env,
-            capture_output=True,
-            text=True,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(result.stdout[-3000:] + result.stderr[-3000:])
-        return result
-
-    def pending(self, **overrides) -> dict[str, int]:
-        """Rule -> number of jobs a dry run would execute (with config overrides)."""
-        configfiles = ()
-        if overrides:
-            (self.repo / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-            configfiles = ("overrides.yaml",)
-        out = self.snakemake("-n", "--quiet", "rules", configfiles=configfiles)
-        text = out.stdout + out.stderr
-        if "Nothing to be done" in text:
-            return {}
-        return {
-            m.group(1): int(m.group(2))
-            for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", text, re.MULTILINE)
-            if m.group(1) != "total"
-        }
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +39,7 @@ def _edit(path: Path):
 
 
 def test_editing_the_report_reruns_only_the_report(workflow):
-    path = workflow.repo / "evaluate" / "dataset_report.py"
+    path = workflow.repo / "report" / "dataset.py"
     original = _edit(path)
     try:
         assert workflow.pending() == {"report_dataset": 1, "all": 1}
@@ -170,7 +65,7 @@ def test_editing_render_code_reruns_render_and_everything_after(workflow):
             "generate_shard": 1,
             "evaluate_shard": 3,  # the variant and both baselines
             "evaluate_tables": 1,
-            "evaluate_videos": 1,
+            "report_videos": 1,
             "all": 1,
         }
     finally:
@@ -189,7 +84,7 @@ def test_editing_dz_code_reruns_only_cues_and_their_dependents(workflow):
             "generate_shard": 1,
             "evaluate_shard": 1,  # baselines do not read cues
             "evaluate_tables": 1,
-            "evaluate_videos": 1,
+            "report_videos": 1,
             "all": 1,
         }
     finally:
@@ -219,7 +114,7 @@ def test_a_training_value_reruns_training_not_encoding(workflow):
         "generate_shard": 1,
         "evaluate_shard": 1,
         "evaluate_tables": 1,
-        "evaluate_videos": 1,
+        "report_videos": 1,
         "all": 1,
     }
 
@@ -264,3 +159,44 @@ def test_paper_config_dry_run_builds_the_full_dag(workflow):
     text = result.stdout + result.stderr
     jobs = int(re.search(r"^total\s+(\d+)", text, re.MULTILINE).group(1))
     assert 1000 <= jobs <= 5000
+
+
+def test_operational_training_and_depth_values_rerun_nothing(workflow):
+    assert workflow.pending(depth={"device": "cpu"}) == {}
+    babysitting = {"checkpoint_every": 1, "keep_checkpoints": 3, "stop_before_limit_s": 60}
+    assert workflow.pending(train={**TINY_DAG["train"], **babysitting}) == {}
+
+
+def test_config_strings_reach_jobs_as_data_never_as_code(tmp_path_factory):
+    """A real depth job whose model folder name holds shell metacharacters and spaces, in a
+    workflow copy whose own path has a space: the job runs, nothing is executed."""
+    root = tmp_path_factory.mktemp("dag with spaces")
+    wf = Workflow(root)
+    marker = root / "PWNED"
+    model = f"models/tiny depth $(touch {marker}) `touch {marker}` ; touch {marker} 'x\""
+    result = subprocess.run(
+        [str(BIN / "stance"), "models", "make-tiny", "depth", "--out", model],
+        cwd=wf.repo,
+        env=wf.env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    overrides = {
+        "models": {"depth": model},
+        "evaluate": {"external_dir": f"ext $(touch {marker})"},
+        "train": {**TINY_DAG["train"], "accelerate_config": f"a $(touch {marker}).yaml"},
+    }
+    (wf.repo / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    wf.snakemake("results/depth/test/00000", configfiles=("overrides.yaml",))
+    assert not marker.exists() and not (wf.repo / "PWNED").exists()
+    record = (wf.repo / "results/depth/test/00000/depth.resolved.json").read_text()
+    assert "tiny depth $(touch" in record  # the folder was read under its literal name
+
+
+def test_a_model_value_that_is_neither_hub_id_nor_folder_stops_the_dag(workflow):
+    (workflow.repo / "bad.yaml").write_text(yaml.safe_dump({"models": {"depth": "$(touch x)"}}))
+    result = workflow.snakemake("-n", configfiles=("bad.yaml",), check=False)
+    assert result.returncode != 0
+    assert "models.depth" in result.stdout + result.stderr
+    assert "neither a hub id" in result.stdout + result.stderr

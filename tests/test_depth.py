@@ -2,10 +2,12 @@
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from stance import stores
-from stance.cues import depth, depth_model
+from stance.depth import model as depth_model
+from stance.depth import shard as depth
+from stance.depth import store as depth_store
 from stance.errors import UserError
 
 
@@ -62,13 +64,13 @@ def test_auto_device_is_cpu_float32_here():
 
 def test_depth_store_round_trip_and_checks(tmp_path):
     disparity = np.random.default_rng(0).random((3, 4, 5), dtype=np.float32)
-    path = depth.write_depth(tmp_path / "c.zarr", disparity, {"clip_id": "c", "model": "m"})
-    read, attrs = depth.read_depth(path)
+    path = depth_store.write_depth(tmp_path / "c.zarr", disparity, {"clip_id": "c", "model": "m"})
+    read, attrs = depth_store.read_depth(path)
     assert np.array_equal(read, disparity) and attrs["model"] == "m"
     with pytest.raises(stores.StoreError, match="float32"):
-        depth.write_depth(tmp_path / "d.zarr", disparity.astype(np.float64), {})
+        depth_store.write_depth(tmp_path / "d.zarr", disparity.astype(np.float64), {})
     with pytest.raises(stores.StoreError, match="run the depth stage"):
-        depth.read_depth(tmp_path / "missing.zarr")
+        depth_store.read_depth(tmp_path / "missing.zarr")
 
 
 @pytest.mark.slow  # waits for the unreachable hub

@@ -6,8 +6,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from test_fvd_quality import TinyVideoNet
-from test_videomae import TINY, original_state_dict
+from helpers import TINY, TinyVideoNet, original_state_dict
 
 from stance import config
 from stance.evaluate import fvd, metrics, tables, videomae

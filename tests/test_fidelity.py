@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from stance import config
-from stance.train import aux_frames, components, encode, generate, objective, tiny, trainer
+from stance.generate import shard as generate
+from stance.generate.pipeline import StanceImageToVideoPipeline, guidance_branches, guide
+from stance.train import aux_frames, components, encode, objective, tiny, trainer
 from stance.train.model import StanceTransformer, select_sites
-from stance.train.pipeline import StanceImageToVideoPipeline, guidance_branches, guide
 
 SETTINGS = config.validate({})["train"]
 
@@ -303,13 +304,13 @@ def test_the_cue_forward_honours_the_lora_scale(model_dir):
 def test_unused_parameters_are_frozen_per_variant(model_dir):
     base = vars(components.load_config(StanceTransformer, str(model_dir), "transformer"))
 
-    def frozen(aux=False, **options):
-        return StanceTransformer.from_config({**base, **options}).freeze_unused(aux)
+    def frozen(**options):
+        return StanceTransformer.from_config({**base, **options}).freeze_unused()
 
     tokenizer = [f"cue_tokenizer.{k}.{p}" for k in (0, 2) for p in ("weight", "bias")]
     assert frozen(cue_mode="none") == sorted([*tokenizer, "domain_embedding"])
     assert frozen(cue_mode="dense_rope") == ["domain_embedding"]
-    assert frozen(cue_mode="map2d", aux=True) == []
+    assert frozen(cue_mode="map2d", aux="seg") == []
 
 
 def test_generation_runs_in_the_training_dtype():

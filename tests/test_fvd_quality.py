@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from helpers import TinyVideoNet
 
 from stance.errors import UserError
 from stance.evaluate import fvd, quality
@@ -25,19 +26,6 @@ def test_fd_of_a_sample_with_itself_is_zero_and_fd_is_symmetric():
     assert low <= fvd.fvd_from_features(x, y) <= high * 1.5
     with pytest.raises(ValueError, match="at least 2 videos"):
         fvd.fvd_from_features(x[:1], y[:1])
-
-
-class TinyVideoNet(torch.nn.Module):
-    """A random 3-D conv net with I3D's input and output contract (N,3,16,224,224)->(N,F)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv3d(3, 4, kernel_size=(2, 16, 16), stride=(2, 16, 16))
-
-    def forward(self, x):
-        assert x.shape[1:] == (3, 16, 224, 224)
-        assert x.min() >= -1.0 and x.max() <= 1.0
-        return self.conv(x).mean(dim=(2, 3, 4))
 
 
 def test_extractor_preprocesses_like_i3d(tmp_path):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import yaml
-from conftest import run_cli
+from helpers import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -162,3 +162,133 @@ def test_cli_from_hints_writes_store_and_picture(hint_dir, tmp_path):
     bad.write_text("keyframe: [unclosed")
     result = run_cli("cues", "from-hints", str(bad), "--out", str(out), check=False)
     assert result.returncode == 2 and "not valid YAML" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s["instances"][0].update(arrow=[1e12, 0]), "longer than the keyframe"),
+        (lambda s: s["instances"][0].update(arrow=[21, 0]), "21 px/frame, longer"),
+        (lambda s: s["instances"][0].update(dz=1e9), "expected \\|dz\\| <= 10"),
+        (lambda s: s["instances"][0].update(mass=True), "must be a number"),
+        (lambda s: s["instances"][0].update(mass=10**400), "must be a number"),
+        (lambda s: s.update(keyframe="hints.yaml"), "not an image PIL can read"),
+        (lambda s: s.update(keyframe="."), "is not a regular file"),
+        (lambda s: s.update(keyframe="/dev/zero"), "is not a regular file"),
+        (lambda s: s.update(keyframe="../../../../../../../etc/passwd"), "not an image"),
+        (lambda s: s.update(keyframe=["key.png"]), "must be a file path"),
+        (lambda s: s["instances"][0].update(mask="../../../../../../../etc/hostname"), "mask"),
+        (lambda s: s.update(depth="hints.yaml"), "depth file .* not an image"),
+        (lambda s: s.update(instances=[s["instances"][0]] * 300), "at most 255"),
+    ],
+)
+def test_malformed_and_hostile_hints_get_clear_errors(hint_dir, change, message):
+    folder, spec = hint_dir
+    change(spec)
+    with pytest.raises(hints.HintError, match=message):
+        hints.load(_write(folder, spec), MASS)
+
+
+def test_a_path_may_leave_the_hint_folder_only_to_a_real_image(hint_dir, tmp_path_factory):
+    folder, spec = hint_dir
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    Image.open(folder / "key.png").save(elsewhere / "key.png")
+    spec["keyframe"] = str(elsewhere / "key.png")
+    assert hints.load(_write(folder, spec), MASS).keyframe.shape == (16, 20, 3)
+    (elsewhere / "notes.txt").write_text("secret")
+    spec["keyframe"] = "../" + elsewhere.name + "/notes.txt"
+    with pytest.raises(hints.HintError, match="not an image"):
+        hints.load(_write(folder, spec), MASS)
+
+
+def test_huge_images_are_refused_before_decoding(hint_dir, monkeypatch):
+    folder, spec = hint_dir
+    monkeypatch.setattr(hints, "MAX_PIXELS", 16 * 20 - 1)
+    with pytest.raises(hints.HintError, match=r"16 \(0.0 MP\)|20x16 .* above the limit"):
+        hints.load(_write(folder, spec), MASS)
+
+
+def test_truncated_images_and_npy_files_are_clear_errors(hint_dir):
+    folder, spec = hint_dir
+    data = (folder / "key.png").read_bytes()
+    (folder / "cut.png").write_bytes(data[: len(data) // 2])
+    spec["keyframe"] = "cut.png"
+    with pytest.raises(hints.HintError, match=r"truncated or corrupt|not an image"):
+        hints.load(_write(folder, spec), MASS)
+    spec["keyframe"] = "key.png"
+    (folder / "d.npy").write_bytes(b"\x93NUMPY garbage")
+    spec["depth"] = "d.npy"
+    with pytest.raises(hints.HintError, match=r"not a readable \.npy"):
+        hints.load(_write(folder, spec), MASS)
+    np.save(folder / "d.npy", np.zeros((3, 3), np.float32))
+    with pytest.raises(hints.HintError, match="16x20 array"):
+        hints.load(_write(folder, spec), MASS)
+
+
+def test_cli_reports_hostile_hints_without_traceback(hint_dir, tmp_path):
+    folder, spec = hint_dir
+    spec["instances"][0]["arrow"] = [1e12, 0]
+    out = tmp_path / "o.zarr"
+    result = run_cli(
+        "cues", "from-hints", str(_write(folder, spec)), "--out", str(out), check=False
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "instance 0: arrow" in result.stderr and not out.exists()
+
+
+# -- property-based: any document ends in a valid store or a UserError ------------------
+scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+values = st.recursive(
+    scalars | st.sampled_from(["key.png", "ball.png", "../key.png", "hints.yaml", "/dev/null"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                ["mask", "arrow", "mass", "dz", "rle", "size", "counts", "speed", "direction_deg"]
+            )
+            | st.text(max_size=6),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=20,
+)
+instance = st.fixed_dictionaries(
+    {},
+    optional={
+        "mask": st.sampled_from(["ball.png", "key.png"]) | values,
+        "arrow": st.tuples(st.floats(), st.floats()).map(list) | values,
+        "mass": st.floats() | values,
+        "dz": st.floats() | values,
+    },
+)
+documents = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "keyframe": st.sampled_from(["key.png", "ball.png"]) | values,
+            "instances": st.lists(instance, max_size=3) | values,
+            "depth": values,
+        },
+    )
+    | values
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(documents)
+def test_any_hint_document_is_a_store_or_a_user_error(tmp_path_factory, document):
+    from stance.errors import UserError
+
+    folder = tmp_path_factory.mktemp("fuzz")
+    Image.fromarray(np.full((16, 20, 3), 90, np.uint8)).save(folder / "key.png")
+    ball = np.zeros((16, 20), np.uint8)
+    ball[4:8, 4:8] = 255
+    Image.fromarray(ball).save(folder / "ball.png")
+    path = folder / "hints.yaml"
+    path.write_text(yaml.safe_dump(document))
+    try:
+        cue = hints.load(path, MASS)
+    except UserError:
+        return
+    store.read(store.write(folder / "cue.zarr", cue))

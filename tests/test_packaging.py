@@ -4,7 +4,7 @@ import subprocess
 import sys
 import tomllib
 
-from conftest import REPO
+from helpers import REPO
 
 STAGE_FOLDERS = ["render", "cues", "train", "evaluate"]
 

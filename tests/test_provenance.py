@@ -17,7 +17,7 @@ def test_closure_follows_stance_imports_only():
 
 
 def test_report_hash_includes_the_render_store_it_reads():
-    names = {n for n, _ in provenance.source_files("stance.evaluate.dataset_report")}
+    names = {n for n, _ in provenance.source_files("stance.report.dataset")}
     assert "stance.render.store" in names
     assert "stance.render.worker" not in names
 

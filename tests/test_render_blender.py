@@ -7,7 +7,7 @@ Rendering runs through the `stance render clip` command in a subprocess, as in t
 import numpy as np
 import pytest
 import zarr
-from conftest import run_cli
+from helpers import run_cli
 
 from stance.render import scene, store
 

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import BIN, REPO
-from test_dag import Workflow
+from helpers import BIN, REPO, Workflow
 
 pytestmark = pytest.mark.slurm
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
@@ -101,7 +100,7 @@ def runs(cluster, tmp_path_factory):
     local = Workflow(tmp_path_factory.mktemp("local"))
     local.snakemake()
     on_slurm = Workflow(tmp_path_factory.mktemp("slurm"))
-    log = on_slurm_profile(on_slurm, "all", "--slurm-keep-successful-logs", timeout=1800)
+    log = on_slurm_profile(on_slurm, "--slurm-keep-successful-logs", timeout=1800)
     return local, on_slurm, log
 
 

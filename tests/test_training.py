@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import BIN, REPO, run_cli
+from helpers import BIN, REPO, run_cli
 from safetensors.torch import load_file, save_file
 
 from stance import config

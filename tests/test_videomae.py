@@ -7,52 +7,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import run_cli
+from helpers import TINY, original_state_dict, run_cli
 
 from stance.errors import UserError
 from stance.evaluate import fvd, videomae
-
-TINY = {
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "intermediate_size": 64,
-    "patch_size": 4,
-    "num_frames": 4,
-    "image_size": 16,
-    "num_labels": 5,
-}
-
-
-def original_state_dict(seed=0):
-    """Random weights under the original VideoMAE-v2 key names and shapes."""
-    g = torch.Generator().manual_seed(seed)
-    d, hidden, p = TINY["hidden_size"], TINY["intermediate_size"], TINY["patch_size"]
-
-    def rand(*shape):
-        return torch.randn(*shape, generator=g) * 0.2
-
-    state = {"patch_embed.proj.weight": rand(d, 3, 2, p, p), "patch_embed.proj.bias": rand(d)}
-    for i in range(TINY["num_hidden_layers"]):
-        b = f"blocks.{i}."
-        state |= {
-            b + "norm1.weight": 1 + rand(d),
-            b + "norm1.bias": rand(d),
-            b + "attn.qkv.weight": rand(3 * d, d),
-            b + "attn.q_bias": rand(d),
-            b + "attn.v_bias": rand(d),
-            b + "attn.proj.weight": rand(d, d),
-            b + "attn.proj.bias": rand(d),
-            b + "norm2.weight": 1 + rand(d),
-            b + "norm2.bias": rand(d),
-            b + "mlp.fc1.weight": rand(hidden, d),
-            b + "mlp.fc1.bias": rand(hidden),
-            b + "mlp.fc2.weight": rand(d, hidden),
-            b + "mlp.fc2.bias": rand(d),
-        }
-    state |= {"fc_norm.weight": 1 + rand(d), "fc_norm.bias": rand(d)}
-    state |= {"head.weight": rand(TINY["num_labels"], d), "head.bias": rand(TINY["num_labels"])}
-    return {"module": state}
 
 
 def sinusoid(n, d):

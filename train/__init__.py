@@ -1,7 +1,9 @@
-"""STANCE model, training and generation on CogVideoX-1.5 image-to-video (diffusers).
+"""Train stage (`stance train`, rules/train.smk, results/latents/ and results/train/):
+STANCE fine-tuning of CogVideoX-1.5 image-to-video (diffusers).
 
-Modules: `model` (the transformer with cue tokens, Dense RoPE and the auxiliary stream),
-`tiny` (an offline random-weight stack built from real configs), `components` (loading
-hub ids or local folders), `objective` (the I2V v-prediction loss), `trainer`
-(accelerate loop, checkpoints, resume), `pipeline` (generation).
+Modules: `encode` (the VAE/T5 cache: `stance train encode`), `model` (the transformer
+with cue tokens, Dense RoPE and the auxiliary stream), `tiny` (an offline random-weight
+stack built from real configs), `components` (loading hub ids or local folders),
+`objective` (the I2V v-prediction loss), `trainer` (accelerate loop, checkpoints, resume:
+`stance train fit`). Generation is its own stage (`stance.generate`).
 """

@@ -11,11 +11,6 @@ import argparse
 import resource
 import time
 
-import torch
-
-from stance.train import objective, tiny
-from stance.train.model import StanceTransformer
-
 # transformer/config.json of THUDM/CogVideoX1.5-5B-I2V
 COGVIDEOX15_5B = dict(
     num_attention_heads=48,
@@ -40,12 +35,31 @@ COGVIDEOX15_5B = dict(
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, per GPU
 
 
+HELP = "STANCE training step time, tokens/s, peak memory"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--geometry", choices=["tiny", "5b"], default="tiny")
+    parser.add_argument("--layers", type=int, help="override the layer count (smoke tests)")
+    parser.add_argument("--frames", type=int, default=9)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--motion-tokens", type=int, default=8)
+    parser.add_argument("--aux", action="store_true", help="add the auxiliary stream")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--gradient-checkpointing", action="store_true")
+
+
 def step_flops(params: int, tokens: int, layers: int, dim: int) -> float:
     """Forward + backward FLOPs: 6 * params * tokens + attention (12 * L * S^2 * D)."""
     return 6.0 * params * tokens + 12.0 * layers * tokens**2 * dim
 
 
 def run(args: argparse.Namespace) -> None:
+    import torch
+
+    from stance.train import objective, tiny
+    from stance.train.model import StanceTransformer
+
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     geometry = dict(COGVIDEOX15_5B if args.geometry == "5b" else tiny.TRANSFORMER)

@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 
 from stance import config
-from stance.errors import UserError
+
+OPERATIONAL = ("checkpoint_every", "keep_checkpoints", "stop_before_limit_s")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     enc = sub.add_parser("encode", help="VAE latents, keyframes and prompt embeddings of a shard")
+    enc.set_defaults(run=_encode)
     enc.add_argument("--render", required=True, type=Path, help="rendered shard folder")
     enc.add_argument("--out", required=True, type=Path, help="cache shard folder to write")
     enc.add_argument("--model", required=True, help="CogVideoX pipeline: hub id or folder")
@@ -23,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     enc.add_argument("--offline", action="store_true", help="never try the hub")
 
     fit = sub.add_parser("fit", help="fine-tune one variant (accelerate; resumes by itself)")
+    fit.set_defaults(run=_fit)
     fit.add_argument("--cache", nargs="+", required=True, type=Path, help="cache folders")
     fit.add_argument(
         "--cues", nargs="+", required=True, type=Path, help="cue folders of the same clips"
@@ -37,43 +40,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     fit.add_argument("--model", required=True, help="CogVideoX pipeline: hub id or folder")
     fit.add_argument("--settings", required=True, help="JSON of the `train` config section")
+    # Operational: how the run is babysat, never what it computes (the rule passes them
+    # as resources, which Snakemake does not watch; they override the settings).
+    for key in OPERATIONAL:
+        fit.add_argument(f"--{key.replace('_', '-')}", type=int, help=f"overrides train.{key}")
     fit.add_argument("--code-hash", default="unknown")
     fit.add_argument("--offline", action="store_true", help="never try the hub")
 
 
-def main(args: argparse.Namespace) -> int:
-    if args.action == "encode":
-        from stance.train import encode
+def _encode(args: argparse.Namespace) -> None:
+    from stance.train import encode
 
-        encode.encode_shard(
-            args.render,
-            args.out,
-            args.model,
-            args.max_text,
-            args.code_hash,
-            allow_download=not args.offline,
-        )
-    elif args.action == "fit":
-        from stance.train import trainer
+    encode.encode_shard(
+        args.render,
+        args.out,
+        args.model,
+        args.max_text,
+        args.code_hash,
+        allow_download=not args.offline,
+    )
 
-        settings = config.section_from_json("train", args.settings)
-        if args.variant not in settings["variants"]:
-            raise UserError(
-                f"unknown variant {args.variant!r}; train.variants has "
-                f"{sorted(settings['variants'])}"
-            )
-        files = sorted(p for folder in args.cache for p in folder.glob("*.safetensors"))
-        trainer.train(
-            files,
-            args.cues,
-            args.out,
-            args.runs,
-            settings,
-            args.variant,
-            settings["variants"][args.variant],
-            args.model,
-            args.code_hash,
-            allow_download=not args.offline,
-        )
-        print(json.dumps({"variant": args.variant, "out": str(args.out)}))
-    return 0
+
+def _fit(args: argparse.Namespace) -> None:
+    from stance.train import trainer
+
+    settings = config.section_from_json("train", args.settings)
+    overrides = {k: getattr(args, k) for k in OPERATIONAL if getattr(args, k) is not None}
+    settings = config.section_from_json("train", json.dumps({**settings, **overrides}))
+    trainer.fit_variant(
+        args.cache,
+        args.cues,
+        args.out,
+        args.runs,
+        settings,
+        args.variant,
+        args.model,
+        args.code_hash,
+        allow_download=not args.offline,
+    )
+    print(json.dumps({"variant": args.variant, "out": str(args.out)}))

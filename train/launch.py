@@ -9,6 +9,7 @@ the job's first node as the rendezvous address (read on each node, hence the quo
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,16 +20,19 @@ def command_prefix(train: Mapping[str, Any]) -> str:
     gpus, nodes = train["num_gpus"], train["num_nodes"]
     if gpus <= 1 and nodes == 1:
         return "stance"
-    launch = (
-        f"accelerate launch --config_file {train['accelerate_config']}"
-        f" --num_processes {max(gpus, 1) * nodes} --num_machines {nodes}"
-    )
+    # The config path is data from the user's config: quoted, never shell code.
+    config_file = shlex.quote(train["accelerate_config"])
+    counts = f" --num_processes {max(gpus, 1) * nodes} --num_machines {nodes}"
     if nodes == 1:
-        return f"{launch} -m stance.cli"
+        return f"accelerate launch --config_file {config_file}{counts} -m stance.cli"
+    launch = f'accelerate launch --config_file "$STANCE_ACCELERATE_CONFIG"{counts}'
     per_node = (
         f"{launch} --machine_rank $SLURM_NODEID --main_process_port {RENDEZVOUS_PORT}"
         " --main_process_ip $(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1)"
         ' -m stance.cli "$@"'
     )
     # --overlap: the job's own step (Snakemake's) already holds this node's CPUs
-    return f"srun --overlap --nodes {nodes} --ntasks-per-node 1 bash -c '{per_node}' stance"
+    return (
+        f"STANCE_ACCELERATE_CONFIG={config_file} srun --overlap --nodes {nodes}"
+        f" --ntasks-per-node 1 bash -c '{per_node}' stance"
+    )

@@ -18,6 +18,8 @@ With `cue_mode="none"` and no auxiliary input the forward is the stock one, bit 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from diffusers import CogVideoXTransformer3DModel
@@ -29,6 +31,7 @@ from torch import nn
 from stance.train import draws
 
 CUE_MODES = ("none", "dense_rope", "map2d")
+AUX_KINDS = ("none", "depth", "seg")
 VAE_SPATIAL = 8  # CogVideoX's VAE downsamples 8x in space
 
 
@@ -141,7 +144,10 @@ class StanceTransformer(CogVideoXTransformer3DModel):
         use_rotary_positional_embeddings: bool = False,
         use_learned_positional_embeddings: bool = False,
         patch_bias: bool = True,
-        # STANCE additions (absent from CogVideoX checkpoints)
+        # STANCE additions (absent from CogVideoX checkpoints). aux, cue_mode and
+        # motion_tokens are the variant's identity: saved beside its weights, read back by
+        # generation and evaluation.
+        aux: str = "none",
         cue_channels: int = 4,
         cue_mode: str = "dense_rope",
         motion_tokens: int = 64,
@@ -180,6 +186,8 @@ class StanceTransformer(CogVideoXTransformer3DModel):
         )
         if cue_mode not in CUE_MODES:
             raise ValueError(f"cue_mode {cue_mode!r}: expected one of {CUE_MODES}")
+        if aux not in AUX_KINDS:
+            raise ValueError(f"aux {aux!r}: expected one of {AUX_KINDS}")
         pixel_patch = VAE_SPATIAL * patch_size
         if pixel_patch % cue_pool:
             raise ValueError(f"cue_pool {cue_pool} must divide the pixel patch {pixel_patch}")
@@ -339,12 +347,17 @@ class StanceTransformer(CogVideoXTransformer3DModel):
         )
         return out.permute(0, 1, 5, 4, 2, 6, 3, 7).flatten(6, 7).flatten(4, 5).flatten(1, 2)
 
-    def freeze_unused(self, aux: bool) -> list[str]:
+    @property
+    def variant(self) -> dict[str, Any]:
+        """The variant's identity as train.variants writes it."""
+        return {k: self.config[k] for k in ("aux", "cue_mode", "motion_tokens")}
+
+    def freeze_unused(self) -> list[str]:
         """Freeze the parameters a variant never uses (the cue tokenizer without cues, the
         domain embedding without an auxiliary stream), so DDP does not wait for their
         gradients and AdamW leaves them unchanged. Returns their names, sorted."""
         unused = ("cue_tokenizer.",) if self.config.cue_mode == "none" else ()
-        unused += () if aux else ("domain_embedding",)
+        unused += ("domain_embedding",) if self.config.aux == "none" else ()
         frozen = []
         for name, parameter in self.named_parameters():
             if unused and name.startswith(unused):

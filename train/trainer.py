@@ -32,6 +32,7 @@ import torch
 
 from stance import provenance, stores
 from stance.cues import store as cue_store
+from stance.errors import UserError
 from stance.train import components, encode, objective
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,38 @@ def note(run_dir: Path, event: str, step: int, **extra: Any) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
+def fit_variant(
+    cache_dirs: Sequence[Path],
+    cue_dirs: Sequence[Path],
+    out_dir: Path,
+    run_root: Path,
+    settings: Mapping[str, Any],
+    variant_name: str,
+    model_source: str,
+    code_hash: str,
+    allow_download: bool = True,
+) -> Path:
+    """`stance train fit`: train the named variant on every cache file of the folders."""
+    if variant_name not in settings["variants"]:
+        raise UserError(
+            f"unknown variant {variant_name!r}; train.variants has {sorted(settings['variants'])}"
+        )
+    files = sorted(p for folder in cache_dirs for p in Path(folder).glob("*.safetensors"))
+    variant = settings["variants"][variant_name]
+    return train(
+        files,
+        cue_dirs,
+        out_dir,
+        run_root,
+        settings,
+        variant_name,
+        variant,
+        model_source,
+        code_hash,
+        allow_download,
+    )
+
+
 def train(
     cache_files: Sequence[Path],
     cue_dirs: Sequence[Path],
@@ -254,9 +287,9 @@ def train(
     )
     set_seed(settings["seed"])
     aux = variant["aux"]
-    options = {"cue_mode": variant["cue_mode"], "motion_tokens": variant["motion_tokens"]}
-    model = components.stance_transformer(model_source, options, allow_download)
-    frozen = model.freeze_unused(aux != "none")
+    identity = {k: variant[k] for k in ("aux", "cue_mode", "motion_tokens")}
+    model = components.stance_transformer(model_source, identity, allow_download)
+    frozen = model.freeze_unused()
     if frozen:
         log.info("variant %s does not use %s: frozen", variant_name, frozen)
     if settings["gradient_checkpointing"]:

@@ -11,6 +11,7 @@ from stance import config
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     shard = sub.add_parser("shard", help="generate every clip of a cue shard")
+    shard.set_defaults(run=_shard)
     shard.add_argument("--cues", required=True, type=Path, help="cue shard folder")
     shard.add_argument("--trained", required=True, type=Path, help="trained variant folder")
     shard.add_argument("--out", required=True, type=Path, help="folder to write videos to")
@@ -27,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hints = sub.add_parser(
         "hints", help="generate from a cue store made by `stance cues from-hints`"
     )
+    hints.set_defaults(run=_hints)
     hints.add_argument("store", type=Path, help="cue store (.zarr)")
     hints.add_argument("--trained", required=True, type=Path, help="trained variant folder")
     hints.add_argument("--out", required=True, type=Path, help="mp4 to write")
@@ -36,35 +38,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hints.add_argument("--offline", action="store_true")
 
 
-def main(args: argparse.Namespace) -> int:
-    from stance.train import generate
+def _shard(args: argparse.Namespace) -> None:
+    from stance.generate import shard
 
-    if args.action == "shard":
-        settings = config.section_from_json("generate", args.settings)
-        generate.generate_shard(
-            args.cues,
-            args.trained,
-            args.out,
-            args.model,
-            settings,
-            args.max_text,
-            args.frames,
-            args.fps,
-            args.code_hash,
-            not args.offline,
-        )
-    else:
-        cfg = config.load(args.config)
-        generate.generate_from_store(
-            args.store,
-            args.trained,
-            args.out,
-            cfg["models"]["video"],
-            cfg["generate"],
-            cfg["train"]["max_text_seq_length"],
-            args.frames or cfg["render"]["frames"],
-            cfg["render"]["fps"],
-            args.prompt,
-            not args.offline,
-        )
-    return 0
+    shard.generate_shard(
+        args.cues,
+        args.trained,
+        args.out,
+        args.model,
+        config.section_from_json("generate", args.settings),
+        args.max_text,
+        args.frames,
+        args.fps,
+        args.code_hash,
+        not args.offline,
+    )
+
+
+def _hints(args: argparse.Namespace) -> None:
+    from stance.generate import shard
+
+    cfg = config.load(args.config)
+    shard.generate_from_store(
+        args.store,
+        args.trained,
+        args.out,
+        cfg["models"]["video"],
+        cfg["generate"],
+        cfg["train"]["max_text_seq_length"],
+        args.frames or cfg["render"]["frames"],
+        cfg["render"]["fps"],
+        args.prompt,
+        not args.offline,
+    )

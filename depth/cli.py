@@ -11,6 +11,7 @@ from stance import config
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     shard = sub.add_parser("shard", help="predict depth for the clips of one rendered shard")
+    shard.set_defaults(run=_shard)
     shard.add_argument("--render", required=True, type=Path, help="rendered shard folder")
     shard.add_argument("--out", required=True, type=Path, help="depth shard folder to write")
     shard.add_argument(
@@ -22,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shard.add_argument(
         "--batch-size", type=int, help="frames per forward pass (overrides depth.batch_size)"
     )
+    shard.add_argument("--device", help="auto, cpu, cuda, cuda:1 (overrides depth.device)")
     shard.add_argument("--code-hash", default="unknown")
     shard.add_argument(
         "--offline",
@@ -30,13 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main(args: argparse.Namespace) -> int:
-    from stance.cues import depth
+def _shard(args: argparse.Namespace) -> None:
+    from stance.depth import shard
 
     settings = config.section_from_json("depth", args.settings)
-    if args.batch_size is not None:  # operational: the rule passes it outside its params
-        settings = config.validate({"depth": {**settings, "batch_size": args.batch_size}})["depth"]
-    depth.run_shard(
+    # operational values: the rule passes them outside its params (no rerun when changed)
+    operational = {"batch_size": args.batch_size, "device": args.device}
+    settings = {**settings, **{k: v for k, v in operational.items() if v is not None}}
+    settings = config.validate({"depth": settings})["depth"]
+    shard.run_shard(
         args.render, args.out, settings, args.model, args.code_hash, allow_download=not args.offline
     )
-    return 0

@@ -1,17 +1,5 @@
-"""Depth stage: Depth-Anything-V2 monocular depth for every frame of every clip.
-
-Store format, one zarr v3 group per clip, `results/depth/{split}/{shard}/<clip_id>.zarr`:
-
-| array     | dtype   | shape   | meaning                                                  |
-|-----------|---------|---------|----------------------------------------------------------|
-| disparity | float32 | (T,H,W) | relative inverse depth as predicted, at the clip's size  |
-
-The disparity is affine-invariant: valid up to an unknown scale and shift per frame.
-
-Attributes: `format`/`version` (checked by readers), clip_id, `model` (hub id or path),
-`input_size` (model input, pixels), `preprocessing` (the processor's settings),
-`device`, `dtype`, `code_hash`, `render_code_hash` (of the clip it was computed from).
-"""
+"""Depth stage: Depth-Anything-V2 monocular depth for every frame of every clip of a shard
+(store format: `stance.depth.store`)."""
 
 from __future__ import annotations
 
@@ -25,13 +13,10 @@ from typing import Any
 import numpy as np
 
 from stance import provenance, stores
+from stance.depth import store as depth_store
 from stance.render import store as clip_store
 
 log = logging.getLogger(__name__)
-
-FORMAT = "stance.depth.clip"
-VERSION = 1
-PRODUCER = "the depth stage (stance depth)"
 
 
 def resolve_device(device: str, dtype: str) -> tuple[str, str]:
@@ -79,27 +64,6 @@ def predict(
     return out
 
 
-def write_depth(path: str | Path, disparity: np.ndarray, attrs: Mapping[str, Any]) -> Path:
-    if disparity.dtype != np.float32 or disparity.ndim != 3:
-        raise stores.StoreError(
-            f"disparity: expected float32 (T,H,W), got {disparity.dtype} {disparity.shape}"
-        )
-
-    def fill(root):
-        root.create_array("disparity", data=disparity, chunks=stores.per_frame_chunks(disparity))
-
-    return stores.write_group(path, fill, attrs, FORMAT, VERSION)
-
-
-def read_depth(
-    path: str | Path, frames: slice | list[int] | None = None
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Disparity (all frames, or a slice / list of frame indices) and the store's attrs."""
-    root = stores.open_checked(path, FORMAT, VERSION, PRODUCER)
-    window = slice(None) if frames is None else frames
-    return root["disparity"].oindex[window], dict(root.attrs)
-
-
 def run_shard(
     render_dir: Path,
     out_dir: Path,
@@ -111,7 +75,7 @@ def run_shard(
     """Predict depth for every clip store of a rendered shard (twins are not needed)."""
     from tqdm import tqdm
 
-    from stance.cues import depth_model
+    from stance.depth import model as depth_model
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stores.remove_partials(out_dir)
@@ -132,7 +96,7 @@ def run_shard(
             dtype,
         )
         frames_done += len(disparity)
-        write_depth(
+        depth_store.write_depth(
             out_dir / path.name,
             disparity,
             {

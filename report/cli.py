@@ -1,4 +1,5 @@
-"""`stance report`: human-readable summaries of what the pipeline produced."""
+"""`stance report`: what the pipeline produced, for people: the dataset card, cue pictures,
+side-by-side videos (the results tables are `stance evaluate tables`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dataset = sub.add_parser(
         "dataset", help="dataset card: counts per split/family, contact sheet of first frames"
     )
+    dataset.set_defaults(run=_dataset)
     dataset.add_argument("--manifest", required=True, type=Path)
     dataset.add_argument("--out", required=True, type=Path, help="output folder")
     dataset.add_argument(
@@ -21,19 +23,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     cues = sub.add_parser("cues", help="cue pictures and the dz estimator table")
+    cues.set_defaults(run=_cues)
     cues.add_argument("--cues", nargs="+", required=True, type=Path, help="cue shard folders")
     cues.add_argument("--dz-report", required=True, type=Path, help="CSV of stance cues dz-report")
     cues.add_argument("--out", required=True, type=Path, help="output folder")
     cues.add_argument("--sheet-clips", type=int, default=8)
 
+    videos = sub.add_parser("videos", help="side-by-side videos: truth | generated | twin")
+    videos.set_defaults(run=_videos)
+    videos.add_argument("--render", required=True, type=Path)
+    videos.add_argument("--generated", required=True, type=Path)
+    videos.add_argument("--clips", type=int, default=2)
+    videos.add_argument("--fps", type=int, default=12)
+    videos.add_argument("--out", required=True, type=Path)
 
-def main(args: argparse.Namespace) -> int:
-    if args.action == "dataset":
-        from stance.evaluate import dataset_report
 
-        dataset_report.write(args.manifest, args.out, args.sheet_clips, args.sheet_frames)
-    elif args.action == "cues":
-        from stance.evaluate import cue_report
+def _dataset(args: argparse.Namespace) -> None:
+    from stance.report import dataset
 
-        cue_report.write(args.cues, args.dz_report, args.out, args.sheet_clips)
-    return 0
+    dataset.write(args.manifest, args.out, args.sheet_clips, args.sheet_frames)
+
+
+def _cues(args: argparse.Namespace) -> None:
+    from stance.report import cues
+
+    cues.write(args.cues, args.dz_report, args.out, args.sheet_clips)
+
+
+def _videos(args: argparse.Namespace) -> None:
+    from stance.report import videos
+
+    videos.write(args.render, args.generated, args.out, args.clips, args.fps)

@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Trained:
-    """A trained variant as generation needs it: its identity and training settings,
-    read from the train stage's record beside the weights."""
+    """A trained variant as generation needs it: its identity (aux, cue_mode,
+    motion_tokens, from the transformer's config beside its weights) and the settings it
+    was trained with (the train stage's record)."""
 
     variant: dict[str, Any]
     train: dict[str, Any]
@@ -40,9 +41,15 @@ def read_trained(trained: Path) -> Trained:
     path = trained / "train.resolved.json"
     if not (trained / "transformer" / "config.json").exists() or not path.exists():
         raise stores.StoreError(f"{trained} holds no trained transformer: run stance train fit")
+    model_config = json.loads((trained / "transformer" / "config.json").read_text())
+    if "aux" not in model_config:
+        raise stores.StoreError(
+            f"{trained}/transformer/config.json does not name its variant (aux); it was"
+            " trained by an older version: delete the folder and rerun stance train fit"
+        )
+    variant = {k: model_config[k] for k in ("aux", "cue_mode", "motion_tokens")}
     record = json.loads(path.read_text())
-    (variant,) = record["variant"].values()
-    train = config.validate({"train": record["train"]}, source=str(path))["train"]
+    train = config.validate({"train": record["train"]}, source=str(path), whole=False)["train"]
     return Trained(variant=variant, train=train)
 
 
@@ -57,8 +64,8 @@ def generation_dtype(train_settings: Mapping[str, Any], cuda: bool) -> torch.dty
 def load_pipeline(model_source: str, trained: Path, allow_download: bool = True):
     """The base pipeline's frozen parts + the fine-tuned STANCE transformer, in the dtype
     the variant was trained in."""
+    from stance.generate.pipeline import StanceImageToVideoPipeline
     from stance.train.model import StanceTransformer
-    from stance.train.pipeline import StanceImageToVideoPipeline
 
     info = read_trained(trained)
     cuda = torch.cuda.is_available()
@@ -143,6 +150,7 @@ def generate_shard(
             "generate": dict(settings),
             "model": model_source,
             "trained": str(trained),
+            "variant": info.variant,
             "code_hash": code_hash,
             "clips": [p.stem for p in paths],
             "seconds": time.perf_counter() - start,

@@ -1,0 +1,26 @@
+rule generate_shard:
+    input:
+        cues="results/cues/{split}/{shard}",
+        render="results/render/{split}/{shard}",  # captions from the clips' instances
+        trained="results/train/{variant}",
+        model=video_model_input,
+    output:
+        directory("results/generate/{variant}/{split}/{shard}"),
+    log:
+        "logs/generate_shard/{variant}/{split}/{shard}.log",
+    benchmark:
+        "benchmarks/generate_shard/{variant}/{split}/{shard}.tsv"
+    conda:
+        "../envs/train.yaml"
+    params:
+        model=config["models"]["video"],
+        settings=settings("generate"),
+        max_text=config["train"]["max_text_seq_length"],
+        frames=config["render"]["frames"],
+        fps=config["render"]["fps"],
+        code=code("stance.generate.shard"),
+    shell:
+        "stance generate shard --cues {input.cues:q} --trained {input.trained:q}"
+        " --model {params.model:q} --settings {params.settings:q}"
+        " --max-text {params.max_text} --frames {params.frames} --fps {params.fps}"
+        " --code-hash {params.code:q} --out {output:q} > {log:q} 2>&1"
