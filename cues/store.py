@@ -38,7 +38,7 @@ from stance import stores
 
 FORMAT = "stance.cues.clip"
 VERSION = 2
-PRODUCER = "the cue stage (stance cues)"
+PRODUCER = "the cue stage (stance cues shard)"
 CHANNELS = ("u", "v", "dz", "mass")
 INSTANCE_COLUMNS = (
     "u",
@@ -109,16 +109,17 @@ def read(path: str | Path) -> CueClip:
     attrs: Mapping[str, Any] = dict(root.attrs)
     if tuple(attrs["channels"]) != CHANNELS:
         raise stores.StoreError(f"{path} has channels {attrs['channels']}, expected {CHANNELS}")
-    clip = CueClip(
-        cue=root["cue"][...],
-        keyframe=root["keyframe"][...],
-        labels=root["labels"][...],
-        instances={c: root["instances"][c][...] for c in INSTANCE_COLUMNS},
-        attrs=dict(attrs),
-        keyframe_disparity=(
-            root["keyframe_disparity"][...] if "keyframe_disparity" in root else None
-        ),
-    )
+    with stores.reading(path, PRODUCER):
+        clip = CueClip(
+            cue=root["cue"][...],
+            keyframe=root["keyframe"][...],
+            labels=root["labels"][...],
+            instances={c: root["instances"][c][...] for c in INSTANCE_COLUMNS},
+            attrs=dict(attrs),
+            keyframe_disparity=(
+                root["keyframe_disparity"][...] if "keyframe_disparity" in root else None
+            ),
+        )
     validate(clip)
     return clip
 
@@ -126,7 +127,8 @@ def read(path: str | Path) -> CueClip:
 def read_cue(path: str | Path) -> np.ndarray:
     """Only the cue array (1,H,W,C) of a store, format-checked: what training reads per step."""
     root = stores.open_checked(path, FORMAT, VERSION, PRODUCER)
-    cue = root["cue"][...]
+    with stores.reading(path, PRODUCER):
+        cue = root["cue"][...]
     if cue.dtype != np.float32 or cue.ndim != 4 or cue.shape[-1] != len(CHANNELS):
         raise stores.StoreError(
             f"{path}: cue is {cue.dtype} {cue.shape}, expected float32 (1,H,W,{len(CHANNELS)})"

@@ -23,7 +23,7 @@ from stance import stores
 
 FORMAT = "stance.depth.clip"
 VERSION = 1
-PRODUCER = "the depth stage (stance depth)"
+PRODUCER = "the depth stage (stance depth shard)"
 
 
 def write_depth(path: str | Path, disparity: np.ndarray, attrs: Mapping[str, Any]) -> Path:
@@ -44,4 +44,5 @@ def read_depth(
     """Disparity (all frames, or a slice / list of frame indices) and the store's attrs."""
     root = stores.open_checked(path, FORMAT, VERSION, PRODUCER)
     window = slice(None) if frames is None else frames
-    return root["disparity"].oindex[window], dict(root.attrs)
+    with stores.reading(path, PRODUCER):
+        return root["disparity"].oindex[window], dict(root.attrs)

@@ -47,7 +47,7 @@ from stance.stores import StoreError
 
 FORMAT = "stance.render.clip"
 VERSION = 1
-PRODUCER = "the render stage (stance render)"
+PRODUCER = "the render stage (stance render shard)"
 FRAME_ARRAYS = {  # name -> (dtype, trailing shape after (T, H, W))
     "rgb": ("uint8", (3,)),
     "depth": ("float32", ()),
@@ -148,8 +148,9 @@ def read_clip(
         window = slice(None) if frames is None else frames
         names = FRAME_ARRAYS if names is None else names
         windows = dict.fromkeys(names, window)
-    arrays = {name: root[name].oindex[windows[name]] for name in names}
-    tracks = {name: root["tracks"][name][...] for name in TRACKS}
+    with stores.reading(path, PRODUCER):
+        arrays = {name: root[name].oindex[windows[name]] for name in names}
+        tracks = {name: root["tracks"][name][...] for name in TRACKS}
     if full:
         validate_arrays(arrays, tracks, len(attrs["instances"]))
     return Clip(arrays, tracks, attrs)

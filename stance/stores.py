@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +46,41 @@ def write_group(
     root.attrs.update(
         jsonable({**attrs, "format": format_name, "version": version, "complete": True})
     )
+    # Never delete a published store in place (a kill mid-delete would leave a store marked
+    # complete with chunks missing): move it aside, publish, then delete the old one.
+    old = path.with_name(f"{path.name}.partial-old-{os.getpid()}")
     if path.exists():
-        shutil.rmtree(path)
+        path.rename(old)
     tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
     return path
 
 
 def per_frame_chunks(data: np.ndarray) -> tuple[int, ...]:
     return (1, *data.shape[1:])
+
+
+def regenerate(path: Path, producer: str) -> str:
+    """How to get a good copy of a store back: the command, and the Snakemake way."""
+    return (
+        f"regenerate it with {producer} (with Snakemake: delete {path.parent} and rerun;"
+        " the shard is rebuilt)"
+    )
+
+
+@contextmanager
+def reading(path: str | Path, producer: str):
+    """Turn any failure while reading a store (missing or truncated array, garbage bytes,
+    wrong metadata) into a StoreError naming the store and the command that rebuilds it."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except Exception as exc:  # zarr/codec/OS errors differ per backend: one clear message
+        path = Path(path)
+        raise StoreError(
+            f"{path} cannot be read ({type(exc).__name__}: {exc}); {regenerate(path, producer)}"
+        ) from exc
 
 
 def open_checked(path: str | Path, format_name: str, version: int, producer: str) -> zarr.Group:
@@ -63,7 +91,8 @@ def open_checked(path: str | Path, format_name: str, version: int, producer: str
     path = Path(path)
     if not path.exists():
         raise StoreError(f"no {format_name} store at {path}; run {producer}")
-    group = zarr.open_group(path, mode="r")
+    with reading(path, producer):
+        group = zarr.open_group(path, mode="r")
     attrs = group.attrs
     if attrs.get("format") != format_name:
         raise StoreError(f"{path} is not a {format_name} store (format {attrs.get('format')!r})")
@@ -73,7 +102,7 @@ def open_checked(path: str | Path, format_name: str, version: int, producer: str
             f"reads version {version}: regenerate it with {producer}"
         )
     if not attrs.get("complete"):
-        raise StoreError(f"{path} is incomplete (a killed job?): regenerate it with {producer}")
+        raise StoreError(f"{path} is incomplete (a killed job?): {regenerate(path, producer)}")
     return group
 
 

@@ -40,6 +40,7 @@ from stance.train import aux_frames, captions, components, draws
 log = logging.getLogger(__name__)
 FORMAT = "stance.train.latents"
 VERSION = "2"
+PRODUCER = "the train stage's encoder (stance train encode)"
 STREAMS = ("rgb", "depth", "seg")  # keyframe / image-latent prefixes, RGB first
 TENSORS = (
     "video_latents",
@@ -191,15 +192,19 @@ def read_cache(
     path: Path, names: tuple[str, ...] = TENSORS
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """The cache's metadata and the tensors `names` (default: all), reading only those."""
-    with safe_open(str(path), framework="pt") as handle:
+    if not Path(path).is_file():
+        raise stores.StoreError(f"no training cache at {path}; run {PRODUCER}")
+    with stores.reading(path, PRODUCER), safe_open(str(path), framework="pt") as handle:
         meta = handle.metadata() or {}
         if meta.get("format") != FORMAT or meta.get("version") != VERSION:
             raise stores.StoreError(
                 f"{path} is not a training cache of version {VERSION} "
                 f"(found {meta.get('format')} {meta.get('version')}): "
-                "re-encode it (stance train encode)"
+                + stores.regenerate(Path(path), PRODUCER)
             )
         missing = set(TENSORS) - set(handle.keys())
         if missing:
-            raise stores.StoreError(f"{path} lacks {sorted(missing)}: re-encode it")
+            raise stores.StoreError(
+                f"{path} lacks {sorted(missing)}: {stores.regenerate(Path(path), PRODUCER)}"
+            )
         return {name: handle.get_tensor(name) for name in names}, meta
