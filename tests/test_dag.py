@@ -132,10 +132,11 @@ def test_operational_values_rerun_nothing(workflow):
 
 
 def test_the_reported_variant_reruns_only_the_tables(workflow):
-    assert workflow.pending(evaluate={"stance_variant": "twin"}) == {
-        "evaluate_tables": 1,
-        "all": 1,
-    }
+    assert workflow.pending(evaluate={"bootstrap": 50}) == {"evaluate_tables": 1, "all": 1}
+    backbone = {"backbone": {"aux": "none", "cue_mode": "none"}}
+    added = workflow.pending(train={"variants": backbone})
+    shown = workflow.pending(train={"variants": backbone}, evaluate={"stance_variant": "backbone"})
+    assert shown == added  # naming the shown variant adds no job beyond the tables
 
 
 def test_changing_a_render_value_reruns_render(workflow):

@@ -55,7 +55,7 @@ def test_no_generic_top_level_imports_are_installed(tmp_path):
 
 
 def test_cli_help_lists_stages():
-    from conftest import run_cli
+    from helpers import run_cli
 
     out = run_cli("--help").stdout
     for command in ["render", "report", "config", "bench"]:

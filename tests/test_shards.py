@@ -34,7 +34,7 @@ def test_shards_cover_every_clip_once():
 
 
 def test_paper_config_makes_about_a_thousand_render_jobs():
-    from conftest import REPO
+    from helpers import REPO
 
     cfg = config.load(REPO / "configs/paper.yaml")
     assert 900 <= len(shards.all_shards(cfg)) <= 2000

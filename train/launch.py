@@ -21,7 +21,7 @@ def command_prefix(train: Mapping[str, Any]) -> str:
     if gpus <= 1 and nodes == 1:
         return "stance"
     # The config path is data from the user's config: quoted, never shell code.
-    config_file = shlex.quote(train["accelerate_config"])
+    config_file = shlex.quote(str(train["accelerate_config"]))
     counts = f" --num_processes {max(gpus, 1) * nodes} --num_machines {nodes}"
     if nodes == 1:
         return f"accelerate launch --config_file {config_file}{counts} -m stance.cli"
