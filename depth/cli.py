@@ -35,11 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _shard(args: argparse.Namespace) -> None:
     from stance.depth import shard
 
-    settings = config.section_from_json("depth", args.settings)
     # operational values: the rule passes them outside its params (no rerun when changed)
     operational = {"batch_size": args.batch_size, "device": args.device}
-    settings = {**settings, **{k: v for k, v in operational.items() if v is not None}}
-    settings = config.validate({"depth": settings})["depth"]
+    settings = config.section_from_json("depth", args.settings, operational)
     shard.run_shard(
         args.render, args.out, settings, args.model, args.code_hash, allow_download=not args.offline
     )

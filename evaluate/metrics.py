@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stance import provenance, video
+from stance import config, provenance, video
 from stance.evaluate import physics_iq, quality
 from stance.palette import palette
 from stance.render import store as clip_store
@@ -73,9 +73,6 @@ def method_video(
     aux_path = path.with_suffix(".aux.mp4")
     aux = fit(video.read_video(aux_path), clip) if aux_path.exists() else None
     return fit(video.read_video(path), clip), aux
-
-
-VARIANT_KEYS = ("aux", "cue_mode", "motion_tokens")  # None for baselines/external methods
 
 
 def evaluate_clip(
@@ -163,7 +160,7 @@ def evaluate_shard(
             path, method, settings, generated_dir, external_dir, aux_kind
         )
         row["small_object_split"] = bool(manifest.loc[row["clip_id"], "small_object_split"])
-        row.update({key: variant.get(key) for key in VARIANT_KEYS})
+        row.update({key: variant.get(key) for key in config.VARIANT_KEYS})  # None: baselines
         # Features clip by clip: a job holds one clip's videos, never a whole shard's.
         for name, extract in features.items():
             row[f"{name}_real"] = extract(rgb[None])[0].tolist()

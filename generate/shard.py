@@ -47,7 +47,7 @@ def read_trained(trained: Path) -> Trained:
             f"{trained}/transformer/config.json does not name its variant (aux); it was"
             " trained by an older version: delete the folder and rerun stance train fit"
         )
-    variant = {k: model_config[k] for k in ("aux", "cue_mode", "motion_tokens")}
+    variant = {k: model_config[k] for k in config.VARIANT_KEYS}
     record = json.loads(path.read_text())
     train = config.validate({"train": record["train"]}, source=str(path), whole=False)["train"]
     return Trained(variant=variant, train=train)

@@ -90,15 +90,11 @@ def settings(section, only=None, without=()):
     return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
 
-# How a training run is babysat, never what it computes: resources, not params.
-TRAIN_OPERATIONAL = ("checkpoint_every", "keep_checkpoints", "stop_before_limit_s")
-
-
 def variant_settings(wildcards):
     """The `train` section with only this job's variant and without its operational
     values: adding or editing another variant, or the checkpoint cadence, leaves this
     training job (and its run hash) alone."""
-    section = {k: v for k, v in config["train"].items() if k not in TRAIN_OPERATIONAL}
+    section = {k: v for k, v in config["train"].items() if k not in launch.BABYSITTING}
     section["variants"] = {wildcards.variant: section["variants"][wildcards.variant]}
     return json.dumps(section, sort_keys=True, separators=(",", ":"))
 

@@ -24,6 +24,9 @@ from stance.errors import UserError
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 SPLITS = ("train", "val", "test")
+# What makes a train.variants entry a variant: saved in the model's config, read back by
+# generation, carried to the evaluation rows and the ablation table.
+VARIANT_KEYS = ("aux", "cue_mode", "motion_tokens")
 
 
 class ConfigError(UserError, ValueError):
@@ -174,8 +177,9 @@ def validate(cfg: Mapping[str, Any] | None, source: str = "config", whole: bool 
     return resolved
 
 
-def section_from_json(section: str, text: str) -> dict:
-    """One validated config section from a JSON object (how rules pass settings to the CLI)."""
+def section_from_json(section: str, text: str, overrides: Mapping[str, Any] | None = None) -> dict:
+    """One validated config section from a JSON object (how rules pass settings to the CLI),
+    with `overrides` (operational values the rule passes as flags; None = not given)."""
     try:
         values = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -183,6 +187,8 @@ def section_from_json(section: str, text: str) -> dict:
             f"--settings is not valid JSON ({exc}); pass the `{section}` config "
             "section as a JSON object"
         ) from exc
+    if isinstance(values, dict):
+        values |= {k: v for k, v in (overrides or {}).items() if v is not None}
     return validate({section: values}, source=f"--settings ({section})", whole=False)[section]
 
 

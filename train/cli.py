@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 from stance import config
-
-OPERATIONAL = ("checkpoint_every", "keep_checkpoints", "stop_before_limit_s")
+from stance.train import launch
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--settings", required=True, help="JSON of the `train` config section")
     # Operational: how the run is babysat, never what it computes (the rule passes them
     # as resources, which Snakemake does not watch; they override the settings).
-    for key in OPERATIONAL:
+    for key in launch.BABYSITTING:
         fit.add_argument(f"--{key.replace('_', '-')}", type=int, help=f"overrides train.{key}")
     fit.add_argument("--code-hash", default="unknown")
     fit.add_argument("--offline", action="store_true", help="never try the hub")
@@ -64,9 +63,8 @@ def _encode(args: argparse.Namespace) -> None:
 def _fit(args: argparse.Namespace) -> None:
     from stance.train import trainer
 
-    settings = config.section_from_json("train", args.settings)
-    overrides = {k: getattr(args, k) for k in OPERATIONAL if getattr(args, k) is not None}
-    settings = config.section_from_json("train", json.dumps({**settings, **overrides}))
+    overrides = {k: getattr(args, k) for k in launch.BABYSITTING}
+    settings = config.section_from_json("train", args.settings, overrides)
     trainer.fit_variant(
         args.cache,
         args.cues,

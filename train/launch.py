@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 RENDEZVOUS_PORT = 29500
+# How a training run is babysat, never what it computes: passed to the job as Snakemake
+# resources (no rerun), left out of the run hash (a change resumes the same run).
+BABYSITTING = ("checkpoint_every", "keep_checkpoints", "stop_before_limit_s")
 
 
 def command_prefix(train: Mapping[str, Any]) -> str:

@@ -18,8 +18,6 @@ With `cue_mode="none"` and no auxiliary input the forward is the stock one, bit 
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from diffusers import CogVideoXTransformer3DModel
@@ -346,11 +344,6 @@ class StanceTransformer(CogVideoXTransformer3DModel):
             batch, (frames + p_t - 1) // p_t, height // p, width // p, -1, p_t, p, p
         )
         return out.permute(0, 1, 5, 4, 2, 6, 3, 7).flatten(6, 7).flatten(4, 5).flatten(1, 2)
-
-    @property
-    def variant(self) -> dict[str, Any]:
-        """The variant's identity as train.variants writes it."""
-        return {k: self.config[k] for k in ("aux", "cue_mode", "motion_tokens")}
 
     def freeze_unused(self) -> list[str]:
         """Freeze the parameters a variant never uses (the cue tokenizer without cues, the

@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from stance import provenance, stores
+from stance import config, provenance, stores
 from stance.cues import store as cue_store
 from stance.errors import UserError
-from stance.train import components, encode, objective
+from stance.train import components, encode, launch, objective
 
 log = logging.getLogger(__name__)
 DONE = "COMPLETE"  # marker written after a checkpoint is fully saved
@@ -130,7 +130,7 @@ def batch_indices(
 # Settings that change how a run is babysat, not what it computes: editing them resumes
 # the same run instead of starting a new one. `variants` is left out too: a run hashes its
 # own variant only, so adding another variant does not restart this one.
-OPERATIONAL_KEYS = ("checkpoint_every", "keep_checkpoints", "stop_before_limit_s", "variants")
+OPERATIONAL_KEYS = (*launch.BABYSITTING, "variants")
 
 
 def run_hash(
@@ -287,7 +287,7 @@ def train(
     )
     set_seed(settings["seed"])
     aux = variant["aux"]
-    identity = {k: variant[k] for k in ("aux", "cue_mode", "motion_tokens")}
+    identity = {k: variant[k] for k in config.VARIANT_KEYS}
     model = components.stance_transformer(model_source, identity, allow_download)
     frozen = model.freeze_unused()
     if frozen:
