@@ -10,6 +10,12 @@ HELP = "Depth-Anything-V2 frames/s for the configured model"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="config.yaml")
     parser.add_argument("--model", help="hub id or folder (default: models.depth of the config)")
+    parser.add_argument(
+        "--geometry",
+        choices=["small", "base", "large"],
+        help="random weights at a real model's size instead of --model (no download)",
+    )
+    parser.add_argument("--batch-size", type=int, help="default: depth.batch_size of the config")
     parser.add_argument("--input-size", type=int, help="default: depth.input_size of the config")
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--frame-size", type=int, default=512)
@@ -25,10 +31,18 @@ def run(args: argparse.Namespace) -> None:
 
     cfg = config.load(args.config)
     settings = cfg["depth"]
-    batch = settings["batch_size"]
+    batch = args.batch_size or settings["batch_size"]
     device, dtype = shard.resolve_device(settings["device"], settings["dtype"])
-    model, processor = depth_model.load(args.model or cfg["models"]["depth"])
-    model.to(device)
+    if args.geometry:
+        from transformers import DepthAnythingForDepthEstimation, DPTImageProcessor
+
+        name = f"{args.geometry} geometry (random weights)"
+        model = DepthAnythingForDepthEstimation(depth_model.geometry_config(args.geometry))
+        processor = DPTImageProcessor(**depth_model.HUB_PREPROCESSOR)
+    else:
+        name = args.model or cfg["models"]["depth"]
+        model, processor = depth_model.load(name)
+    model.eval().to(device)
     size = args.input_size or settings["input_size"]
     frames = np.random.default_rng(0).integers(
         0, 255, (args.frames, args.frame_size, args.frame_size, 3), dtype=np.uint8
@@ -39,7 +53,7 @@ def run(args: argparse.Namespace) -> None:
     )
     params = sum(p.numel() for p in model.parameters())
     print(
-        f"depth bench: {args.model or cfg['models']['depth']} ({params / 1e6:.2f} M params) "
+        f"depth bench: {name} ({params / 1e6:.2f} M params) "
         f"on {device}/{dtype}, input {size}px, batch {batch}"
     )
     print(

@@ -57,6 +57,42 @@ def tiny_config():
     )
 
 
+# Depth-Anything-V2 geometries (the authors' MODEL_CONFIGS: DINOv2 width/depth/heads, the
+# 1-based backbone layers the DPT head reads, its neck widths and fusion width).
+GEOMETRIES = {
+    "small": (384, 12, 6, [3, 6, 9, 12], [48, 96, 192, 384], 64),
+    "base": (768, 12, 12, [3, 6, 9, 12], [96, 192, 384, 768], 128),
+    "large": (1024, 24, 16, [5, 12, 18, 24], [256, 512, 1024, 1024], 256),
+}
+
+
+def geometry_config(name: str):
+    """The real config of Depth-Anything-V2-{Small,Base,Large}-hf (random weights when
+    built from it): benchmarks at the real size without downloading weights."""
+    from transformers import DepthAnythingConfig, Dinov2Config
+
+    width, layers, heads, out_indices, neck, fusion = GEOMETRIES[name]
+    backbone = Dinov2Config(
+        hidden_size=width,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * width,
+        out_indices=out_indices,
+        reshape_hidden_states=False,
+        image_size=518,
+        patch_size=14,
+    )
+    return DepthAnythingConfig(
+        backbone_config=backbone,
+        reassemble_hidden_size=width,
+        neck_hidden_sizes=neck,
+        fusion_hidden_size=fusion,
+        head_hidden_size=32,
+        patch_size=14,
+        depth_estimation_type="relative",
+    )
+
+
 def make_tiny(out_dir: str | Path, seed: int = 0) -> Path:
     """Build the tiny random-weight model and save it like a hub checkpoint."""
     import torch

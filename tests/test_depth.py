@@ -57,9 +57,13 @@ def test_missing_weights_say_how_to_get_them(tmp_path):
         depth_model.load(str(tmp_path / "empty"))
 
 
-def test_auto_device_is_cpu_float32_here():
-    assert depth.resolve_device("auto", "auto") == ("cpu", "float32")
+def test_auto_device_is_the_gpu_in_bf16_else_cpu_float32():
+    import torch
+
+    expected = ("cuda", "bfloat16") if torch.cuda.is_available() else ("cpu", "float32")
+    assert depth.resolve_device("auto", "auto") == expected
     assert depth.resolve_device("cuda", "auto") == ("cuda", "bfloat16")
+    assert depth.resolve_device("cpu", "auto") == ("cpu", "float32")
 
 
 def test_depth_store_round_trip_and_checks(tmp_path):
@@ -91,3 +95,17 @@ def test_cli_offline_error_is_one_clear_line(tmp_path):
     )
     assert result.returncode == 2
     assert "huggingface-cli download" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_real_geometries_have_the_published_sizes():
+    """Depth-Anything-V2 Small/Base/Large are 24.8 M / 97.5 M / 335.3 M parameters; built
+    on the meta device, so no memory is spent on the weights."""
+    import torch
+    from transformers import DepthAnythingForDepthEstimation
+
+    expected = {"small": 24.8, "base": 97.5, "large": 335.3}
+    for name, millions in expected.items():
+        with torch.device("meta"):
+            model = DepthAnythingForDepthEstimation(depth_model.geometry_config(name))
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        assert round(params, 1) == millions, name

@@ -317,7 +317,9 @@ def _launch(stack, tmp_path, launch_config, name, env=None, nodes=1, variant=VAR
     path = f"{REPO / 'tests' / 'fake_slurm'}:{BIN}:{os.environ['PATH']}"
     return subprocess.run(
         ["bash", "-c", command],
-        env={**os.environ, **(env or {}), "OMP_NUM_THREADS": "1", "PATH": path},
+        # CPU processes even where a GPU is visible (two ranks on one GPU stop NCCL)
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {}), "OMP_NUM_THREADS": "1"}
+        | {"PATH": path},
         capture_output=True,
         text=True,
         timeout=600,

@@ -42,11 +42,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--geometry", choices=["tiny", "5b"], default="tiny")
     parser.add_argument("--layers", type=int, help="override the layer count (smoke tests)")
     parser.add_argument("--frames", type=int, default=9)
-    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--size", type=int, default=32, help="frame height (and width)")
+    parser.add_argument("--width", type=int, help="frame width when not square (e.g. 1360)")
     parser.add_argument("--motion-tokens", type=int, default=8)
     parser.add_argument("--aux", action="store_true", help="add the auxiliary stream")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument(
+        "--precision",
+        choices=["bf16", "autocast"],
+        default="bf16",
+        help="bf16: bf16 weights, gradients and AdamW states (16 GB less per 1B params); "
+        "autocast: fp32 weights under bf16 autocast, as accelerate's mixed_precision=bf16 "
+        "trains (GPU only)",
+    )
 
 
 def step_flops(params: int, tokens: int, layers: int, dim: int) -> float:
@@ -66,7 +75,9 @@ def run(args: argparse.Namespace) -> None:
     if args.layers:
         geometry["num_layers"] = args.layers
     dtype = torch.bfloat16 if cuda else torch.float32
-    model = StanceTransformer(**geometry, motion_tokens=args.motion_tokens).to(device, dtype)
+    weights = torch.float32 if args.precision == "autocast" else dtype
+    with torch.device(device):  # initialise on the GPU: 5B random weights in seconds
+        model = StanceTransformer(**geometry, motion_tokens=args.motion_tokens).to(weights)
     if args.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     model.train()
@@ -74,32 +85,51 @@ def run(args: argparse.Namespace) -> None:
     latent_frames = (args.frames - 1) // 4 + 1
     latent_frames += latent_frames % 2
     channels = geometry["in_channels"] // 2
-    size = args.size // 8
+    height, width = args.size, args.width or args.size
+    lat_h, lat_w = height // 8, width // 8
     g = torch.Generator(device).manual_seed(0)
 
     def rand(*shape):
         return torch.randn(*shape, generator=g, device=device).to(dtype)
 
-    hidden = rand(1, latent_frames, 2 * channels, size, size)
-    aux = rand(1, latent_frames, 2 * channels, size, size) if args.aux else None
+    hidden = rand(1, latent_frames, 2 * channels, lat_h, lat_w)
+    aux = rand(1, latent_frames, 2 * channels, lat_h, lat_w) if args.aux else None
     text = rand(1, geometry["max_text_seq_length"], geometry["text_embed_dim"])
-    cues = torch.zeros(1, 4, args.size, args.size, device=device, dtype=dtype)
-    cues[..., args.size // 4 : args.size // 2, args.size // 4 : args.size // 2] = 1.0
-    rope = objective.rotary_embedding(model.config, args.size, args.size, latent_frames, device)
+    cues = torch.zeros(1, 4, height, width, device=device, dtype=dtype)
+    cues[..., height // 4 : height // 2, width // 4 : width // 2] = 1.0
+    rope = objective.rotary_embedding(model.config, height, width, latent_frames, device)
     timestep = torch.tensor([500], device=device)
     ofs = torch.full((1,), 2.0, device=device)
 
+    autocast = torch.autocast(device, dtype, enabled=weights != dtype)
+
     def step():
-        out = model(
-            hidden, text, timestep, ofs=ofs, image_rotary_emb=rope, cues=cues, aux_hidden_states=aux
-        ).sample
+        with autocast:
+            out = model(
+                hidden,
+                text,
+                timestep,
+                ofs=ofs,
+                image_rotary_emb=rope,
+                cues=cues,
+                aux_hidden_states=aux,
+            ).sample
         outs = out if isinstance(out, tuple) else (out,)
         loss = sum(o.float().square().mean() for o in outs)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    step()  # warm-up (allocations, kernels)
+    try:
+        step()  # warm-up (allocations, kernels)
+    except torch.OutOfMemoryError:
+        print(
+            f"train bench: {args.geometry} geometry, {args.precision}, streams "
+            f"{2 if args.aux else 1}, gradient checkpointing {args.gradient_checkpointing}: "
+            f"out of memory on {torch.cuda.get_device_name()} "
+            f"(peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB)"
+        )
+        return
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -110,7 +140,7 @@ def run(args: argparse.Namespace) -> None:
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - start) / args.steps
     streams = 2 if args.aux else 1
-    video_tokens = latent_frames // 2 * (size // 2) ** 2
+    video_tokens = latent_frames // 2 * (lat_h // 2) * (lat_w // 2)
     tokens = streams * video_tokens + args.motion_tokens + geometry["max_text_seq_length"]
     params = sum(p.numel() for p in model.parameters())
     if cuda:
@@ -128,8 +158,9 @@ def run(args: argparse.Namespace) -> None:
     )
     print(
         f"train bench: {args.geometry} geometry ({params / 1e6:.2f} M params, "
-        f"{geometry['num_layers']} layers) on {name}, {dtype}, "
-        f"{args.frames}x{args.size}x{args.size}, streams {streams}, "
+        f"{geometry['num_layers']} layers) on {name}, {weights} weights "
+        f"({args.precision}), "
+        f"{args.frames}x{height}x{width}, streams {streams}, "
         f"{args.motion_tokens} motion tokens, gradient checkpointing "
         f"{args.gradient_checkpointing}"
     )
