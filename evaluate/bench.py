@@ -41,16 +41,15 @@ def run(args: argparse.Namespace) -> None:
     options = physics_iq.Options()
     generated, variance = [], []
     start = time.perf_counter()
+    fps = 8
     for k in range(args.clips):
-        truth = physics_iq.prepare(pool[k % 6], options)
-        twin = physics_iq.prepare(pool[(k + 1) % 6], options)
-        ours = physics_iq.prepare(pool[(k + 2) % 6], options)
-        variance.append(physics_iq.view_metrics(truth, twin))
-        generated.append(physics_iq.view_metrics(truth, ours))
+        view = physics_iq.real_view(pool[k % 6], fps, options)
+        variance.append(physics_iq.compare(view, pool[(k + 1) % 6], fps, options, "twin")[0])
+        generated.append(physics_iq.compare(view, pool[(k + 2) % 6], fps, options, "ours")[0])
     physics_iq.aggregate(generated, variance)
     seconds = time.perf_counter() - start
     print(
         f"evaluate bench: Physics-IQ on {args.clips} clips of {args.frames}x{args.size}x"
-        f"{args.size} (3 videos per clip: truth, generated, twin)"
+        f"{args.size} (3 videos per clip: truth, generated, twin; reference settings)"
     )
     print(f"  {seconds:.2f} s: {args.clips / seconds:.1f} clips/s")

@@ -32,17 +32,9 @@ log = logging.getLogger(__name__)
 BASELINES = ("copy_first_frame", "twin")
 
 
-def options(settings: Mapping[str, Any], fps: int) -> physics_iq.Options:
-    return physics_iq.Options(
-        threshold=settings["threshold"],
-        scale=settings["scale"],
-        lossy_masks=settings["lossy_masks"],
-        fps=fps,
-    )
-
-
 def fit(frames: np.ndarray, like: np.ndarray) -> np.ndarray:
-    """Generated frames cut to the clip's length and resized to its size if needed."""
+    """Generated frames cut to the clip's length and resized to its size if needed (for
+    PSNR/SSIM and trajectories; Physics-IQ takes each video at its own size)."""
     frames = frames[: len(like)]
     if frames.shape[1:3] != like.shape[1:3]:
         h, w = like.shape[1:3]
@@ -58,7 +50,8 @@ def method_video(
     generated_dir: Path | None,
     external_dir: Path | None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(generated RGB, generated aux video or None) of a method for one clip."""
+    """(generated RGB at its own size and length, generated aux video fitted to the clip
+    or None) of a method for one clip."""
     if method == "copy_first_frame":
         return np.repeat(clip[:1], len(clip), axis=0), None
     if method == "twin":
@@ -72,7 +65,7 @@ def method_video(
         )
     aux_path = path.with_suffix(".aux.mp4")
     aux = fit(video.read_video(aux_path), clip) if aux_path.exists() else None
-    return fit(video.read_video(path), clip), aux
+    return video.read_video(path), aux
 
 
 def evaluate_clip(
@@ -92,11 +85,15 @@ def evaluate_clip(
     else:
         twin = rgb
     generated, aux = method_video(method, attrs["clip_id"], rgb, twin, generated_dir, external_dir)
-    opts = options(settings, attrs["render"]["fps"])
-    real = physics_iq.prepare(rgb, opts)
-    ours = physics_iq.prepare(generated, opts)
-    pv = physics_iq.view_metrics(real, physics_iq.prepare(twin, opts))
-    gen = physics_iq.view_metrics(real, ours)
+    opts, fps = (
+        physics_iq.Options.from_settings(settings),
+        attrs["render"]["fps"],
+    )  # generated videos keep the clip's fps
+    view = physics_iq.real_view(rgb, fps, opts, f"{path}")
+    pv, _ = physics_iq.compare(view, twin, fps, opts, f"the twin {twin_path}")
+    gen, ours = physics_iq.compare(view, generated, fps, opts, f"{method}'s video of {path.stem}")
+    real = view.real
+    generated = fit(generated, rgb)
     dynamic = np.array([inst["dynamic"] for inst in attrs["instances"]])
     row = {
         "method": method,

@@ -1,29 +1,49 @@
-"""Physics-IQ (Motamed et al. 2025) on arrays, following the reference benchmark's code.
+"""Physics-IQ (Motamed et al. 2025) on arrays, following the reference benchmark's code
+(google-deepmind/physics-IQ-benchmark, code/), checked against numbers it produced
+(tests/test_physics_iq.py::test_parity_with_the_reference_code).
 
-Per scenario the reference compares take 1 of a real experiment with the generated video
-and, for the physical variance (PV), with take 2. Here a scenario is a rendered test clip:
-take 1 = the clip, take 2 = its physical-variance twin (perturbed re-simulation) or the
-clip itself (`deterministic` PV). One view per scenario.
+Per scenario and view the reference compares take 1 of a real experiment with the
+generated video and, for the physical variance (PV), with take 2. Here a scenario is a
+rendered test clip (one view): take 1 = the clip, take 2 = its physical-variance twin
+(perturbed re-simulation) or the clip itself (`deterministic` PV).
 
-Motion masks (`motion_masks`): grey, 5x5 Gaussian blur, running average updated with
-weight 0.3 BEFORE differencing, |grey - avg| > 10, morphological open then close (5x5),
-frame 0 empty. Per-view metrics (`view_metrics`): spatiotemporal IoU per frame (1 when
-the union is empty; frames paired like zip), spatial IoU of the "ever moved" masks,
-weighted spatial IoU of the per-pixel motion frequency, MSE per frame on [0, 1] frames.
-Aggregation (`aggregate`) and score as `calculate_iq_score.py`: per-frame values rounded
-to 4 decimals; PVs pooled over all frames/scenarios and rounded (PV_S to 5 decimals);
-score = clip(100 * [(ST/PV_ST + S/PV_S + WS/PV_WS) / 3 - (MSE - PV_MSE)], 0, 100), 2 dp.
+Reference settings (the defaults, `Options.reference`):
+- frames: the first fps x 5 of each video (`first_frames`; a Kubric clip shorter than 5 s
+  is scored whole); a generated video or take 2 shorter than take 1's selection is an
+  error (the reference raises in its MSE), a longer one is cut;
+- size: every video of a view is scored at a quarter of take 1's size, `w // 4, h // 4`
+  (`evaluation_size`);
+- masks (`motion_masks`): at each video's OWN size: grey, 5x5 Gaussian blur, running
+  average updated with weight 0.3 BEFORE differencing, |grey - avg| > 10, morphological
+  open then close (5x5), frame 0 empty; written as an mp4v video at the video's own fps
+  (even-cropped), read back, resized bilinearly to the evaluation size and re-binarised
+  at > 127 (`lossy_mask_roundtrip`). The reference reads the mask video as 3 equal BGR
+  channels; an IoU over 3 equal channels equals the IoU over one (tested);
+- per-view metrics (`view_metrics`): spatiotemporal IoU per frame (1 when the union is
+  empty; frames paired like zip), spatial IoU of the "ever moved" masks, weighted
+  spatial IoU of the per-pixel motion frequency, MSE per frame of [0, 1] frames in
+  float32;
+- aggregation (`aggregate`) and score as `calculate_iq_score.py`: per-frame values
+  rounded to 4 decimals; ST and MSE averaged per scenario over the frames of all its
+  views, then over scenarios; S and WS averaged per view over scenarios, then over views;
+  PVs per view (ST, MSE pooled over frames), then over views, rounded (PV_S to 5
+  decimals); score = clip(100 * [(ST/PV_ST + S/PV_S + WS/PV_WS) / 3 - (MSE - PV_MSE)],
+  0, 100), 2 dp.
+Other settings (`scale` a number, `lossy_masks: false`) are labelled in the tables.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
+
+from stance.errors import UserError
 
 KERNEL = np.ones((5, 5), np.uint8)
 
@@ -48,12 +68,15 @@ def motion_masks(frames: np.ndarray, threshold: int = 10) -> np.ndarray:
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(T,H,W[,C]) -> (T,h,w[,C]) bilinear; size = (width, height) as OpenCV takes it."""
+    if frames.shape[2:0:-1] == size:
+        return frames
     return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames])
 
 
-def lossy_mask_roundtrip(masks: np.ndarray, size: tuple[int, int], fps: int = 8) -> np.ndarray:
-    """The reference's quirk: masks saved as an mp4v video, read back, resized bilinearly
-    and re-binarised at > 127."""
+def lossy_mask_roundtrip(masks: np.ndarray, size: tuple[int, int], fps: int) -> np.ndarray:
+    """The reference's mask files: an mp4v video at the masks' own (even-cropped) size and
+    the video's fps, read back as BGR, resized bilinearly and re-binarised at > 127. The
+    decoded channels are equal (grey in, neutral chroma), so channel 0 stands for all."""
     t, h, w = masks.shape
     w2, h2 = w - w % 2, h - h % 2
     with tempfile.TemporaryDirectory() as folder:
@@ -70,11 +93,11 @@ def lossy_mask_roundtrip(masks: np.ndarray, size: tuple[int, int], fps: int = 8)
             ok, frame = capture.read()
             if not ok:
                 break
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+            frames.append(frame)
         capture.release()
     if len(frames) != t:
         raise RuntimeError(f"mask video round trip returned {len(frames)} of {t} frames")
-    return resize_frames(np.stack(frames), size) > 127
+    return resize_frames(np.stack(frames), size)[..., 0] > 127
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -97,9 +120,10 @@ def weighted_spatial_iou(m1: np.ndarray, m2: np.ndarray) -> float:
 
 
 def frame_mse(f1: np.ndarray, f2: np.ndarray) -> list[float]:
-    """Per frame, mean squared difference of [0, 1] frames over pixels and channels."""
-    a, b = f1.astype(np.float64) / 255.0, f2.astype(np.float64) / 255.0
-    return [float(((x - y) ** 2).mean()) for x, y in zip(a, b, strict=False)]
+    """Per frame, mean squared difference of [0, 1] frames (the reference's float32)."""
+    a = (f1 / 255.0).astype(np.float32)
+    b = (f2 / 255.0).astype(np.float32)
+    return [float(np.mean((x - y) ** 2)) for x, y in zip(a, b, strict=False)]
 
 
 @dataclass
@@ -110,31 +134,90 @@ class ViewMetrics:
     mse: list[float]
 
 
+class PhysicsIQError(UserError, ValueError):
+    """A video cannot be scored (no frames, fewer frames than the real clip)."""
+
+
 @dataclass
 class Options:
     threshold: int = 10
-    scale: float = 1.0  # evaluation size relative to the clip (the reference uses 1/4 of 4K)
-    lossy_masks: bool = False
-    fps: int = 8
+    scale: float | str = "reference"  # "reference": w // 4, h // 4 of take 1; or a factor
+    lossy_masks: bool = True  # the reference's mp4v mask files
+    seconds: int = 5  # the reference scores the first fps x 5 frames
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Options:
+        """From the `evaluate` config section."""
+        return cls(settings["threshold"], settings["scale"], settings["lossy_masks"])
+
+    @property
+    def reference(self) -> bool:
+        return (
+            self.scale == "reference"
+            and self.lossy_masks
+            and self.threshold == 10
+            and self.seconds == 5
+        )
+
+
+def evaluation_size(width: int, height: int, scale: float | str) -> tuple[int, int]:
+    """(width, height) every video of a view is scored at, from take 1's size."""
+    if scale == "reference":
+        return max(1, width // 4), max(1, height // 4)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def first_frames(frames: np.ndarray, count: int, name: str) -> np.ndarray:
+    """The first `count` frames; fewer is an error naming the video (the reference raises
+    on unequal lengths rather than scoring fewer frames)."""
+    if len(frames) == 0:
+        raise PhysicsIQError(f"{name} has no frames: regenerate it")
+    if len(frames) < count:
+        raise PhysicsIQError(
+            f"{name} has {len(frames)} frames; Physics-IQ compares the first {count} "
+            "(fps x 5 s, or the whole real clip when it is shorter): make it at least "
+            f"{count} frames long"
+        )
+    return frames[:count]
 
 
 @dataclass
 class Prepared:
-    frames: np.ndarray  # resized RGB
-    masks: np.ndarray = field(repr=False)
+    frames: np.ndarray  # RGB at the evaluation size
+    masks: np.ndarray = field(repr=False)  # bool, at the evaluation size
 
 
-def prepare(frames: np.ndarray, options: Options) -> Prepared:
-    """Masks at full size (as the reference computes them), then both at evaluation size."""
+def prepare(frames: np.ndarray, size: tuple[int, int], fps: int, options: Options) -> Prepared:
+    """Masks at the video's own size (as the reference computes them), then frames and
+    masks at the evaluation size `size`."""
     masks = motion_masks(frames, options.threshold)
-    h, w = frames.shape[1:3]
-    size = (max(1, round(w * options.scale)), max(1, round(h * options.scale)))
     if options.lossy_masks:
-        masks = lossy_mask_roundtrip(masks, size, options.fps)
-    elif size != (w, h):
+        masks = lossy_mask_roundtrip(masks, size, fps)
+    else:
         masks = resize_frames(masks.astype(np.uint8) * 255, size) > 127
-    small = frames if size == (w, h) else resize_frames(frames, size)
-    return Prepared(small, masks)
+    return Prepared(resize_frames(frames, size), masks)
+
+
+@dataclass
+class View:
+    """One view of a scenario, prepared: take 1 (the real video) and its selection."""
+
+    real: Prepared
+    frames: int  # how many frames every video of the view is scored on
+    size: tuple[int, int]
+
+
+def real_view(take1: np.ndarray, fps: int, options: Options, name: str = "the real clip") -> View:
+    take1 = first_frames(take1, min(len(take1), fps * options.seconds), name)
+    size = evaluation_size(take1.shape[2], take1.shape[1], options.scale)
+    return View(prepare(take1, size, fps, options), len(take1), size)
+
+
+def compare(view: View, frames: np.ndarray, fps: int, options: Options, name: str):
+    """(ViewMetrics against take 1, the prepared video) of another video of the view
+    (take 2 or a generated video, at its own size and fps)."""
+    ours = prepare(first_frames(frames, view.frames, name), view.size, fps, options)
+    return view_metrics(view.real, ours), ours
 
 
 def view_metrics(real: Prepared, other: Prepared) -> ViewMetrics:
@@ -165,18 +248,46 @@ def _score(st, s, ws, mse, pv_st, pv_s, pv_ws, pv_mse) -> float:
     return round(max(min(100.0 * (ratios - (mse - pv_mse)), 100.0), 0.0), 2)
 
 
-def aggregate(generated: Sequence[ViewMetrics], variance: Sequence[ViewMetrics]) -> Scores:
-    """Dataset score from per-clip metrics vs take 1 (`generated`) and take 2 vs take 1."""
+def aggregate(
+    generated: Sequence[ViewMetrics],
+    variance: Sequence[ViewMetrics],
+    scenarios: Sequence[str] | None = None,
+    views: Sequence[str] | None = None,
+) -> Scores:
+    """Dataset score from per-view metrics vs take 1 (`generated`) and take 2 vs take 1,
+    with `scenarios[i]`/`views[i]` naming record i (default: one view per scenario)."""
     if not generated or len(generated) != len(variance):
         raise ValueError("need one physical-variance record per generated clip")
-    st = float(np.mean([np.mean(v.st) for v in generated]))
-    mse = float(np.mean([np.mean(v.mse) for v in generated]))
-    s = float(np.mean([v.s for v in generated]))
-    ws = float(np.mean([v.ws for v in generated]))
-    pv_st = round(float(np.mean([x for v in variance for x in v.st])), 4)
-    pv_mse = round(float(np.mean([x for v in variance for x in v.mse])), 4)
-    pv_s = round(float(np.mean([v.s for v in variance])), 5)
-    pv_ws = round(float(np.mean([v.ws for v in variance])), 4)
+    n = len(generated)
+    scenarios = list(scenarios) if scenarios is not None else list(range(n))
+    views = list(views) if views is not None else ["view"] * n
+    by_scenario: dict = {}
+    by_view: dict = {}
+    for k in range(n):
+        by_scenario.setdefault(scenarios[k], []).append(k)
+        by_view.setdefault(views[k], []).append(k)
+
+    def per_scenario(values) -> float:  # frames of all views of a scenario, then scenarios
+        return float(
+            np.mean([np.mean([x for k in ks for x in values[k]]) for ks in by_scenario.values()])
+        )
+
+    def per_view(values) -> float:  # scenarios of a view, then views
+        return float(np.mean([np.mean([values[k] for k in ks]) for ks in by_view.values()]))
+
+    def pooled_per_view(values) -> float:  # frames of all scenarios of a view, then views
+        return float(
+            np.mean([np.mean([x for k in ks for x in values[k]]) for ks in by_view.values()])
+        )
+
+    st = per_scenario([v.st for v in generated])
+    mse = per_scenario([v.mse for v in generated])
+    s = per_view([v.s for v in generated])
+    ws = per_view([v.ws for v in generated])
+    pv_st = round(pooled_per_view([v.st for v in variance]), 4)
+    pv_mse = round(pooled_per_view([v.mse for v in variance]), 4)
+    pv_s = round(per_view([v.s for v in variance]), 5)
+    pv_ws = round(per_view([v.ws for v in variance]), 4)
     pvs = (pv_st, pv_s, pv_ws, pv_mse)
     if min(pvs[:3]) <= 0:
         raise ValueError(

@@ -57,7 +57,14 @@ rule evaluate_tables:
         outdir=lambda wildcards, output: os.path.dirname(output.tables),
         settings=settings(
             "evaluate",
-            only=("bootstrap", "pv_source", "stance_variant", "scale", "lossy_masks"),
+            only=(
+                "bootstrap",
+                "pv_source",
+                "stance_variant",
+                "scale",
+                "lossy_masks",
+                "threshold",
+            ),
         ),
         sampling=sampling_settings(),
         code=code("stance.evaluate.tables"),

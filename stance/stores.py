@@ -3,7 +3,8 @@
 Each stage documents its own format (arrays, dtypes, shapes, attrs) in its store module;
 this module gives them the same guarantees: atomic publication (write under a temporary
 name, rename at the end, so a killed job leaves nothing a reader accepts), a format name
-and version checked on every read, and a `complete` flag.
+and version checked on every read, a `complete` flag, and every chunk file present (all
+are written, so a deleted one is detected instead of reading as fill values).
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ def write_group(
     path = Path(path)
     tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    root = zarr.open_group(tmp, mode="w", zarr_format=3)
-    fill(root)
+    # Every chunk is written, also one equal to the fill value (zarr skips those by
+    # default): then a chunk file missing later is damage that readers can detect.
+    with zarr.config.set({"array.write_empty_chunks": True}):
+        root = zarr.open_group(tmp, mode="w", zarr_format=3)
+        fill(root)
     root.attrs.update(
         jsonable({**attrs, "format": format_name, "version": version, "complete": True})
     )
@@ -103,7 +107,21 @@ def open_checked(path: str | Path, format_name: str, version: int, producer: str
         )
     if not attrs.get("complete"):
         raise StoreError(f"{path} is incomplete (a killed job?): {regenerate(path, producer)}")
+    with reading(path, producer):
+        check_chunks(path, group, producer)
     return group
+
+
+def check_chunks(path: Path, group: zarr.Group, producer: str) -> None:
+    """Every array of a published store has all its chunk files (write_group writes them
+    all), so a deleted chunk is an error rather than a silent block of fill values."""
+    for name, member in group.members(max_depth=None):
+        if isinstance(member, zarr.Array) and member.nchunks_initialized < member.nchunks:
+            missing = member.nchunks - member.nchunks_initialized
+            raise StoreError(
+                f"{path / name} lacks {missing} of its {member.nchunks} chunk files: "
+                + regenerate(path, producer)
+            )
 
 
 def remove_partials(folder: str | Path) -> None:

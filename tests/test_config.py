@@ -174,3 +174,12 @@ def test_any_config_document_validates_or_is_a_config_error(document):
     except config.ConfigError:
         return
     assert set(resolved) >= {"render", "data", "train", "evaluate"}
+
+
+def test_physics_iq_size_is_the_reference_rule_or_a_fraction():
+    assert config.validate({})["evaluate"]["scale"] == "reference"
+    assert config.validate({})["evaluate"]["lossy_masks"] is True
+    assert config.validate({"evaluate": {"scale": 0.5}})["evaluate"]["scale"] == 0.5
+    for bad in ("quarter", 0, 1.5):
+        with pytest.raises(config.ConfigError, match="evaluate.scale"):
+            config.validate({"evaluate": {"scale": bad}})

@@ -1,9 +1,16 @@
-"""Physics-IQ definitions against hand-computed cases and the reference's fixture."""
+"""Physics-IQ definitions against hand-computed cases, the reference's fixture, and
+numbers the reference code produced (tests/physics_iq_synthetic.py)."""
+
+import json
+from pathlib import Path
 
 import numpy as np
+import physics_iq_synthetic as synthetic
 import pytest
 
 from stance.evaluate import physics_iq as piq
+
+EXACT = piq.Options(scale=1.0, lossy_masks=False)  # full size, exact masks
 
 
 def moving_square(frames=6, size=48, start=4, step=4, colour=(255, 255, 255)):
@@ -61,36 +68,148 @@ def test_reference_hand_fixture_is_clipped_to_100():
     assert piq._score(0.3, 0.3, 0.3, 0.0, 0.6, 0.6, 0.6, 0.0) == 50.0
 
 
+def _view_pair(clip, other, options=EXACT, fps=8):
+    view = piq.real_view(clip, fps, options)
+    return view, piq.compare(view, other, fps, options, "other")[0]
+
+
 def test_generated_equal_to_the_twin_scores_100():
-    options = piq.Options()
     clips = [moving_square(step=s) for s in (3, 4, 5)]
     twins = [moving_square(step=s, start=5) for s in (3, 4, 5)]
     generated, variance = [], []
     for clip, twin in zip(clips, twins, strict=True):
-        real, other = piq.prepare(clip, options), piq.prepare(twin, options)
-        variance.append(piq.view_metrics(real, other))
-        generated.append(piq.view_metrics(real, other))
+        _, metrics = _view_pair(clip, twin)
+        variance.append(metrics)
+        generated.append(metrics)
     scores = piq.aggregate(generated, variance)
     assert scores.score == 100.0 and scores.per_sample == pytest.approx(100.0)
 
 
 def test_a_static_copy_of_the_first_frame_scores_low():
-    options = piq.Options()
     clip, twin = moving_square(), moving_square(start=5)
-    real = piq.prepare(clip, options)
-    pv = piq.view_metrics(real, piq.prepare(twin, options))
-    frozen = piq.view_metrics(real, piq.prepare(np.repeat(clip[:1], len(clip), 0), options))
+    view, pv = _view_pair(clip, twin)
+    frozen, _ = piq.compare(view, np.repeat(clip[:1], len(clip), 0), 8, EXACT, "frozen")
     assert piq.aggregate([frozen], [pv]).score < 50
 
 
 def test_scale_and_lossy_roundtrip_options():
     clip = moving_square(frames=5, size=64)
-    exact = piq.prepare(clip, piq.Options(scale=0.5))
-    lossy = piq.prepare(clip, piq.Options(scale=0.5, lossy_masks=True))
+    exact = piq.prepare(clip, (32, 32), 8, piq.Options(scale=0.5, lossy_masks=False))
+    lossy = piq.prepare(clip, (32, 32), 8, piq.Options(scale=0.5, lossy_masks=True))
     assert exact.frames.shape == (5, 32, 32, 3) and exact.masks.shape == (5, 32, 32)
     assert lossy.masks.shape == (5, 32, 32)
     agreement = (exact.masks == lossy.masks).mean()
     assert 0.9 < agreement <= 1.0
+
+
+def test_reference_settings_are_the_default():
+    assert piq.Options().reference
+    assert not piq.Options(scale=0.25).reference
+    assert not piq.Options(lossy_masks=False).reference
+
+
+@pytest.mark.parametrize(
+    "width,height,expected",
+    [(854, 480, (213, 120)), (718, 404, (179, 101)), (1923, 1081, (480, 270))],
+)
+def test_reference_size_is_a_floor_quarter_of_take_one(width, height, expected):
+    # round(w / 4) would give 214, 180 and 481 for these widths
+    assert piq.evaluation_size(width, height, "reference") == expected
+    assert piq.evaluation_size(width, height, 0.5) == (round(width * 0.5), round(height * 0.5))
+
+
+def test_the_first_fps_times_five_frames_are_scored():
+    clip = moving_square(frames=50, size=48, step=0)  # static after...
+    clip[45:, 30:40, 30:40] = 255  # ...a change only after frame 40 = 8 fps x 5 s
+    view = piq.real_view(clip, 8, EXACT)
+    assert view.frames == 40 and not view.real.masks.any()
+    longer = np.concatenate([clip, clip[:5]])
+    metrics, _ = piq.compare(view, longer, 8, EXACT, "longer")  # cut to 40 frames
+    assert len(metrics.st) == 40 and set(metrics.st) == {1.0}
+
+
+def test_short_and_empty_videos_are_clear_errors():
+    clip = moving_square(frames=6)
+    view = piq.real_view(clip, 8, EXACT)  # a 6-frame clip (< 40) is scored whole
+    assert view.frames == 6
+    with pytest.raises(piq.PhysicsIQError, match=r"has 4 frames.*first 6.*at least 6"):
+        piq.compare(view, clip[:4], 8, EXACT, "the generated video")
+    with pytest.raises(piq.PhysicsIQError, match="the generated video has no frames"):
+        piq.compare(view, clip[:0], 8, EXACT, "the generated video")
+    with pytest.raises(piq.PhysicsIQError, match="no frames"):
+        piq.real_view(clip[:0], 8, EXACT)
+
+
+def test_a_generated_video_at_another_size_gets_masks_at_its_own_size():
+    """Masks come from the video at its own resolution, then are resized (the reference's
+    order): a 96 px video of the same motion as a 48 px clip gives the clip's masks."""
+    import cv2
+
+    clip = moving_square(frames=6, size=48)
+    big = np.stack([cv2.resize(f, (96, 96), interpolation=cv2.INTER_NEAREST) for f in clip])
+    options = piq.Options(lossy_masks=False)
+    view = piq.real_view(clip, 8, options)
+    ours = piq.prepare(big, view.size, 8, options)
+    assert ours.frames.shape[1:3] == (12, 12) and ours.masks.shape == view.real.masks.shape
+    own = piq.motion_masks(big)  # masks of the big video itself, resized after
+    assert np.array_equal(ours.masks, piq.resize_frames(own.astype(np.uint8) * 255, (12, 12)) > 127)
+
+
+def test_decoded_mask_channels_are_equal_so_one_channel_is_the_reference_iou(tmp_path):
+    """The reference IoUs run over the 3 BGR channels OpenCV decodes from its grey mask
+    videos; they are equal, so an IoU over one channel is the same number."""
+    import cv2
+
+    masks = piq.motion_masks(moving_square(frames=8, size=64))
+    path = str(tmp_path / "m.mp4")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 8, (64, 64), isColor=False)
+    for mask in masks:
+        writer.write(mask.astype(np.uint8) * 255)
+    writer.release()
+    capture, frames = cv2.VideoCapture(path), []
+    while (frame := capture.read())[0]:
+        frames.append(frame[1])
+    decoded = np.stack(frames)
+    assert (decoded[..., 0] == decoded[..., 1]).all() and (decoded[..., 0] == decoded[..., 2]).all()
+    three = decoded > 127
+    one = three[..., 0]
+    assert piq.spatiotemporal_iou(three, three[::-1]) == piq.spatiotemporal_iou(one, one[::-1])
+
+
+def test_parity_with_the_reference_code(tmp_path):
+    """Per-view metrics and the score on a synthetic set (3 scenarios x 3 views: takes at
+    8 fps with 44 frames, widths whose quarter is not round(w/4), a generated video at
+    another size, a static one) equal what the reference code printed for the same files
+    (how they were produced: tests/physics_iq_synthetic.py)."""
+    expected = json.loads(
+        (Path(__file__).parent / "data" / "physics_iq_reference.json").read_text()
+    )
+    real, generated_dir = synthetic.write_set(tmp_path)
+    options = piq.Options()  # the reference settings
+    generated, variance, scenarios, views = [], [], [], []
+    for s, scenario in enumerate(synthetic.SCENARIOS):
+        for v, view_name in enumerate(synthetic.VIEWS):
+            take1 = synthetic.read_video(real / synthetic.real_name(s, v, "take-1"))
+            take2 = synthetic.read_video(real / synthetic.real_name(s, v, "take-2"))
+            ours = synthetic.read_video(generated_dir / synthetic.generated_name(s, v))
+            view = piq.real_view(take1, synthetic.FPS, options)
+            pv, _ = piq.compare(view, take2, synthetic.FPS, options, "take 2")
+            gen, _ = piq.compare(view, ours, synthetic.FPS, options, "generated")
+            reference = expected["views"][f"{scenario}/{view_name}"]
+            assert gen.st == pytest.approx([round(x, 4) for x in reference["st"]], abs=1e-12)
+            assert gen.mse == pytest.approx([round(x, 4) for x in reference["mse"]], abs=1e-12)
+            assert pv.st == pytest.approx([round(x, 4) for x in reference["pv_st"]], abs=1e-12)
+            assert pv.mse == pytest.approx([round(x, 4) for x in reference["pv_mse"]], abs=1e-12)
+            for key, ours_value in (("s", gen.s), ("ws", gen.ws), ("pv_s", pv.s), ("pv_ws", pv.ws)):
+                assert ours_value == pytest.approx(reference[key], abs=1e-9), key
+            generated.append(gen)
+            variance.append(pv)
+            scenarios.append(scenario)
+            views.append(view_name)
+    scores = piq.aggregate(generated, variance, scenarios, views)
+    assert scores.score == expected["score"]
+    pv_all = round(scores.pv_st + scores.pv_s + scores.pv_ws - scores.pv_mse, 4)
+    assert pv_all == expected["physical_variance_all_metrics"]
 
 
 def test_aggregate_refuses_mismatched_or_degenerate_input():

@@ -51,8 +51,8 @@ def shard(tmp_path):
     return render / "test-00000000.zarr", depth / "test-00000000.zarr", cues / "test-00000000.zarr"
 
 
-def _chunk(store_path: Path, array: str) -> Path:
-    return max(
+def _chunk(store_path: Path, array: str, pick=max) -> Path:
+    return pick(
         (p for p in (store_path / array).rglob("*") if p.is_file() and p.name != "zarr.json"),
         key=lambda p: p.stat().st_size,
     )
@@ -81,11 +81,22 @@ READERS = {
     [
         lambda store, array: _truncate(_chunk(store, array)),
         lambda store, array: _garbage(_chunk(store, array)),
+        lambda store, array: _chunk(store, array).unlink(),
+        # the smallest chunk is the one most like fill values (zarr skips those by default)
+        lambda store, array: _chunk(store, array, pick=min).unlink(),
         lambda store, array: shutil.rmtree(store / array),
         lambda store, array: (store / array / "zarr.json").write_text("{not json"),
         lambda store, array: (store / "zarr.json").write_bytes(b"\x00garbage"),
     ],
-    ids=["truncated chunk", "garbage chunk", "missing array", "garbage array meta", "root"],
+    ids=[
+        "truncated chunk",
+        "garbage chunk",
+        "deleted chunk",
+        "deleted smallest chunk",
+        "missing array",
+        "garbage array meta",
+        "root",
+    ],
 )
 def test_a_damaged_store_names_itself_and_the_command_that_rebuilds_it(shard, kind, damage):
     index, array, read, command = READERS[kind]
