@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 [[ -x .venv/bin/python ]] || { echo "run scripts/setup.sh first" >&2; exit 1; }
 export PATH="$PWD/.venv/bin:$PATH"
 
-echo "== ruff"; ruff check . && ruff format --check .
+# one command per line: under `set -e` a failure on the left of `&&` does not stop the script
+echo "== ruff"; ruff check .; ruff format --check .
 echo "== snakefmt"; snakefmt --check Snakefile rules/
 echo "== snakemake --lint"; snakemake --lint >/dev/null
 if [[ ${1:-} == --fast ]]; then

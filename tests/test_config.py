@@ -181,5 +181,5 @@ def test_physics_iq_size_is_the_reference_rule_or_a_fraction():
     assert config.validate({})["evaluate"]["lossy_masks"] is True
     assert config.validate({"evaluate": {"scale": 0.5}})["evaluate"]["scale"] == 0.5
     for bad in ("quarter", 0, 1.5):
-        with pytest.raises(config.ConfigError, match="evaluate.scale"):
+        with pytest.raises(config.ConfigError, match=r"evaluate\.scale"):
             config.validate({"evaluate": {"scale": bad}})
