@@ -303,6 +303,12 @@ def _cpu_launch_config(tmp_path, launch_config):
     return path
 
 
+def hide_gpu() -> dict[str, str]:
+    """CPU processes even where a GPU is visible (two ranks on one GPU stop NCCL:
+    "Duplicate GPU detected"); nothing changes on machines without one."""
+    return {"CUDA_VISIBLE_DEVICES": ""} if torch.cuda.is_available() else {}
+
+
 def _launch(stack, tmp_path, launch_config, name, env=None, nodes=1, variant=VARIANT, steps=4):
     """The train rule's command with 2 CPU processes: one node running `accelerate launch`
     with 2 processes, or 2 "nodes" (tests/fake_slurm/srun) with one process each."""
@@ -317,9 +323,7 @@ def _launch(stack, tmp_path, launch_config, name, env=None, nodes=1, variant=VAR
     path = f"{REPO / 'tests' / 'fake_slurm'}:{BIN}:{os.environ['PATH']}"
     return subprocess.run(
         ["bash", "-c", command],
-        # CPU processes even where a GPU is visible (two ranks on one GPU stop NCCL)
-        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {}), "OMP_NUM_THREADS": "1"}
-        | {"PATH": path},
+        env={**os.environ, **hide_gpu(), **(env or {}), "OMP_NUM_THREADS": "1", "PATH": path},
         capture_output=True,
         text=True,
         timeout=600,
