@@ -32,29 +32,35 @@ HUB_PREPROCESSOR = dict(
 )
 
 
-def tiny_config():
-    """Depth-Anything-V2 layout at toy width: 4 DINOv2 layers of 32 channels (164k params)."""
+def _config(width, layers, heads, intermediate, out_indices, neck, fusion, head):
+    """A Depth-Anything-V2 config: DINOv2 backbone (width, depth, heads, MLP width, the
+    1-based layers the DPT head reads) and the head's neck, fusion and output widths."""
     from transformers import DepthAnythingConfig, Dinov2Config
 
     backbone = Dinov2Config(
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=64,
-        out_indices=[1, 2, 3, 4],
+        hidden_size=width,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate,
+        out_indices=out_indices,
         reshape_hidden_states=False,
         image_size=518,
         patch_size=14,
     )
     return DepthAnythingConfig(
         backbone_config=backbone,
-        reassemble_hidden_size=32,
-        neck_hidden_sizes=[8, 16, 32, 32],
-        fusion_hidden_size=16,
-        head_hidden_size=8,
+        reassemble_hidden_size=width,
+        neck_hidden_sizes=neck,
+        fusion_hidden_size=fusion,
+        head_hidden_size=head,
         patch_size=14,
         depth_estimation_type="relative",
     )
+
+
+def tiny_config():
+    """Depth-Anything-V2 layout at toy width: 4 DINOv2 layers of 32 channels (164k params)."""
+    return _config(32, 4, 2, 64, [1, 2, 3, 4], [8, 16, 32, 32], fusion=16, head=8)
 
 
 # Depth-Anything-V2 geometries (the authors' MODEL_CONFIGS: DINOv2 width/depth/heads, the
@@ -69,28 +75,8 @@ GEOMETRIES = {
 def geometry_config(name: str):
     """The real config of Depth-Anything-V2-{Small,Base,Large}-hf (random weights when
     built from it): benchmarks at the real size without downloading weights."""
-    from transformers import DepthAnythingConfig, Dinov2Config
-
     width, layers, heads, out_indices, neck, fusion = GEOMETRIES[name]
-    backbone = Dinov2Config(
-        hidden_size=width,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=4 * width,
-        out_indices=out_indices,
-        reshape_hidden_states=False,
-        image_size=518,
-        patch_size=14,
-    )
-    return DepthAnythingConfig(
-        backbone_config=backbone,
-        reassemble_hidden_size=width,
-        neck_hidden_sizes=neck,
-        fusion_hidden_size=fusion,
-        head_hidden_size=32,
-        patch_size=14,
-        depth_estimation_type="relative",
-    )
+    return _config(width, layers, heads, 4 * width, out_indices, neck, fusion, head=32)
 
 
 def make_tiny(out_dir: str | Path, seed: int = 0) -> Path:

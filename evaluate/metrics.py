@@ -85,14 +85,12 @@ def evaluate_clip(
     else:
         twin = rgb
     generated, aux = method_video(method, attrs["clip_id"], rgb, twin, generated_dir, external_dir)
-    opts, fps = (
-        physics_iq.Options.from_settings(settings),
-        attrs["render"]["fps"],
-    )  # generated videos keep the clip's fps
-    view = physics_iq.real_view(rgb, fps, opts, f"{path}")
+    opts = physics_iq.Options.from_settings(settings)
+    fps = attrs["render"]["fps"]  # generated videos keep the clip's fps
+    view = physics_iq.real_view(rgb, fps, opts, str(path))
+    real = view.real
     pv, _ = physics_iq.compare(view, twin, fps, opts, f"the twin {twin_path}")
     gen, ours = physics_iq.compare(view, generated, fps, opts, f"{method}'s video of {path.stem}")
-    real = view.real
     generated = fit(generated, rgb)
     dynamic = np.array([inst["dynamic"] for inst in attrs["instances"]])
     row = {

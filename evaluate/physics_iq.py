@@ -259,35 +259,18 @@ def aggregate(
     if not generated or len(generated) != len(variance):
         raise ValueError("need one physical-variance record per generated clip")
     n = len(generated)
-    scenarios = list(scenarios) if scenarios is not None else list(range(n))
-    views = list(views) if views is not None else ["view"] * n
-    by_scenario: dict = {}
-    by_view: dict = {}
-    for k in range(n):
-        by_scenario.setdefault(scenarios[k], []).append(k)
-        by_view.setdefault(views[k], []).append(k)
-
-    def per_scenario(values) -> float:  # frames of all views of a scenario, then scenarios
-        return float(
-            np.mean([np.mean([x for k in ks for x in values[k]]) for ks in by_scenario.values()])
-        )
-
-    def per_view(values) -> float:  # scenarios of a view, then views
-        return float(np.mean([np.mean([values[k] for k in ks]) for ks in by_view.values()]))
-
-    def pooled_per_view(values) -> float:  # frames of all scenarios of a view, then views
-        return float(
-            np.mean([np.mean([x for k in ks for x in values[k]]) for ks in by_view.values()])
-        )
-
-    st = per_scenario([v.st for v in generated])
-    mse = per_scenario([v.mse for v in generated])
-    s = per_view([v.s for v in generated])
-    ws = per_view([v.ws for v in generated])
-    pv_st = round(pooled_per_view([v.st for v in variance]), 4)
-    pv_mse = round(pooled_per_view([v.mse for v in variance]), 4)
-    pv_s = round(per_view([v.s for v in variance]), 5)
-    pv_ws = round(per_view([v.ws for v in variance]), 4)
+    by_scenario = _groups(scenarios if scenarios is not None else range(n))
+    by_view = _groups(views if views is not None else ["view"] * n)
+    # as calculate_iq_score.py: ST/MSE pool the frames of a scenario's views, then average
+    # scenarios; S/WS average a view's scenarios, then views; PVs likewise per view
+    st = _mean_of_groups([v.st for v in generated], by_scenario)
+    mse = _mean_of_groups([v.mse for v in generated], by_scenario)
+    s = _mean_of_groups([[v.s] for v in generated], by_view)
+    ws = _mean_of_groups([[v.ws] for v in generated], by_view)
+    pv_st = round(_mean_of_groups([v.st for v in variance], by_view), 4)
+    pv_mse = round(_mean_of_groups([v.mse for v in variance], by_view), 4)
+    pv_s = round(_mean_of_groups([[v.s] for v in variance], by_view), 5)
+    pv_ws = round(_mean_of_groups([[v.ws] for v in variance], by_view), 4)
     pvs = (pv_st, pv_s, pv_ws, pv_mse)
     if min(pvs[:3]) <= 0:
         raise ValueError(
@@ -298,6 +281,19 @@ def aggregate(
         np.mean([_sample_score(g, v, pvs) for g, v in zip(generated, variance, strict=True)])
     )
     return Scores(st, s, ws, mse, *pvs, _score(st, s, ws, mse, *pvs), per_sample)
+
+
+def _groups(names: Sequence) -> list[list[int]]:
+    """Record indices grouped by name, in order of first appearance."""
+    groups: dict = {}
+    for k, name in enumerate(names):
+        groups.setdefault(name, []).append(k)
+    return list(groups.values())
+
+
+def _mean_of_groups(values: Sequence[Sequence[float]], groups: list[list[int]]) -> float:
+    """Mean over groups of the mean of all values of the group's records."""
+    return float(np.mean([np.mean([x for k in ks for x in values[k]]) for ks in groups]))
 
 
 def _sample_score(generated: ViewMetrics, variance: ViewMetrics, dataset_pvs) -> float:

@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> None:
     ofs = torch.full((1,), 2.0, device=device)
 
     autocast = torch.autocast(device, dtype, enabled=weights != dtype)
+    streams = 2 if args.aux else 1
 
     def step():
         with autocast:
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> None:
     except torch.OutOfMemoryError:
         print(
             f"train bench: {args.geometry} geometry, {args.precision}, streams "
-            f"{2 if args.aux else 1}, gradient checkpointing {args.gradient_checkpointing}: "
+            f"{streams}, gradient checkpointing {args.gradient_checkpointing}: "
             f"out of memory on {torch.cuda.get_device_name()} "
             f"(peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB)"
         )
@@ -139,7 +140,6 @@ def run(args: argparse.Namespace) -> None:
     if cuda:
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - start) / args.steps
-    streams = 2 if args.aux else 1
     video_tokens = latent_frames // 2 * (lat_h // 2) * (lat_w // 2)
     tokens = streams * video_tokens + args.motion_tokens + geometry["max_text_seq_length"]
     params = sum(p.numel() for p in model.parameters())
