@@ -43,6 +43,7 @@ METHODS = (
 )
 TINY_DEPTH_MODEL = stance_config.TINY_MODELS["depth"]
 TINY_VIDEO_MODEL = stance_config.TINY_MODELS["video"]
+BUILT_VIDEO_MODELS = stance_config.BUILT_MODELS["video"]
 
 
 wildcard_constraints:
@@ -138,7 +139,9 @@ def depth_model_input(wildcards=None):
 
 
 def video_model_input(wildcards=None):
-    return [TINY_VIDEO_MODEL] if config["models"]["video"] == TINY_VIDEO_MODEL else []
+    """The tiny or small stack is built by the DAG (rules/models.smk)."""
+    video = config["models"]["video"]
+    return [video] if video in BUILT_VIDEO_MODELS else []
 
 
 def method_inputs(wildcards):

@@ -13,16 +13,18 @@ rule tiny_depth_model:
         "stance models make-tiny depth --out {output:q} > {log:q} 2>&1"
 
 
-rule tiny_video_model:
+rule video_model:
     output:
-        directory(TINY_VIDEO_MODEL),
+        directory("results/models/{size}-cogvideox-i2v"),
+    wildcard_constraints:
+        size="tiny|small",
     log:
-        "logs/tiny_video_model.log",
+        "logs/{size}_video_model.log",
     benchmark:
-        "benchmarks/tiny_video_model.tsv"
+        "benchmarks/{size}_video_model.tsv"
     conda:
         "../envs/train.yaml"
     params:
-        code=code("stance.train.tiny"),
+        code=code("stance.train.tiny", "stance.train.codec"),
     shell:
-        "stance models make-tiny video --out {output:q} > {log:q} 2>&1"
+        "stance models make-tiny video --size {wildcards.size} --out {output:q} > {log:q} 2>&1"

@@ -143,6 +143,12 @@ TINY_MODELS = {
     "depth": "results/models/tiny-depth-anything-v2",
     "video": "results/models/tiny-cogvideox-i2v",
 }
+# configs/small.yaml's stack: trained from scratch, with the invertible codec as its VAE.
+SMALL_VIDEO_MODEL = "results/models/small-cogvideox-i2v"
+BUILT_MODELS = {
+    "depth": {TINY_MODELS["depth"]: "tiny"},
+    "video": {TINY_MODELS["video"]: "tiny", SMALL_VIDEO_MODEL: "small"},
+}
 MODEL_EXAMPLES = {
     "depth": "depth-anything/Depth-Anything-V2-Large-hf",
     "video": "THUDM/CogVideoX1.5-5B-I2V",
@@ -153,7 +159,7 @@ HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{
 def _is_model_source(value: str, key: str) -> bool:
     """A model value must be data, never code: a hub id, an existing folder, or the tiny
     model the DAG builds (values also reach shell commands, quoted)."""
-    return value == TINY_MODELS[key] or bool(HUB_ID.fullmatch(value)) or Path(value).is_dir()
+    return value in BUILT_MODELS[key] or bool(HUB_ID.fullmatch(value)) or Path(value).is_dir()
 
 
 def validate(cfg: Mapping[str, Any] | None, source: str = "config", whole: bool = True) -> dict:

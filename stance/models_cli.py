@@ -22,6 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     tiny.add_argument("--out", required=True, type=Path, help="folder to write")
     tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument(
+        "--size",
+        choices=["tiny", "small"],
+        default="tiny",
+        help="video only: small = configs/small.yaml's from-scratch stack (invertible codec)",
+    )
     convert = sub.add_parser(
         "convert-videomae",
         help="turn the original VideoMAE-v2 ViT-g checkpoint (vit_g_hybrid_pt_1200e_ssv2_ft"
@@ -40,7 +46,7 @@ def _make_tiny(args: argparse.Namespace) -> None:
     else:
         from stance.train import tiny
 
-        tiny.make_tiny(args.out, seed=args.seed)
+        tiny.make_tiny(args.out, seed=args.seed, size=args.size)
 
 
 def _convert_videomae(args: argparse.Namespace) -> None:

@@ -59,9 +59,23 @@ def load_config(cls, source: str, subfolder: str, allow_download: bool = True):
     return SimpleNamespace(**values)
 
 
+def vae_class(source: str, allow_download: bool = True):
+    """The VAE's class, by the `_class_name` of its config: CogVideoX's autoencoder, or the
+    invertible codec of the small-scale stack."""
+    from diffusers import AutoencoderKLCogVideoX
+
+    from stance.train.codec import PixelFoldCodec
+
+    classes = {cls.__name__: cls for cls in (AutoencoderKLCogVideoX, PixelFoldCodec)}
+    name = load_config(AutoencoderKLCogVideoX, source, "vae", allow_download)._class_name
+    if name not in classes:
+        raise UserError(f"{source}/vae is a {name}; expected one of {sorted(classes)}")
+    return classes[name]
+
+
 def load_frozen(source: str, allow_download: bool = True, dtype=None) -> dict:
     """Tokenizer, text encoder, VAE and scheduler (frozen during training)."""
-    from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler
+    from diffusers import CogVideoXDPMScheduler
     from transformers import T5EncoderModel, T5Tokenizer
 
     out = {
@@ -70,7 +84,7 @@ def load_frozen(source: str, allow_download: bool = True, dtype=None) -> dict:
             T5EncoderModel, source, "text_encoder", allow_download, torch_dtype=dtype
         ),
         "vae": load_component(
-            AutoencoderKLCogVideoX, source, "vae", allow_download, torch_dtype=dtype
+            vae_class(source, allow_download), source, "vae", allow_download, torch_dtype=dtype
         ),
         "scheduler": load_component(CogVideoXDPMScheduler, source, "scheduler", allow_download),
     }
@@ -90,7 +104,9 @@ def stance_transformer(
     base = load_component(
         CogVideoXTransformer3DModel, source, "transformer", allow_download, torch_dtype=dtype
     )
-    model = StanceTransformer.from_config({**base.config, **options})
+    vae = load_config(vae_class(source, allow_download), source, "vae", allow_download)
+    spatial = 2 ** (len(vae.block_out_channels) - 1)  # as diffusers' pipelines derive it
+    model = StanceTransformer.from_config({**base.config, "vae_spatial": spatial, **options})
     missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
     unexpected_new = [k for k in missing if not k.startswith(model.new_module_prefixes)]
     if unexpected or unexpected_new:

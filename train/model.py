@@ -30,7 +30,7 @@ from stance.train import draws
 
 CUE_MODES = ("none", "dense_rope", "map2d")
 AUX_KINDS = ("none", "depth", "seg")
-VAE_SPATIAL = 8  # CogVideoX's VAE downsamples 8x in space
+VAE_SPATIAL = 8  # CogVideoX's VAE downsamples 8x in space (the default of vae_spatial)
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -151,6 +151,7 @@ class StanceTransformer(CogVideoXTransformer3DModel):
         motion_tokens: int = 64,
         cue_pool: int = 2,
         cue_hidden_dim: int | None = None,
+        vae_spatial: int = VAE_SPATIAL,  # the VAE's spatial factor: pixels per latent cell
     ):
         super().__init__(
             num_attention_heads=num_attention_heads,
@@ -186,7 +187,7 @@ class StanceTransformer(CogVideoXTransformer3DModel):
             raise ValueError(f"cue_mode {cue_mode!r}: expected one of {CUE_MODES}")
         if aux not in AUX_KINDS:
             raise ValueError(f"aux {aux!r}: expected one of {AUX_KINDS}")
-        pixel_patch = VAE_SPATIAL * patch_size
+        pixel_patch = vae_spatial * patch_size
         if pixel_patch % cue_pool:
             raise ValueError(f"cue_pool {cue_pool} must divide the pixel patch {pixel_patch}")
         inner = num_attention_heads * attention_head_dim
@@ -204,7 +205,7 @@ class StanceTransformer(CogVideoXTransformer3DModel):
     def cue_patches(self, cues: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) pixel-resolution cue map -> (B, sites, C * s * s) on the patch grid."""
         pool = self.config.cue_pool
-        pixel_patch = VAE_SPATIAL * self.config.patch_size
+        pixel_patch = self.config.vae_spatial * self.config.patch_size
         if cues.shape[-1] % pixel_patch or cues.shape[-2] % pixel_patch:
             raise ValueError(
                 f"cue map {tuple(cues.shape[-2:])} is not a multiple of the {pixel_patch}px patch"
@@ -234,7 +235,8 @@ class StanceTransformer(CogVideoXTransformer3DModel):
         """The cue map must cover exactly the video's pixel grid: any other size would
         put cue tokens at wrong RoPE positions without an error."""
         batch, _, _, height, width = hidden_states.shape
-        expected = (batch, self.config.cue_channels, height * VAE_SPATIAL, width * VAE_SPATIAL)
+        spatial = self.config.vae_spatial
+        expected = (batch, self.config.cue_channels, height * spatial, width * spatial)
         if tuple(cues.shape) != expected:
             raise ValueError(
                 f"cue map of shape {tuple(cues.shape)} does not match the video: expected "

@@ -20,17 +20,22 @@ import torch
 from diffusers.models.embeddings import get_3d_rotary_pos_embed
 
 from stance.train import draws
+from stance.train.model import VAE_SPATIAL
 
-VAE_SPATIAL = 8
+
+def vae_spatial(config) -> int:
+    """Pixels per latent cell: the STANCE config's `vae_spatial`, 8 for a base config."""
+    return getattr(config, "vae_spatial", VAE_SPATIAL)
 
 
 def rotary_embedding(config, height: int, width: int, latent_frames: int, device):
     """The RoPE table the 1.5 pipeline builds for a (height, width) video in pixels."""
     p, p_t = config.patch_size, config.patch_size_t
+    cell = vae_spatial(config) * p
     return get_3d_rotary_pos_embed(
         embed_dim=config.attention_head_dim,
         crops_coords=None,
-        grid_size=(height // (VAE_SPATIAL * p), width // (VAE_SPATIAL * p)),
+        grid_size=(height // cell, width // cell),
         temporal_size=(latent_frames + p_t - 1) // p_t,
         grid_type="slice",
         max_size=(config.sample_height // p, config.sample_width // p),
@@ -120,8 +125,8 @@ def training_step(
     t = draws.randint(steps, (latents.shape[0],), generator, device)
     noise = draws.randn(latents.shape, generator, device, latents.dtype)
     noisy = scheduler.add_noise(latents, noise, t)
-    height = latents.shape[-2] * VAE_SPATIAL
-    width = latents.shape[-1] * VAE_SPATIAL
+    height = latents.shape[-2] * vae_spatial(model_config)
+    width = latents.shape[-1] * vae_spatial(model_config)
     rope = rotary_embedding(model_config, height, width, frames, device)
     aux_input = None
     if aux != "none":

@@ -1,11 +1,15 @@
-"""A tiny CogVideoX-1.5 image-to-video stack with random weights, built offline.
+"""Tiny and small CogVideoX-1.5 image-to-video stacks with random weights, built offline.
 
-Every component is the real diffusers/transformers class built from a real (shrunk)
-config: a Unigram T5 tokenizer over a small caption vocabulary, a 2-layer T5 encoder, a
-4-block CogVideoX VAE with the 1.5 scaling values, a 2-layer 1.5-style transformer
-(head_dim 16, patch 2 x 2 x 2, RoPE, ofs embedding) and the v-prediction DPM scheduler.
-It is saved with `save_pretrained` as a pipeline folder, so it loads through the same
-`from_pretrained` path as THUDM/CogVideoX1.5-5B-I2V.
+tiny (the embedded config's): every component is the real diffusers/transformers class
+built from a real (shrunk) config: a Unigram T5 tokenizer over a small caption vocabulary,
+a 2-layer T5 encoder, a 4-block CogVideoX VAE with the 1.5 scaling values, a 2-layer
+1.5-style transformer (head_dim 16, patch 2 x 2 x 2, RoPE, ofs embedding) and the
+v-prediction DPM scheduler. It is saved with `save_pretrained` as a pipeline folder, so
+it loads through the same `from_pretrained` path as THUDM/CogVideoX1.5-5B-I2V.
+
+small (configs/small.yaml, trained from scratch on a CPU): the same tokenizer, text encoder
+and scheduler, a 4-layer width-128 1.5-style transformer, and in place of the VAE the
+exactly invertible `PixelFoldCodec` (4x4 pixels x 4 frames folded into 192 channels).
 """
 
 from __future__ import annotations
@@ -88,6 +92,19 @@ TRANSFORMER = dict(
     use_learned_positional_embeddings=False,
     max_text_seq_length=32,
 )
+SMALL_TRANSFORMER = dict(
+    TRANSFORMER,
+    num_attention_heads=4,
+    attention_head_dim=32,
+    in_channels=384,
+    out_channels=192,
+    time_embed_dim=64,
+    ofs_embed_dim=64,
+    num_layers=4,
+)
+# Kubric frames in [-1, 1] have a standard deviation of about 0.5: unit-variance latents.
+SMALL_CODEC = dict(spatial_compression_ratio=4, temporal_compression_ratio=4, scaling_factor=2.0)
+SIZES = ("tiny", "small")
 SCHEDULER = dict(
     prediction_type="v_prediction",
     rescale_betas_zero_snr=True,
@@ -110,9 +127,9 @@ def tokenizer():
     return T5Tokenizer(vocab=vocab, extra_ids=0)
 
 
-def components(seed: int = 0) -> dict:
+def components(seed: int = 0, size: str = "tiny") -> dict:
     import torch
-    from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
+    from diffusers import CogVideoXDPMScheduler, CogVideoXTransformer3DModel
     from transformers import T5Config, T5EncoderModel
 
     torch.manual_seed(seed)
@@ -128,7 +145,27 @@ def components(seed: int = 0) -> dict:
             vocab_size=len(tok),
         )
     )
-    vae = AutoencoderKLCogVideoX(
+    if size not in SIZES:
+        raise ValueError(f"size {size!r}: expected one of {SIZES}")
+    if size == "small":
+        from stance.train.codec import PixelFoldCodec
+
+        vae, transformer = PixelFoldCodec(**SMALL_CODEC), SMALL_TRANSFORMER
+    else:
+        vae, transformer = _tiny_vae(), TRANSFORMER
+    return {
+        "tokenizer": tok,
+        "text_encoder": text_encoder.eval(),
+        "vae": vae.eval(),
+        "transformer": CogVideoXTransformer3DModel(**transformer),
+        "scheduler": CogVideoXDPMScheduler(**SCHEDULER),
+    }
+
+
+def _tiny_vae():
+    from diffusers import AutoencoderKLCogVideoX
+
+    return AutoencoderKLCogVideoX(
         in_channels=3,
         out_channels=3,
         down_block_types=("CogVideoXDownBlock3D",) * 4,
@@ -141,20 +178,13 @@ def components(seed: int = 0) -> dict:
         scaling_factor=0.7,
         invert_scale_latents=True,
     )
-    return {
-        "tokenizer": tok,
-        "text_encoder": text_encoder.eval(),
-        "vae": vae.eval(),
-        "transformer": CogVideoXTransformer3DModel(**TRANSFORMER),
-        "scheduler": CogVideoXDPMScheduler(**SCHEDULER),
-    }
 
 
-def make_tiny(out_dir: str | Path, seed: int = 0) -> Path:
-    """Save the tiny stack as a CogVideoXImageToVideoPipeline folder."""
+def make_tiny(out_dir: str | Path, seed: int = 0, size: str = "tiny") -> Path:
+    """Save the stack as a CogVideoXImageToVideoPipeline folder."""
     from diffusers import CogVideoXImageToVideoPipeline
 
     out_dir = Path(out_dir)
-    CogVideoXImageToVideoPipeline(**components(seed)).save_pretrained(out_dir)
-    log.info("tiny CogVideoX-1.5 I2V stack -> %s", out_dir)
+    CogVideoXImageToVideoPipeline(**components(seed, size)).save_pretrained(out_dir)
+    log.info("%s CogVideoX-1.5 I2V stack -> %s", size, out_dir)
     return out_dir

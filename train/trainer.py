@@ -261,7 +261,7 @@ def train(
     """Train one variant; returns the final model folder (a diffusers transformer)."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler
+    from diffusers import CogVideoXDPMScheduler
     from tqdm import tqdm
 
     files = sorted(cache_files)
@@ -297,11 +297,12 @@ def train(
     scheduler = components.load_component(
         CogVideoXDPMScheduler, model_source, "scheduler", allow_download
     )
-    vae_config = components.load_config(AutoencoderKLCogVideoX, model_source, "vae", allow_download)
+    vae_cls = components.vae_class(model_source, allow_download)
+    vae_config = components.load_config(vae_cls, model_source, "vae", allow_download)
     vae = None
     if settings["image_noise"] == "per_step":  # keyframes are noised and encoded every step
         vae = components.load_component(
-            AutoencoderKLCogVideoX,
+            vae_cls,
             model_source,
             "vae",
             allow_download,
