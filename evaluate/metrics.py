@@ -8,6 +8,9 @@ gather step (`tables`). Methods:
 - `twin`: the physical-variance twin itself (the upper bound, 100 by construction when
   PV comes from the twins);
 - an external method: `<external_dir>/<method>/<clip_id>.mp4` (e.g. SG-I2V outputs).
+Cue following (evaluate/motion.py): per moving instance, the tracked displacement against
+the rendered one, and, where the variant also generated the clip with reversed cues
+(`<clip_id>.flipped.mp4`), whether the displacement reversed.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stance import config, provenance, video
-from stance.evaluate import physics_iq, quality
+from stance.evaluate import motion, physics_iq, quality
 from stance.palette import palette
 from stance.render import store as clip_store
 from stance.stores import StoreError
@@ -49,13 +52,13 @@ def method_video(
     twin: np.ndarray,
     generated_dir: Path | None,
     external_dir: Path | None,
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(generated RGB at its own size and length, generated aux video fitted to the clip
-    or None) of a method for one clip."""
+    or None, the reversed-cue generation fitted to the clip or None) of a method."""
     if method == "copy_first_frame":
-        return np.repeat(clip[:1], len(clip), axis=0), None
+        return np.repeat(clip[:1], len(clip), axis=0), None, None
     if method == "twin":
-        return twin, None
+        return twin, None, None
     folder = generated_dir if generated_dir is not None else external_dir / method
     path = folder / f"{clip_id}.mp4"
     if not path.exists():
@@ -65,14 +68,33 @@ def method_video(
         )
     aux_path = path.with_suffix(".aux.mp4")
     aux = fit(video.read_video(aux_path), clip) if aux_path.exists() else None
-    return video.read_video(path), aux
+    flipped_path = path.with_suffix(".flipped.mp4")
+    flipped = fit(video.read_video(flipped_path), clip) if flipped_path.exists() else None
+    return video.read_video(path), aux, flipped
+
+
+def cue_following(
+    clip, generated: np.ndarray, flipped: np.ndarray | None, dynamic: np.ndarray
+) -> dict[str, list]:
+    """Per moving instance: motion error (px) and, with a reversed-cue video, reversal."""
+    truth = motion.truth_displacements(clip.tracks["image_positions"])
+    keep = motion.moving(truth) & dynamic
+    labels = clip.arrays["segmentation"][0]
+    ours = motion.instance_displacements(generated, labels, len(truth))
+    out = {"instance_motion_error_px": motion.motion_errors(ours, truth, keep).tolist()}
+    reversed_ = []
+    if flipped is not None:
+        theirs = motion.instance_displacements(flipped, labels, len(truth))
+        reversed_ = motion.reversed_by_flip(ours, theirs, truth, keep).tolist()
+    out["instance_flip_reversed"] = [bool(r) for r in reversed_]
+    return out
 
 
 def evaluate_clip(
     path: Path, method: str, settings: Mapping[str, Any], generated_dir, external_dir, aux_kind: str
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """(metrics row, ground-truth RGB, generated RGB) of one clip."""
-    clip = clip_store.read_clip(path, names=("rgb",))
+    clip = clip_store.read_clip(path, frames={"rgb": slice(None), "segmentation": [0]})
     rgb, attrs = clip.arrays["rgb"], clip.attrs
     twin_path = path.with_name(path.name.replace(".zarr", ".twin.zarr"))
     if settings["pv_source"] == "twin":
@@ -84,7 +106,9 @@ def evaluate_clip(
         twin = clip_store.read_clip(twin_path, names=("rgb",)).arrays["rgb"]
     else:
         twin = rgb
-    generated, aux = method_video(method, attrs["clip_id"], rgb, twin, generated_dir, external_dir)
+    generated, aux, flipped = method_video(
+        method, attrs["clip_id"], rgb, twin, generated_dir, external_dir
+    )
     opts = physics_iq.Options.from_settings(settings)
     fps = attrs["render"]["fps"]  # generated videos keep the clip's fps
     view = physics_iq.real_view(rgb, fps, opts, str(path))
@@ -112,6 +136,8 @@ def evaluate_clip(
         "trajectory_error": np.nan,
         "frames": len(generated),
         "real_motion_px": float(real.masks.sum(axis=(1, 2)).mean()),
+        "has_flip": flipped is not None,
+        **cue_following(clip, generated, flipped, dynamic),
     }
     if aux is not None and aux_kind == "seg":
         colours = palette(np.arange(1, len(dynamic) + 1))

@@ -1,11 +1,14 @@
 """Generate videos with a trained STANCE variant from cue stores (test clips or hints).
 
 Output folder: `<clip_id>.mp4` (RGB), `<clip_id>.aux.mp4` (decoded auxiliary stream, for
-RGB+Depth / RGB+Seg variants) and `generate.resolved.json`.
+RGB+Depth / RGB+Seg variants), with `generate.cue_flip` and a cue-conditioned variant also
+`<clip_id>.flipped.mp4` (+ `.flipped.aux.mp4`: the same seed with every cue arrow
+reversed), and `generate.resolved.json`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from stance import config, provenance, stores, video
@@ -109,6 +113,15 @@ def sample(
     )
 
 
+REVERSED_CHANNELS = ("u", "v", "dz")  # the arrow; mass is not a direction
+
+
+def reversed_arrows(cue: cue_store.CueClip) -> cue_store.CueClip:
+    """The same clip with every instance's arrow (u, v, dz) pointing the other way."""
+    sign = np.array([-1.0 if c in REVERSED_CHANNELS else 1.0 for c in cue_store.CHANNELS])
+    return dataclasses.replace(cue, cue=(cue.cue * sign.astype(np.float32)))
+
+
 def write_result(result, path: Path, fps: int) -> None:
     """`<name>.mp4` for RGB and `<name>.aux.mp4` for the auxiliary stream, if any."""
     video.write_mp4(path, result.video, fps)
@@ -143,6 +156,9 @@ def generate_shard(
         prompt = describe(_instances(cue))
         result = sample(pipe, cue, prompt, frames, settings, max_text, info)
         write_result(result, out_dir / f"{path.stem}.mp4", fps)
+        if settings["cue_flip"] and info.variant["cue_mode"] != "none":
+            flipped = sample(pipe, reversed_arrows(cue), prompt, frames, settings, max_text, info)
+            write_result(flipped, out_dir / f"{path.stem}.flipped.mp4", fps)
     provenance.write_resolved_config(
         out_dir,
         "generate",

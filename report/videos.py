@@ -1,4 +1,5 @@
-"""Side-by-side videos for the report: ground truth | generated (| aux) | twin."""
+"""Side-by-side videos for the report: ground truth | generated (| aux) (| reversed cues)
+| twin."""
 
 from __future__ import annotations
 
@@ -30,9 +31,8 @@ def compose(panels: Sequence[np.ndarray]) -> np.ndarray:
 def write(render_dir: Path, generated_dir: Path, out_dir: Path, clips: int, fps: int) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for mp4 in sorted(generated_dir.glob("*.mp4"))[: clips * 2]:
-        if mp4.name.endswith(".aux.mp4") or len(written) >= clips:
-            continue
+    # <clip_id>.mp4 only: .aux.mp4 and .flipped.mp4 belong to it
+    for mp4 in [p for p in sorted(generated_dir.glob("*.mp4")) if p.name.count(".") == 1][:clips]:
         clip_id = mp4.stem
         truth = clip_store.read_clip(render_dir / f"{clip_id}.zarr", names=("rgb",))
         rgb = truth.arrays["rgb"]
@@ -40,6 +40,9 @@ def write(render_dir: Path, generated_dir: Path, out_dir: Path, clips: int, fps:
         aux = mp4.with_suffix(".aux.mp4")
         if aux.exists():
             panels.append(fit(video.read_video(aux), rgb))
+        flipped = mp4.with_suffix(".flipped.mp4")
+        if flipped.exists():
+            panels.append(fit(video.read_video(flipped), rgb))
         twin = render_dir / f"{clip_id}.twin.zarr"
         if twin.exists():
             panels.append(clip_store.read_clip(twin, names=("rgb",)).arrays["rgb"])

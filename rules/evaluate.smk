@@ -47,6 +47,11 @@ rule evaluate_tables:
             caption="../report/captions/physics_iq.rst",
             category="Results",
         ),
+        cue_plot=report(
+            "results/evaluate/cue_following.png",
+            caption="../report/captions/cue_following.rst",
+            category="Results",
+        ),
     log:
         "logs/evaluate_tables.log",
     benchmark:
