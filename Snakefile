@@ -28,6 +28,7 @@ localrules:
     render_manifest,
     report_dataset,
     report_cues,
+    report_results,
     cue_dz_report,
     evaluate_tables,
 
@@ -42,3 +43,4 @@ rule all:
         generated_dirs(),
         "results/evaluate/tables.md",
         expand("results/report/videos/{variant}", variant=VARIANTS),
+        "results/report/results.md",

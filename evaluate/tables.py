@@ -302,7 +302,8 @@ def gather(
         + "; "
         + evaluation_note(settings),
         "Published numbers are the paper's (not reproduced here); ours come from this run's "
-        "configuration (the tiny default config trains random-weight models for a few steps).",
+        "configuration: the tiny default trains random-weight models for a few steps, "
+        "configs/small.yaml small models from scratch, configs/paper.yaml the paper's.",
     ]
     if sampling is not None:
         notes.append(method_note(sampling))

@@ -1,5 +1,6 @@
 """`stance report`: what the pipeline produced, for people: the dataset card, cue pictures,
-side-by-side videos (the results tables are `stance evaluate tables`)."""
+side-by-side videos, the results page (the tables themselves are `stance evaluate
+tables`)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     videos.add_argument("--fps", type=int, default=12)
     videos.add_argument("--out", required=True, type=Path)
 
+    results = sub.add_parser(
+        "results",
+        help="results page: tables, loss curves, ground truth | no cues | cues | reversed cues",
+    )
+    results.set_defaults(run=_results)
+    results.add_argument("--tables", required=True, type=Path, help="stance evaluate tables.md")
+    results.add_argument("--trained", nargs="+", required=True, type=Path, help="train folders")
+    results.add_argument("--render", required=True, type=Path, help="a rendered test shard")
+    results.add_argument("--cued", required=True, type=Path, help="its cue variant's videos")
+    results.add_argument("--uncued", type=Path, help="its no-cue variant's videos, if any")
+    results.add_argument("--clips", type=int, default=2)
+    results.add_argument("--fps", type=int, default=12)
+    results.add_argument("--run-name", default="")
+    results.add_argument("--out", required=True, type=Path)
+
 
 def _dataset(args: argparse.Namespace) -> None:
     from stance.report import dataset
@@ -48,6 +64,22 @@ def _cues(args: argparse.Namespace) -> None:
     from stance.report import cues
 
     cues.write(args.cues, args.dz_report, args.out, args.sheet_clips)
+
+
+def _results(args: argparse.Namespace) -> None:
+    from stance.report import results
+
+    results.write(
+        args.tables,
+        args.trained,
+        args.render,
+        args.uncued,
+        args.cued,
+        args.out,
+        args.clips,
+        args.fps,
+        args.run_name,
+    )
 
 
 def _videos(args: argparse.Namespace) -> None:

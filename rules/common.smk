@@ -144,6 +144,20 @@ def video_model_input(wildcards=None):
     return [video] if video in BUILT_VIDEO_MODELS else []
 
 
+def results_page_inputs(wildcards):
+    """The cue variant shown on the results page (evaluate.stance_variant) and the first
+    variant without cues, if any: their first generated test shard."""
+    variants = config["train"]["variants"]
+    chosen = {"cued": config["evaluate"]["stance_variant"]}
+    uncued = [name for name in VARIANTS if variants[name]["cue_mode"] == "none"]
+    if uncued:
+        chosen["uncued"] = uncued[0]
+    return {
+        key: shard_dirs("generate", EVAL_SPLITS, variant)[0]
+        for key, variant in chosen.items()
+    }
+
+
 def method_inputs(wildcards):
     """Generated videos of a trained variant; an external method's folder; nothing else."""
     method = wildcards.method

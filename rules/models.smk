@@ -16,12 +16,12 @@ rule tiny_depth_model:
 rule video_model:
     output:
         directory("results/models/{size}-cogvideox-i2v"),
-    wildcard_constraints:
-        size="tiny|small",
     log:
         "logs/{size}_video_model.log",
     benchmark:
         "benchmarks/{size}_video_model.tsv"
+    wildcard_constraints:
+        size="tiny|small",
     conda:
         "../envs/train.yaml"
     params:

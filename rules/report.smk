@@ -76,3 +76,47 @@ rule report_videos:
     shell:
         "stance report videos --render {input.render:q} --generated {input.generated:q}"
         " --clips {params.clips} --fps {params.fps} --out {output:q} > {log:q} 2>&1"
+
+
+rule report_results:
+    input:
+        unpack(results_page_inputs),
+        tables="results/evaluate/tables.md",
+        trained=expand("results/train/{variant}", variant=VARIANTS),
+        render=lambda wildcards: shard_dirs("render", EVAL_SPLITS)[0],
+    output:
+        page="results/report/results.md",
+        losses=report(
+            "results/report/loss_curves.png",
+            caption="../report/captions/loss_curves.rst",
+            category="Results",
+        ),
+        sheet=report(
+            "results/report/cue_comparison.png",
+            caption="../report/captions/cue_comparison.rst",
+            category="Results",
+        ),
+        videos=report(
+            directory("results/report/cue_comparison"),
+            patterns=["{clip}.mp4"],
+            caption="../report/captions/cue_comparison.rst",
+            category="Results",
+        ),
+    log:
+        "logs/report_results.log",
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        outdir=lambda wildcards, output: os.path.dirname(output.page),
+        uncued=lambda wildcards, input: (
+            ["--uncued", input.uncued] if "uncued" in input.keys() else []
+        ),
+        clips=config["evaluate"]["side_by_side_clips"],
+        fps=config["render"]["fps"],
+        run_name=config["run_name"],
+        code=code("stance.report.results"),
+    shell:
+        "stance report results --tables {input.tables:q} --trained {input.trained:q}"
+        " --render {input.render:q} --cued {input.cued:q} {params.uncued:q}"
+        " --clips {params.clips} --fps {params.fps} --run-name {params.run_name:q}"
+        " --out {params.outdir:q} > {log:q} 2>&1"

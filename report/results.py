@@ -1,0 +1,133 @@
+"""The results page: the evaluation tables, every variant's loss curve on one plot, and
+cue-comparison videos (ground truth | no cues | cues | reversed cues) of the test clips.
+
+Writes `results.md`, `loss_curves.png`, `cue_comparison.png` (the last frame of each
+panel, one row per clip) and `cue_comparison/<clip_id>.mp4`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stance import video
+from stance.evaluate.metrics import fit
+from stance.render import store as clip_store
+from stance.report.videos import compose
+
+log = logging.getLogger(__name__)
+PANELS = ("ground truth", "no cues", "cues", "reversed cues")
+
+
+def loss_curves(losses: dict[str, Path], path: Path, window: int = 25) -> None:
+    """Every variant's training loss (running mean over `window` steps) on one plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    for name, csv in sorted(losses.items()):
+        frame = pd.read_csv(csv)
+        smooth = frame["loss"].rolling(window, min_periods=1).mean()
+        ax.plot(frame["step"], smooth, label=name)
+    ax.set(xlabel="step", ylabel=f"loss (mean of {window} steps)", title="Training loss")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def comparison_panels(
+    clip_id: str, render_dir: Path, uncued: Path | None, cued: Path
+) -> tuple[list[str], list[np.ndarray]]:
+    """(names, videos) of one clip: truth, the no-cue variant's, the cue variant's and its
+    reversed-cue generation; a generation that is absent is left out."""
+    truth = clip_store.read_clip(render_dir / f"{clip_id}.zarr", names=("rgb",)).arrays["rgb"]
+    candidates = [
+        uncued / f"{clip_id}.mp4" if uncued else None,
+        cued / f"{clip_id}.mp4",
+        cued / f"{clip_id}.flipped.mp4",
+    ]
+    names, panels = [PANELS[0]], [truth]
+    for name, path in zip(PANELS[1:], candidates, strict=True):
+        if path is not None and path.exists():
+            names.append(name)
+            panels.append(fit(video.read_video(path), truth))
+    return names, panels
+
+
+def sheet(rows: Sequence[tuple[str, list[str], list[np.ndarray]]], path: Path) -> None:
+    """Last frame of each panel, one row per clip, titled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = max(len(panels) for _, _, panels in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2 * cols, 2 * len(rows)), squeeze=False)
+    for r, (clip_id, names, panels) in enumerate(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(panels):
+                ax.imshow(panels[c][-1])
+                ax.set_title(f"{names[c]}\n{clip_id}" if c == 0 else names[c], fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write(
+    tables_md: Path,
+    trained: Sequence[Path],
+    render_dir: Path,
+    uncued: Path | None,
+    cued: Path,
+    out_dir: Path,
+    clips: int,
+    fps: int,
+    run_name: str,
+) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    losses = {d.name: d / "losses.csv" for d in trained if (d / "losses.csv").exists()}
+    loss_curves(losses, out_dir / "loss_curves.png")
+    ids = [p.stem for p in clip_store.clip_paths(render_dir)][:clips]
+    videos_dir = out_dir / "cue_comparison"
+    videos_dir.mkdir(exist_ok=True)
+    rows = []
+    for clip_id in ids:
+        names, panels = comparison_panels(clip_id, render_dir, uncued, cued)
+        video.write_mp4(videos_dir / f"{clip_id}.mp4", compose(panels), fps)
+        rows.append((clip_id, names, panels))
+    if rows:
+        sheet(rows, out_dir / "cue_comparison.png")
+    page = [
+        f"# Results of run `{run_name}`",
+        "",
+        f"Variants trained: {', '.join(sorted(losses))}. Cue comparison: "
+        f"{uncued.parts[-3] if uncued else '(no variant without cues)'} (no cues) against "
+        f"{cued.parts[-3]} (cues, and the same seed with every arrow reversed).",
+        "",
+        "![loss curves](loss_curves.png)",
+        "",
+        "![cue comparison: last frames](cue_comparison.png)",
+        "",
+        "Videos (" + " | ".join(PANELS) + "): "
+        + ", ".join(f"[{i}](cue_comparison/{i}.mp4)" for i in ids),
+        "",
+        "![cue following](../evaluate/cue_following.png)",
+        "",
+        "![Physics IQ](../evaluate/physics_iq.png)",
+        "",
+        tables_md.read_text().replace("# Results", "# Tables", 1),
+    ]
+    out = out_dir / "results.md"
+    out.write_text("\n".join(page))
+    log.info("results page -> %s", out)
+    return out

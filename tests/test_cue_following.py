@@ -1,0 +1,168 @@
+"""Cue-following metrics on synthetic videos with known motion: tracked displacements,
+motion error, the cue-flip reversal, their aggregation, and the reversed cue map."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stance import config, video
+from stance.cues import store as cue_store
+from stance.evaluate import metrics, motion, tables
+from stance.generate import shard as generate
+from stance.render import store
+
+T, S = 9, 48
+
+
+def squares(velocities, starts, T=T, size=S, seed=0):
+    """A textured background with one 8x8 square per velocity (px/frame); keyframe labels."""
+    rng = np.random.default_rng(seed)
+    background = (rng.random((size, size)) * 40 + 30).astype(np.uint8)
+    frames = np.repeat(np.repeat(background[None, ..., None], T, 0), 3, -1)
+    labels = np.zeros((size, size), np.uint16)
+    colours = [(220, 60, 60), (60, 200, 80), (70, 90, 230)]
+    for i, ((vx, vy), (x0, y0)) in enumerate(zip(velocities, starts, strict=True)):
+        for t in range(T):
+            x, y = round(x0 + vx * t), round(y0 + vy * t)
+            frames[t, y : y + 8, x : x + 8] = colours[i]
+            frames[t, y + 2 : y + 4, x + 2 : x + 4] = 255
+            if t == 0:
+                labels[y : y + 8, x : x + 8] = i + 1
+    return frames, labels
+
+
+def test_tracked_displacements_match_the_known_motion():
+    velocities = [(1.5, 0.0), (0.0, -1.0), (-1.0, 0.5)]
+    frames, labels = squares(velocities, [(4, 4), (30, 34), (34, 8)])
+    measured = motion.instance_displacements(frames, labels, 3)
+    expected = np.array(velocities) * (T - 1)
+    np.testing.assert_allclose(measured, expected, atol=0.75)
+
+
+def test_an_instance_too_small_in_the_keyframe_is_not_measured():
+    frames, labels = squares([(1.0, 0.0)], [(4, 4)])
+    labels[labels > 0] = 0
+    labels[4, 4:7] = 1  # 3 pixels < MIN_MASK_PX
+    assert np.isnan(motion.instance_displacements(frames, labels, 1)).all()
+
+
+def test_motion_error_and_flip_reversal():
+    truth = np.array([[8.0, 0.0], [0.0, -6.0], [0.2, 0.1]])  # the third barely moves
+    keep = motion.moving(truth)
+    assert keep.tolist() == [True, True, False]
+    follows = truth + 0.5
+    np.testing.assert_allclose(motion.motion_errors(follows, truth, keep), [0.7071] * 2, 1e-3)
+    assert motion.reversed_by_flip(follows, -follows, truth, keep).tolist() == [True, True]
+    ignores = motion.reversed_by_flip(follows, follows, truth, keep)
+    assert ignores.tolist() == [False, False]
+    unmeasured = np.array([[np.nan, np.nan], [1.0, -3.0], [0.0, 0.0]])
+    assert len(motion.motion_errors(unmeasured, truth, keep)) == 1
+
+
+def write_clip(path, velocities, starts):
+    frames, labels = squares(velocities, starts)
+    seg = np.zeros((T, S, S), np.uint16)
+    seg[0] = labels
+    arrays = {
+        "rgb": frames,
+        "depth": np.ones((T, S, S), np.float32),
+        "segmentation": seg,
+        "forward_flow": np.zeros((T, S, S, 2), np.float32),
+        "backward_flow": np.zeros((T, S, S, 2), np.float32),
+    }
+    n = len(velocities)
+    tracks = {name: np.zeros((n, T, *tail), dtype) for name, (dtype, tail) in store.TRACKS.items()}
+    for i, ((vx, vy), (x0, y0)) in enumerate(zip(velocities, starts, strict=True)):
+        t = np.arange(T)
+        tracks["image_positions"][i] = np.stack([x0 + 4 + vx * t, y0 + 4 + vy * t], -1)
+    attrs = {
+        "clip_id": path.stem,
+        "instances": [{"mass": 1.0, "dynamic": True}] * n,
+        "render": {"fps": 12},
+    }
+    store.write_clip(path, arrays, tracks, attrs)
+    return frames
+
+
+def test_a_clip_row_scores_following_and_reversed_generations(tmp_path):
+    velocities, starts = [(1.5, 0.0), (0.0, 1.0)], [(14, 30), (36, 14)]
+    truth_frames = write_clip(tmp_path / "test-00000001.zarr", velocities, starts)
+    generated = tmp_path / "generated"
+    generated.mkdir()
+    video.write_mp4(generated / "test-00000001.mp4", truth_frames, 12)
+    backwards = [(-vx, -vy) for vx, vy in velocities]
+    flipped, _ = squares(backwards, starts)  # same keyframe, arrows reversed
+    video.write_mp4(generated / "test-00000001.flipped.mp4", flipped, 12)
+    settings = config.validate({"evaluate": {"pv_source": "deterministic", "scale": 1.0}})
+    row, _, _ = metrics.evaluate_clip(
+        tmp_path / "test-00000001.zarr", "v", settings["evaluate"], generated, None, "none"
+    )
+    assert row["has_flip"]
+    assert len(row["instance_motion_error_px"]) == 2
+    assert max(row["instance_motion_error_px"]) < 1.5  # mp4 compression, tracking
+    assert row["instance_flip_reversed"] == [True, True]
+    copy, _, _ = metrics.evaluate_clip(
+        tmp_path / "test-00000001.zarr",
+        "copy_first_frame",
+        settings["evaluate"],
+        None,
+        None,
+        "none",
+    )
+    # no motion at all: the error is the rendered displacement itself
+    np.testing.assert_allclose(sorted(copy["instance_motion_error_px"]), [8.0, 12.0], atol=0.5)
+    assert not copy["has_flip"] and copy["instance_flip_reversed"] == []
+
+
+def test_instance_means_pool_instances_and_bootstrap_over_clips():
+    per_clip = pd.Series([[1.0, 3.0], [], [2.0], [6.0, 6.0, 6.0]])
+    mean, interval, count = tables.instance_mean(per_clip, bootstrap=200)
+    assert mean == pytest.approx(24 / 6) and count == 6
+    low, high = (float(x) for x in interval.strip("[]").split(","))
+    assert low <= mean <= high and low < high
+    assert tables.instance_mean(pd.Series([[], []]), 10) == (
+        pytest.approx(np.nan, nan_ok=True),
+        "n/a",
+        0,
+    )
+    rate, _, n = tables.instance_mean(pd.Series([[True, False], [True, True]]), 50)
+    assert rate == 0.75 and n == 4
+
+
+def test_cue_following_table_relates_each_method_to_the_no_cue_variant():
+    table = pd.DataFrame(
+        [
+            {
+                "method": m,
+                "split": "all",
+                "clips": 4,
+                "moving_instances": 8,
+                "motion_error_px": e,
+                "motion_error_ci95": "",
+                "cue_flip_reversal": r,
+                "cue_flip_ci95": "",
+                "cue_flip_instances": 8 if r == r else 0,
+            }
+            for m, e, r in (("backbone", 4.0, np.nan), ("rgb_only", 2.0, 0.9))
+        ]
+    )
+    variants = {"backbone": {"cue_mode": "none"}, "rgb_only": {"cue_mode": "dense_rope"}}
+    out = tables.cue_following(table, variants).set_index("method")
+    assert out.loc["rgb_only", "error_vs_no_cues"] == 0.5
+    assert out.loc["backbone", "error_vs_no_cues"] == 1.0
+
+
+def test_reversed_arrows_negate_the_direction_and_keep_the_mass():
+    cue = np.zeros((1, 4, 4, 4), np.float32)
+    cue[0, 1:3, 1:3] = [1.5, -0.5, 0.2, 0.7]
+    clip = cue_store.CueClip(
+        cue=cue,
+        keyframe=np.zeros((4, 4, 3), np.uint8),
+        labels=np.zeros((4, 4), np.uint16),
+        instances={},
+        attrs={},
+    )
+    out = generate.reversed_arrows(clip)
+    assert cue_store.CHANNELS == ("u", "v", "dz", "mass")
+    np.testing.assert_array_equal(out.cue[0, 1, 1], np.float32([-1.5, 0.5, -0.2, 0.7]))
+    assert out.cue.dtype == np.float32 and clip.cue[0, 1, 1, 0] == 1.5  # input untouched
