@@ -118,7 +118,9 @@ def write(
         "",
         "![cue comparison: last frames](cue_comparison.png)",
         "",
-        "Videos (" + " | ".join(PANELS) + "): "
+        "Videos ("
+        + " | ".join(PANELS)
+        + "): "
         + ", ".join(f"[{i}](cue_comparison/{i}.mp4)" for i in ids),
         "",
         "![cue following](../evaluate/cue_following.png)",
