@@ -66,6 +66,7 @@ def test_editing_render_code_reruns_render_and_everything_after(workflow):
             "evaluate_shard": 3,  # the variant and both baselines
             "evaluate_tables": 1,
             "report_videos": 1,
+            "report_results": 1,
             "all": 1,
         }
     finally:
@@ -85,6 +86,7 @@ def test_editing_dz_code_reruns_only_cues_and_their_dependents(workflow):
             "evaluate_shard": 1,  # baselines do not read cues
             "evaluate_tables": 1,
             "report_videos": 1,
+            "report_results": 1,
             "all": 1,
         }
     finally:
@@ -96,7 +98,7 @@ def test_editing_the_tables_code_reruns_only_the_gather(workflow):
     path = workflow.repo / "evaluate" / "tables.py"
     original = _edit(path)
     try:
-        assert workflow.pending() == {"evaluate_tables": 1, "all": 1}
+        assert workflow.pending() == {"evaluate_tables": 1, "report_results": 1, "all": 1}
     finally:
         path.write_text(original)
 
@@ -115,6 +117,7 @@ def test_a_training_value_reruns_training_not_encoding(workflow):
         "evaluate_shard": 1,
         "evaluate_tables": 1,
         "report_videos": 1,
+        "report_results": 1,
         "all": 1,
     }
 
@@ -132,7 +135,8 @@ def test_operational_values_rerun_nothing(workflow):
 
 
 def test_the_reported_variant_reruns_only_the_tables(workflow):
-    assert workflow.pending(evaluate={"bootstrap": 50}) == {"evaluate_tables": 1, "all": 1}
+    tables = {"evaluate_tables": 1, "report_results": 1, "all": 1}
+    assert workflow.pending(evaluate={"bootstrap": 50}) == tables
     backbone = {"backbone": {"aux": "none", "cue_mode": "none"}}
     added = workflow.pending(train={"variants": backbone})
     shown = workflow.pending(train={"variants": backbone}, evaluate={"stance_variant": "backbone"})

@@ -1,8 +1,10 @@
 """`stance bench train`: step time, tokens/s, peak memory (and MFU on GPUs) of one STANCE
 training step (forward + backward + AdamW) on random inputs.
 
-Geometries: `tiny` (the embedded config's transformer) and `5b` (CogVideoX1.5-5B-I2V's
-transformer config with random weights, bf16 and gradient checkpointing on a GPU).
+Geometries: `tiny` (the embedded config's transformer), `small` (configs/small.yaml's, on
+the invertible codec's 4x latent grid: `--geometry small --size 48 --batch-size 16` is one
+step of the small-scale run) and `5b` (CogVideoX1.5-5B-I2V's transformer config with
+random weights, bf16 and gradient checkpointing on a GPU).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ HELP = "STANCE training step time, tokens/s, peak memory"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--geometry", choices=["tiny", "5b"], default="tiny")
+    parser.add_argument("--geometry", choices=["tiny", "small", "5b"], default="tiny")
+    parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--layers", type=int, help="override the layer count (smoke tests)")
     parser.add_argument("--frames", type=int, default=9)
     parser.add_argument("--size", type=int, default=32, help="frame height (and width)")
@@ -71,13 +74,18 @@ def run(args: argparse.Namespace) -> None:
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
-    geometry = dict(COGVIDEOX15_5B if args.geometry == "5b" else tiny.TRANSFORMER)
+    geometry = dict(
+        {"5b": COGVIDEOX15_5B, "small": tiny.SMALL_TRANSFORMER}.get(args.geometry, tiny.TRANSFORMER)
+    )
+    spatial = tiny.SMALL_CODEC["spatial_compression_ratio"] if args.geometry == "small" else 8
     if args.layers:
         geometry["num_layers"] = args.layers
     dtype = torch.bfloat16 if cuda else torch.float32
     weights = torch.float32 if args.precision == "autocast" else dtype
     with torch.device(device):  # initialise on the GPU: 5B random weights in seconds
-        model = StanceTransformer(**geometry, motion_tokens=args.motion_tokens).to(weights)
+        model = StanceTransformer(
+            **geometry, motion_tokens=args.motion_tokens, vae_spatial=spatial
+        ).to(weights)
     if args.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     model.train()
@@ -86,20 +94,21 @@ def run(args: argparse.Namespace) -> None:
     latent_frames += latent_frames % 2
     channels = geometry["in_channels"] // 2
     height, width = args.size, args.width or args.size
-    lat_h, lat_w = height // 8, width // 8
+    lat_h, lat_w = height // spatial, width // spatial
+    batch = args.batch_size
     g = torch.Generator(device).manual_seed(0)
 
     def rand(*shape):
         return torch.randn(*shape, generator=g, device=device).to(dtype)
 
-    hidden = rand(1, latent_frames, 2 * channels, lat_h, lat_w)
-    aux = rand(1, latent_frames, 2 * channels, lat_h, lat_w) if args.aux else None
-    text = rand(1, geometry["max_text_seq_length"], geometry["text_embed_dim"])
-    cues = torch.zeros(1, 4, height, width, device=device, dtype=dtype)
+    hidden = rand(batch, latent_frames, 2 * channels, lat_h, lat_w)
+    aux = rand(batch, latent_frames, 2 * channels, lat_h, lat_w) if args.aux else None
+    text = rand(batch, geometry["max_text_seq_length"], geometry["text_embed_dim"])
+    cues = torch.zeros(batch, 4, height, width, device=device, dtype=dtype)
     cues[..., height // 4 : height // 2, width // 4 : width // 2] = 1.0
     rope = objective.rotary_embedding(model.config, height, width, latent_frames, device)
-    timestep = torch.tensor([500], device=device)
-    ofs = torch.full((1,), 2.0, device=device)
+    timestep = torch.full((batch,), 500, device=device)
+    ofs = torch.full((batch,), 2.0, device=device)
 
     autocast = torch.autocast(device, dtype, enabled=weights != dtype)
     streams = 2 if args.aux else 1
@@ -141,7 +150,8 @@ def run(args: argparse.Namespace) -> None:
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - start) / args.steps
     video_tokens = latent_frames // 2 * (lat_h // 2) * (lat_w // 2)
-    tokens = streams * video_tokens + args.motion_tokens + geometry["max_text_seq_length"]
+    sequence = streams * video_tokens + args.motion_tokens + geometry["max_text_seq_length"]
+    tokens = batch * sequence
     params = sum(p.numel() for p in model.parameters())
     if cuda:
         peak = torch.cuda.max_memory_allocated() / 2**30
@@ -150,9 +160,9 @@ def run(args: argparse.Namespace) -> None:
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         name, peak_tflops = "CPU", None
-    flops = step_flops(
+    flops = batch * step_flops(
         params,
-        tokens,
+        sequence,
         geometry["num_layers"],
         geometry["num_attention_heads"] * geometry["attention_head_dim"],
     )
@@ -160,12 +170,12 @@ def run(args: argparse.Namespace) -> None:
         f"train bench: {args.geometry} geometry ({params / 1e6:.2f} M params, "
         f"{geometry['num_layers']} layers) on {name}, {weights} weights "
         f"({args.precision}), "
-        f"{args.frames}x{height}x{width}, streams {streams}, "
+        f"batch {batch} x {args.frames}x{height}x{width}, streams {streams}, "
         f"{args.motion_tokens} motion tokens, gradient checkpointing "
         f"{args.gradient_checkpointing}"
     )
     print(
-        f"  sequence {tokens} tokens; step {seconds:.3f} s; {tokens / seconds:,.0f} tokens/s;"
+        f"  {batch} x {sequence} tokens; step {seconds:.3f} s; {tokens / seconds:,.0f} tokens/s;"
         f" peak memory {peak:.2f} GiB ({'GPU allocated' if cuda else 'process RSS'})"
     )
     achieved = flops / seconds / 1e12
