@@ -28,7 +28,6 @@ localrules:
     render_manifest,
     report_dataset,
     report_cues,
-    report_results,
     cue_dz_report,
     evaluate_tables,
 

@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     results.add_argument("--clips", type=int, default=2)
     results.add_argument("--fps", type=int, default=12)
     results.add_argument("--run-name", default="")
+    results.add_argument("--model", help="the video stack: its VAE's reconstruction PSNR")
     results.add_argument("--out", required=True, type=Path)
 
 
@@ -79,6 +80,7 @@ def _results(args: argparse.Namespace) -> None:
         args.clips,
         args.fps,
         args.run_name,
+        args.model,
     )
 
 

@@ -1,5 +1,6 @@
-"""The results page: the evaluation tables, every variant's loss curve on one plot, and
-cue-comparison videos (ground truth | no cues | cues | reversed cues) of the test clips.
+"""The results page: the evaluation tables, every variant's loss curve on one plot,
+cue-comparison videos (ground truth | no cues | cues | reversed cues) of the test clips,
+and the video autoencoder's reconstruction PSNR on those clips.
 
 Writes `results.md`, `loss_curves.png`, `cue_comparison.png` (the last frame of each
 panel, one row per clip) and `cue_comparison/<clip_id>.mp4`.
@@ -62,6 +63,26 @@ def comparison_panels(
     return names, panels
 
 
+def reconstruction_psnr(model_source: str, videos: Sequence[np.ndarray]) -> list[float]:
+    """PSNR (dB, inf = exact) of each (T,H,W,3) uint8 video after the stack's VAE (or
+    invertible codec) encodes it (distribution mode) and decodes it."""
+    import torch
+
+    from stance.evaluate import quality
+    from stance.train import components, encode
+
+    cls = components.vae_class(model_source)
+    vae = components.load_component(cls, model_source, "vae").eval()
+    out = []
+    with torch.no_grad():
+        for frames in videos:
+            latents = vae.encode(encode.to_unit(frames)).latent_dist.mode()
+            decoded = vae.decode(latents).sample[0].clamp(-1, 1)
+            pixels = decoded.add(1).mul(127.5).round().byte().permute(1, 2, 3, 0).numpy()
+            out.append(quality.psnr(frames[: len(pixels)], pixels))
+    return out
+
+
 def sheet(rows: Sequence[tuple[str, list[str], list[np.ndarray]]], path: Path) -> None:
     """Last frame of each panel, one row per clip, titled."""
     import matplotlib
@@ -93,6 +114,7 @@ def write(
     clips: int,
     fps: int,
     run_name: str,
+    model_source: str | None = None,
 ) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     losses = {d.name: d / "losses.csv" for d in trained if (d / "losses.csv").exists()}
@@ -107,12 +129,24 @@ def write(
         rows.append((clip_id, names, panels))
     if rows:
         sheet(rows, out_dir / "cue_comparison.png")
+    autoencoder = ""
+    if model_source:
+        psnr = reconstruction_psnr(model_source, [panels[0] for _, _, panels in rows])
+        autoencoder = (
+            f"Video autoencoder of {model_source}: reconstruction PSNR on these {len(psnr)} "
+            f"test clips: min {min(psnr):.2f} dB, mean {np.mean(psnr):.2f} dB "
+            "(inf = exact)."
+            if psnr
+            else ""
+        )
     page = [
         f"# Results of run `{run_name}`",
         "",
         f"Variants trained: {', '.join(sorted(losses))}. Cue comparison: "
         f"{uncued.parts[-3] if uncued else '(no variant without cues)'} (no cues) against "
         f"{cued.parts[-3]} (cues, and the same seed with every arrow reversed).",
+        "",
+        autoencoder,
         "",
         "![loss curves](loss_curves.png)",
         "",

@@ -83,6 +83,7 @@ rule report_results:
         unpack(results_page_inputs),
         tables="results/evaluate/tables.md",
         trained=expand("results/train/{variant}", variant=VARIANTS),
+        model=video_model_input,
         render=lambda wildcards: shard_dirs("render", EVAL_SPLITS)[0],
     output:
         page="results/report/results.md",
@@ -114,9 +115,11 @@ rule report_results:
         clips=config["evaluate"]["side_by_side_clips"],
         fps=config["render"]["fps"],
         run_name=config["run_name"],
+        model=config["models"]["video"],
         code=code("stance.report.results"),
     shell:
         "stance report results --tables {input.tables:q} --trained {input.trained:q}"
         " --render {input.render:q} --cued {input.cued:q} {params.uncued:q}"
         " --clips {params.clips} --fps {params.fps} --run-name {params.run_name:q}"
+        " --model {params.model:q}"
         " --out {params.outdir:q} > {log:q} 2>&1"

@@ -85,3 +85,12 @@ def test_the_small_config_is_valid_and_uses_the_built_small_stack():
     assert config.BUILT_MODELS["video"][cfg["models"]["video"]] == "small"
     assert cfg["render"]["resolution"] % (4 * 2) == 0  # codec cell x patch
     assert {"backbone", "rgb_only"} <= set(cfg["train"]["variants"])
+
+
+def test_the_results_page_reports_the_codec_as_exact(small_dir, tmp_path):
+    from stance.report import results
+
+    frames = np.random.default_rng(0).integers(0, 256, (9, 16, 16, 3), dtype=np.uint8)
+    assert results.reconstruction_psnr(str(small_dir), [frames]) == [float("inf")]
+    tiny_dir = tiny.make_tiny(tmp_path / "tiny")  # a random learned VAE: far from exact
+    assert results.reconstruction_psnr(str(tiny_dir), [frames])[0] < 20
