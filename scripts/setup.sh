@@ -27,6 +27,19 @@ if ((${#missing[@]})); then
   fi
 fi
 
+# Chromium + its WebDriver for the demo's browser test (tests/test_demo.py); optional: the
+# test skips with a message where they cannot be installed.
+if ! command -v chromedriver >/dev/null; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "[setup] installing chromium and chromium-driver (the demo's browser test)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+      || echo "[setup] could not install chromium: the browser test will be skipped" >&2
+  else
+    echo "[setup] no chromedriver: the demo's browser test will be skipped" \
+      "(sudo apt-get install chromium chromium-driver)" >&2
+  fi
+fi
+
 command -v "$PYTHON" >/dev/null || { echo "[setup] $PYTHON not found: bpy 4.2 needs Python 3.11" >&2; exit 1; }
 [[ -x $VENV/bin/python ]] || { echo "[setup] creating $VENV"; "$PYTHON" -m venv "$VENV"; }
 

@@ -28,6 +28,7 @@ STAGES = {
     "evaluate": ("stance.evaluate.cli", "Physics-IQ, FVD and fidelity metrics; results tables"),
     "report": ("stance.report.cli", "dataset card, cue pictures, side-by-side videos"),
     "bench": ("stance.bench", "benchmarks that print figures (render, cues, depth, ...)"),
+    "demo": ("stance.demo.cli", "web page: draw cues on a keyframe, generate, download hints"),
 }
 
 EPILOG = """\

@@ -1,0 +1,37 @@
+"""`stance demo`: start the cue editor and generation page on a local port."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(run=_run)
+    parser.add_argument(
+        "--trained",
+        type=Path,
+        help="trained variant folder (default: the best cue variant under results/train)",
+    )
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
+
+
+def _run(args: argparse.Namespace) -> None:
+    from stance.demo import server, session
+
+    model = session.find_model(args.results, args.trained)
+    app = server.App(model, args.results)
+    httpd = server.serve(app, args.host, args.port)
+    host, port = httpd.server_address[:2]
+    print(f"STANCE demo on http://{host}:{port}/ with {model.describe()}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        httpd.shutdown()
