@@ -23,6 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shard.add_argument("--frames", required=True, type=int, help="frames per clip")
     shard.add_argument("--fps", required=True, type=int, help="frame rate of the videos")
     shard.add_argument("--code-hash", default="unknown")
+    shard.add_argument(
+        "--memory-profile",
+        choices=["full", "offload", "sequential"],
+        help="overrides generate.memory_profile of --settings (operational)",
+    )
     shard.add_argument("--offline", action="store_true")
 
     hints = sub.add_parser(
@@ -35,18 +40,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hints.add_argument("--prompt", default="objects moving on the floor.")
     hints.add_argument("--config", default="config.yaml")
     hints.add_argument("--frames", type=int, help="default: render.frames of the config")
+    hints.add_argument(
+        "--memory-profile",
+        choices=["full", "offload", "sequential"],
+        help="default: generate.memory_profile of the config",
+    )
     hints.add_argument("--offline", action="store_true")
 
 
 def _shard(args: argparse.Namespace) -> None:
     from stance.generate import shard
 
+    overrides = {"memory_profile": args.memory_profile}
+    settings = config.section_from_json("generate", args.settings, overrides)
     shard.generate_shard(
         args.cues,
         args.trained,
         args.out,
         args.model,
-        config.section_from_json("generate", args.settings),
+        settings,
         args.max_text,
         args.frames,
         args.fps,
@@ -59,12 +71,15 @@ def _hints(args: argparse.Namespace) -> None:
     from stance.generate import shard
 
     cfg = config.load(args.config)
+    settings = cfg["generate"]
+    if args.memory_profile:
+        settings = {**settings, "memory_profile": args.memory_profile}
     shard.generate_from_store(
         args.store,
         args.trained,
         args.out,
         cfg["models"]["video"],
-        cfg["generate"],
+        settings,
         cfg["train"]["max_text_seq_length"],
         args.frames or cfg["render"]["frames"],
         cfg["render"]["fps"],

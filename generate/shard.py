@@ -65,9 +65,40 @@ def generation_dtype(train_settings: Mapping[str, Any], cuda: bool) -> torch.dty
     return torch.float16 if precision == "fp16" else torch.bfloat16
 
 
-def load_pipeline(model_source: str, trained: Path, allow_download: bool = True):
+MEMORY_PROFILES = ("full", "offload", "sequential")
+
+
+def apply_memory_profile(pipe, profile: str, cuda: bool) -> None:
+    """Place the pipeline for a memory budget.
+    full: everything on the GPU. offload: diffusers' model CPU offload (one component on
+    the GPU at a time) + VAE slicing: the same video as full. sequential: sequential CPU
+    offload (weights streamed layer by layer; slowest, least memory) + VAE slicing and
+    tiling; tiled decoding blends overlapping tiles, so pixels differ slightly from full.
+    Without a GPU there is nothing to offload to: the offload profiles only slice (and
+    tile) the VAE."""
+    if profile not in MEMORY_PROFILES:
+        raise config.ConfigError(
+            f"generate.memory_profile {profile!r}: expected one of {list(MEMORY_PROFILES)}"
+        )
+    switches = {"full": (), "offload": ("enable_slicing",)}.get(
+        profile, ("enable_slicing", "enable_tiling")
+    )
+    for switch in switches:
+        if hasattr(pipe.vae, switch):  # the invertible codec has neither
+            getattr(pipe.vae, switch)()
+    if not cuda or profile == "full":
+        pipe.to("cuda" if cuda else "cpu")
+    elif profile == "offload":
+        pipe.enable_model_cpu_offload()
+    else:
+        pipe.enable_sequential_cpu_offload()
+
+
+def load_pipeline(
+    model_source: str, trained: Path, allow_download: bool = True, memory_profile: str = "full"
+):
     """The base pipeline's frozen parts + the fine-tuned STANCE transformer, in the dtype
-    the variant was trained in."""
+    the variant was trained in, placed by `memory_profile` (apply_memory_profile)."""
     from stance.generate.pipeline import StanceImageToVideoPipeline
     from stance.train.model import StanceTransformer
 
@@ -79,7 +110,7 @@ def load_pipeline(model_source: str, trained: Path, allow_download: bool = True)
         trained / "transformer", torch_dtype=dtype
     ).eval()
     pipe = StanceImageToVideoPipeline(transformer=transformer, **frozen)
-    pipe.to("cuda" if cuda else "cpu")
+    apply_memory_profile(pipe, memory_profile, cuda)
     pipe.set_progress_bar_config(disable=True)
     return pipe, info
 
@@ -146,7 +177,7 @@ def generate_shard(
     from stance.train.captions import describe
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    pipe, info = load_pipeline(model_source, trained, allow_download)
+    pipe, info = load_pipeline(model_source, trained, allow_download, settings["memory_profile"])
     paths = sorted(cue_dir.glob("*.zarr"))
     if not paths:
         raise stores.StoreError(f"{cue_dir} holds no cue stores; run the cue stage")
@@ -199,7 +230,7 @@ def generate_from_store(
     prompt: str,
     allow_download: bool = True,
 ) -> Path:
-    pipe, info = load_pipeline(model_source, trained, allow_download)
+    pipe, info = load_pipeline(model_source, trained, allow_download, settings["memory_profile"])
     result = sample(
         pipe,
         cue_store.read(store_path),

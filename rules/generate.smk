@@ -14,13 +14,16 @@ rule generate_shard:
         "../envs/train.yaml"
     params:
         model=config["models"]["video"],
-        settings=settings("generate"),
+        settings=settings("generate", without=("memory_profile",)),
         max_text=config["train"]["max_text_seq_length"],
         frames=config["render"]["frames"],
         fps=config["render"]["fps"],
         code=code("stance.generate.shard"),
+    resources:  # operational: the same videos under any profile (no rerun)
+        memory_profile=config["generate"]["memory_profile"],
     shell:
         "stance generate shard --cues {input.cues:q} --trained {input.trained:q}"
         " --model {params.model:q} --settings {params.settings:q}"
         " --max-text {params.max_text} --frames {params.frames} --fps {params.fps}"
+        " --memory-profile {resources.memory_profile}"
         " --code-hash {params.code:q} --out {output:q} > {log:q} 2>&1"

@@ -132,6 +132,7 @@ def test_a_new_variant_trains_only_itself(workflow):
 def test_operational_values_rerun_nothing(workflow):
     assert workflow.pending(render={"threads": 2}) == {}
     assert workflow.pending(depth={"batch_size": 3}) == {}
+    assert workflow.pending(generate={"memory_profile": "offload"}) == {}
 
 
 def test_the_reported_variant_reruns_only_the_tables(workflow):

@@ -20,12 +20,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
+    parser.add_argument(
+        "--memory-profile",
+        choices=["full", "offload", "sequential"],
+        help="default: generate.memory_profile of the model's config (README: peak memory)",
+    )
 
 
 def _run(args: argparse.Namespace) -> None:
     from stance.demo import server, session
 
     model = session.find_model(args.results, args.trained)
+    if args.memory_profile:
+        model.cfg["generate"]["memory_profile"] = args.memory_profile
     app = server.App(model, args.results)
     httpd = server.serve(app, args.host, args.port)
     host, port = httpd.server_address[:2]

@@ -41,7 +41,10 @@ class Generator:
         from stance.generate import shard
 
         self.model = model
-        self.pipe, self.info = shard.load_pipeline(model.record["model"], model.trained)
+        profile = model.cfg["generate"]["memory_profile"]
+        self.pipe, self.info = shard.load_pipeline(
+            model.record["model"], model.trained, memory_profile=profile
+        )
         self.lock = threading.Lock()
 
     def run(self, sess: demo.Session) -> None:

@@ -67,7 +67,7 @@ class Model:
             f"'{self.cfg['run_name']}' ({self.config_path}): {self.record['model']} trained "
             f"{self.record['steps']} steps on {len(self.record['data'])} clips; generates "
             f"{self.frames} frames at {self.size}x{self.size} with {self.cfg['generate']['steps']}"
-            " sampling steps."
+            f" sampling steps, memory profile {self.cfg['generate']['memory_profile']}."
         )
 
 
