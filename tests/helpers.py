@@ -183,3 +183,18 @@ def original_state_dict(seed=0):
     state |= {"fc_norm.weight": 1 + rand(d), "fc_norm.bias": rand(d)}
     state |= {"head.weight": rand(TINY["num_labels"], d), "head.bias": rand(TINY["num_labels"])}
     return {"module": state}
+
+
+def clip_arrays(rgb, segmentation) -> dict:
+    """Render-store arrays of a synthetic clip: its RGB and segmentation, unit depth and
+    zero flow (what metrics that read neither depth nor flow need)."""
+    import numpy as np
+
+    t, h, w = segmentation.shape
+    return {
+        "rgb": rgb,
+        "depth": np.ones((t, h, w), np.float32),
+        "segmentation": segmentation,
+        "forward_flow": np.zeros((t, h, w, 2), np.float32),
+        "backward_flow": np.zeros((t, h, w, 2), np.float32),
+    }

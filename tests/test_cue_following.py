@@ -4,6 +4,7 @@ motion error, the cue-flip reversal, their aggregation, and the reversed cue map
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import clip_arrays
 
 from stance import config, video
 from stance.cues import store as cue_store
@@ -63,13 +64,7 @@ def write_clip(path, velocities, starts):
     frames, labels = squares(velocities, starts)
     seg = np.zeros((T, S, S), np.uint16)
     seg[0] = labels
-    arrays = {
-        "rgb": frames,
-        "depth": np.ones((T, S, S), np.float32),
-        "segmentation": seg,
-        "forward_flow": np.zeros((T, S, S, 2), np.float32),
-        "backward_flow": np.zeros((T, S, S, 2), np.float32),
-    }
+    arrays = clip_arrays(frames, seg)
     n = len(velocities)
     tracks = {name: np.zeros((n, T, *tail), dtype) for name, (dtype, tail) in store.TRACKS.items()}
     for i, ((vx, vy), (x0, y0)) in enumerate(zip(velocities, starts, strict=True)):

@@ -6,7 +6,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from helpers import TINY, TinyVideoNet, original_state_dict
+from helpers import TINY, TinyVideoNet, clip_arrays, original_state_dict
 
 from stance import config
 from stance.evaluate import fvd, metrics, tables, videomae
@@ -24,13 +24,7 @@ def moving_square_clip(seed: int):
         x = x0 + vx * t
         rgb[t, y0 : y0 + 8, x : x + 8] = (220, 60, 60)
         seg[t, y0 : y0 + 8, x : x + 8] = 1
-    arrays = {
-        "rgb": rgb,
-        "depth": np.ones((T, S, S), np.float32),
-        "segmentation": seg,
-        "forward_flow": np.zeros((T, S, S, 2), np.float32),
-        "backward_flow": np.zeros((T, S, S, 2), np.float32),
-    }
+    arrays = clip_arrays(rgb, seg)
     tracks = {name: np.zeros((1, T, *tail), dtype) for name, (dtype, tail) in store.TRACKS.items()}
     attrs = {
         "clip_id": f"test-{seed:08d}",
