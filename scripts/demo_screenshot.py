@@ -34,7 +34,7 @@ def main() -> None:
     httpd = server.serve(app, port=0)
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--window-size=1150,900"):
+    for flag in ("--headless=new", "--no-sandbox", "--window-size=1000,1000"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
     try:
@@ -59,7 +59,16 @@ def main() -> None:
         wait.until(lambda d: "arrow (" in d.find_element(By.ID, "selected").text)
         driver.find_element(By.ID, "generate").click()
         result = driver.find_element(By.ID, "result")
-        wait.until(lambda d: "/api/video/" in (result.get_attribute("src") or ""))
+        message = driver.find_element(By.ID, "message")
+        wait.until(
+            lambda d: (
+                "/api/video/" in (result.get_attribute("src") or "")
+                or message.get_attribute("class") == "error"
+            )
+        )
+        if message.get_attribute("class") == "error":
+            raise SystemExit(f"the page says: {message.text}")
+        driver.execute_script("window.scrollTo(0, 0)")
         time.sleep(1.5)  # let the video show a later frame
         args.out.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(args.out))

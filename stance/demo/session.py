@@ -124,6 +124,7 @@ class Instance:
 class Session:
     keyframe: np.ndarray  # (S,S,3) uint8 at the model's size
     labels: np.ndarray | None = None  # rendered instance labels of an example keyframe
+    disparity: np.ndarray | None = None  # an example's keyframe disparity (depth streams)
     note: str = ""
     instances: list[Instance] = field(default_factory=list)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -161,16 +162,23 @@ def examples(results: Path, count: int = 4) -> list[Path]:
 
 
 def from_example(store_path: Path, size: int) -> Session:
+    """A test clip's keyframe with its rendered labels and, when its cue store exists, the
+    keyframe disparity that RGB+Depth variants condition their depth stream on."""
     from stance.render import store as clip_store
 
     clip = clip_store.read_clip(store_path, frames={"rgb": [0], "segmentation": [0]})
     rgb, labels = clip.arrays["rgb"][0], clip.arrays["segmentation"][0]
+    shard = store_path.parent
+    cue_path = shard.parents[2] / "cues" / shard.parent.name / shard.name / store_path.name
+    disparity = cue_store.read(cue_path).keyframe_disparity if cue_path.exists() else None
     note = ""
     if rgb.shape[:2] != (size, size):
         note = f"example resized from {rgb.shape[1]}x{rgb.shape[0]} to {size}x{size}"
         rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
         labels = cv2.resize(labels, (size, size), interpolation=cv2.INTER_NEAREST)
-    return Session(keyframe=rgb, labels=labels, note=note)
+        if disparity is not None:
+            disparity = cv2.resize(disparity, (size, size), interpolation=cv2.INTER_AREA)
+    return Session(keyframe=rgb, labels=labels, disparity=disparity, note=note)
 
 
 def _point(session: Session, x: float, y: float, what: str) -> tuple[int, int]:
@@ -250,7 +258,7 @@ def cue_clip(session: Session, mass_params) -> cue_store.CueClip:
         raise DemoError("no object selected: click on an object, then drag its arrow")
     parsed = [hints.Instance(i.mask, i.arrow, i.mass_kg, i.dz) for i in session.instances]
     attrs = {"clip_id": f"demo-{session.id}", "frames": [0, 1]}
-    return hints.rasterise(session.keyframe, parsed, mass_params, attrs)
+    return hints.rasterise(session.keyframe, parsed, mass_params, attrs, session.disparity)
 
 
 def hint_bundle(session: Session) -> bytes:
