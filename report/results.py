@@ -79,7 +79,8 @@ def reconstruction_psnr(model_source: str, videos: Sequence[np.ndarray]) -> list
             latents = vae.encode(encode.to_unit(frames)).latent_dist.mode()
             decoded = vae.decode(latents).sample[0].clamp(-1, 1)
             pixels = decoded.add(1).mul(127.5).round().byte().permute(1, 2, 3, 0).numpy()
-            out.append(quality.psnr(frames[: len(pixels)], pixels))
+            n = min(len(frames), len(pixels))  # a VAE may decode another frame count
+            out.append(quality.psnr(frames[:n], pixels[:n]))
     return out
 
 
