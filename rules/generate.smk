@@ -12,6 +12,8 @@ rule generate_shard:
         "benchmarks/generate_shard/{variant}/{split}/{shard}.tsv"
     conda:
         "../envs/train.yaml"
+    resources:  # operational: the same videos under any profile (no rerun)
+        memory_profile=config["generate"]["memory_profile"],
     params:
         model=config["models"]["video"],
         settings=settings("generate", without=("memory_profile",)),
@@ -19,8 +21,6 @@ rule generate_shard:
         frames=config["render"]["frames"],
         fps=config["render"]["fps"],
         code=code("stance.generate.shard"),
-    resources:  # operational: the same videos under any profile (no rerun)
-        memory_profile=config["generate"]["memory_profile"],
     shell:
         "stance generate shard --cues {input.cues:q} --trained {input.trained:q}"
         " --model {params.model:q} --settings {params.settings:q}"
