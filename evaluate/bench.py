@@ -1,29 +1,45 @@
-"""`stance bench evaluate`: Physics-IQ throughput (clips/s) at a given clip geometry.
+"""`stance bench evaluate`: Physics-IQ on the same mp4 files two ways, with identical
+numbers required.
 
-Each clip is scored as in the evaluation stage: motion masks for ground truth, generated
-and twin videos, then the four metrics against ground truth for generated and twin.
+- reference: the reference benchmark's procedure (`physics_iq_files`): pass 1 writes a
+  mask video per file, pass 2 decodes take 1 twice, take 2, the generated video and the
+  three mask videos per view and loops over frames;
+- pipeline: what the evaluation stage runs (`physics_iq.score_view`): each file decoded
+  once, masks vectorised where the recurrence allows, the three videos of a view
+  prepared in parallel threads (OpenCV releases the GIL).
+
+Each clip is one view: take 1 = "truth", take 2 = "twin", and a generated video.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import cv2
 import numpy as np
 
-from stance.evaluate import physics_iq
+from stance.evaluate import physics_iq, physics_iq_files
 
-HELP = "Physics-IQ clips/s"
+HELP = "Physics-IQ: the reference's file-by-file procedure vs the pipeline's, same files"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--clips", type=int, default=100)
+    parser.add_argument("--clips", type=int, default=30)
     parser.add_argument("--frames", type=int, default=49)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--fps", type=int, default=8)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="pipeline threads (default: the CPUs)"
+    )
 
 
 def synthetic_video(rng, frames: int, size: int) -> np.ndarray:
-    """A textured background with a few moving squares."""
+    """A textured background with a few moving squares (RGB)."""
     video = np.repeat(rng.integers(40, 90, (1, size, size, 3), dtype=np.uint8), frames, 0)
     for _ in range(3):
         y, x = rng.integers(0, size // 2, 2)
@@ -35,21 +51,89 @@ def synthetic_video(rng, frames: int, size: int) -> np.ndarray:
     return video
 
 
-def run(args: argparse.Namespace) -> None:
-    rng = np.random.default_rng(0)
-    pool = [synthetic_video(rng, args.frames, args.size) for _ in range(6)]
-    options = physics_iq.Options()
+def write_video(path: Path, frames: np.ndarray, fps: int) -> None:
+    h, w = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    capture, frames = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    capture.release()
+    return np.stack(frames)
+
+
+def clip_files(folder: Path, clips: int) -> list[tuple[Path, Path, Path]]:
+    """(truth, twin, generated) per clip, cycling through six written videos."""
+    videos = sorted(folder.glob("video*.mp4"))
+    return [(videos[k % 6], videos[(k + 1) % 6], videos[(k + 2) % 6]) for k in range(clips)]
+
+
+def reference_way(files, fps: int, scratch: Path):
     generated, variance = [], []
-    start = time.perf_counter()
-    fps = 8
-    for k in range(args.clips):
-        view = physics_iq.real_view(pool[k % 6], fps, options)
-        variance.append(physics_iq.compare(view, pool[(k + 1) % 6], fps, options, "twin")[0])
-        generated.append(physics_iq.compare(view, pool[(k + 2) % 6], fps, options, "ours")[0])
-    physics_iq.aggregate(generated, variance)
-    seconds = time.perf_counter() - start
+    for k, (truth, twin, ours) in enumerate(files):
+        masks = [scratch / f"{k}_{role}.mp4" for role in ("truth", "twin", "ours")]
+        for video, out in zip((truth, twin, ours), masks, strict=True):
+            physics_iq_files.write_mask_video(video, out)
+        gen, pv = physics_iq_files.view_metrics(truth, twin, ours, *masks, fps)
+        generated.append(gen)
+        variance.append(pv)
+    return generated, variance
+
+
+def pipeline_way(files, fps: int, workers: int):
+    generated, variance = [], []
+    options = physics_iq.Options()
+    with ThreadPoolExecutor(workers) as pool:
+        for truth, twin, ours in files:
+            videos = list(pool.map(read_rgb, (truth, twin, ours)))
+            scored = physics_iq.score_view(
+                videos[0], {"twin": videos[1], "ours": videos[2]}, fps, options, pool=pool
+            )
+            generated.append(scored.metrics["ours"])
+            variance.append(scored.metrics["twin"])
+    return generated, variance
+
+
+def check_identical(slow, fast) -> None:
+    for a, b in zip(slow, fast, strict=True):
+        if a.st != b.st or a.mse != b.mse or abs(a.s - b.s) > 1e-12 or abs(a.ws - b.ws) > 1e-12:
+            raise AssertionError(f"the two ways differ on a view: {a} vs {b}")
+
+
+def run(args: argparse.Namespace) -> None:
+    workers = args.workers or len(os.sched_getaffinity(0))
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for k in range(6):
+            write_video(
+                folder / f"video{k}.mp4", synthetic_video(rng, args.frames, args.size), args.fps
+            )
+        files = clip_files(folder, args.clips)
+        start = time.perf_counter()
+        slow = reference_way(files, args.fps, folder)
+        slow_s = time.perf_counter() - start
+        start = time.perf_counter()
+        fast = pipeline_way(files, args.fps, workers)
+        fast_s = time.perf_counter() - start
+    check_identical(slow[0] + slow[1], fast[0] + fast[1])
+    slow_score = physics_iq.aggregate(*slow).score
+    fast_score = physics_iq.aggregate(*fast).score
+    if slow_score != fast_score:
+        raise AssertionError(f"scores differ: reference way {slow_score}, pipeline {fast_score}")
     print(
         f"evaluate bench: Physics-IQ on {args.clips} clips of {args.frames}x{args.size}x"
-        f"{args.size} (3 videos per clip: truth, generated, twin; reference settings)"
+        f"{args.size} at {args.fps} fps (truth, twin, generated mp4 per clip; reference "
+        f"settings); {workers} pipeline thread(s)"
     )
-    print(f"  {seconds:.2f} s: {args.clips / seconds:.1f} clips/s")
+    print(f"  reference procedure: {slow_s:.2f} s, {args.clips / slow_s:.1f} clips/s")
+    print(f"  pipeline:            {fast_s:.2f} s, {args.clips / fast_s:.1f} clips/s")
+    print(f"  speed-up {slow_s / fast_s:.2f}x; identical per-view metrics, score {fast_score}")

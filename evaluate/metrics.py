@@ -111,10 +111,19 @@ def evaluate_clip(
     )
     opts = physics_iq.Options.from_settings(settings)
     fps = attrs["render"]["fps"]  # generated videos keep the clip's fps
-    view = physics_iq.real_view(rgb, fps, opts, str(path))
-    real = view.real
-    pv, _ = physics_iq.compare(view, twin, fps, opts, f"the twin {twin_path}")
-    gen, ours = physics_iq.compare(view, generated, fps, opts, f"{method}'s video of {path.stem}")
+    scored = physics_iq.score_view(
+        rgb,
+        {"twin": twin, "generated": generated},
+        fps,
+        opts,
+        names={
+            "take1": str(path),
+            "twin": f"the twin {twin_path}",
+            "generated": f"{method}'s video of {path.stem}",
+        },
+    )
+    real, ours = scored.real, scored.prepared["generated"]
+    gen, pv = scored.metrics["generated"], scored.metrics["twin"]
     generated = fit(generated, rgb)
     dynamic = np.array([inst["dynamic"] for inst in attrs["instances"]])
     row = {

@@ -37,6 +37,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,20 +50,26 @@ KERNEL = np.ones((5, 5), np.uint8)
 
 
 def motion_masks(frames: np.ndarray, threshold: int = 10) -> np.ndarray:
-    """(T,H,W,3) uint8 RGB -> (T,H,W) bool motion masks, as the reference computes them."""
-    masks = np.zeros(frames.shape[:3], dtype=bool)
-    average = None
-    for t, frame in enumerate(frames):
-        grey = cv2.GaussianBlur(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (5, 5), 0)
-        if average is None:
-            average = grey.astype(np.float64)
-            continue  # frame 0's mask is empty
-        cv2.accumulateWeighted(grey, average, 0.3)
-        diff = cv2.absdiff(grey, cv2.convertScaleAbs(average))
-        _, binary = cv2.threshold(diff, threshold, 255, cv2.THRESH_BINARY)
-        binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, KERNEL)
-        binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, KERNEL)
-        masks[t] = binary > 0
+    """(T,H,W,3) uint8 RGB -> (T,H,W) bool motion masks, as the reference computes them
+    frame by frame; the per-pixel steps run once over all frames (the same numbers: see
+    tests), only the running average's recurrence and the 2-D filters loop."""
+    t, h, w = frames.shape[:3]
+    masks = np.zeros((t, h, w), dtype=bool)
+    if t == 0:
+        return masks
+    grey = cv2.cvtColor(np.ascontiguousarray(frames).reshape(t * h, w, 3), cv2.COLOR_RGB2GRAY)
+    grey = grey.reshape(t, h, w)
+    blurred = np.stack([cv2.GaussianBlur(g, (5, 5), 0) for g in grey])
+    average = blurred[0].astype(np.float64)
+    rounded = np.empty_like(blurred)  # frame 0 keeps an empty mask
+    for k in range(1, t):
+        cv2.accumulateWeighted(blurred[k], average, 0.3)
+        rounded[k] = cv2.convertScaleAbs(average)
+    diff = cv2.absdiff(blurred[1:].reshape(-1, w), rounded[1:].reshape(-1, w))
+    moving = (diff.reshape(t - 1, h, w) > threshold).astype(np.uint8) * 255
+    for k in range(1, t):
+        binary = cv2.morphologyEx(moving[k - 1], cv2.MORPH_OPEN, KERNEL)
+        masks[k] = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, KERNEL) > 0
     return masks
 
 
@@ -93,24 +100,28 @@ def lossy_mask_roundtrip(masks: np.ndarray, size: tuple[int, int], fps: int) -> 
             ok, frame = capture.read()
             if not ok:
                 break
-            frames.append(frame)
+            frames.append(frame[..., 0])  # 3 equal channels: resize one
         capture.release()
     if len(frames) != t:
         raise RuntimeError(f"mask video round trip returned {len(frames)} of {t} frames")
-    return resize_frames(np.stack(frames), size)[..., 0] > 127
+    return resize_frames(np.stack(frames), size) > 127
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+def _frame_axes(masks: np.ndarray) -> tuple[int, ...]:
+    return tuple(range(1, masks.ndim))
 
 
 def spatiotemporal_iou(m1: np.ndarray, m2: np.ndarray) -> list[float]:
-    return [_iou(a, b) for a, b in zip(m1, m2, strict=False)]
+    """IoU per frame (frames paired like zip; 1 where both are empty)."""
+    n = min(len(m1), len(m2))
+    a, b = m1[:n].astype(bool), m2[:n].astype(bool)
+    union = np.logical_or(a, b).sum(axis=_frame_axes(a))
+    inter = np.logical_and(a, b).sum(axis=_frame_axes(a))
+    return [1.0 if u == 0 else float(i / u) for i, u in zip(inter, union, strict=True)]
 
 
 def spatial_iou(m1: np.ndarray, m2: np.ndarray) -> float:
-    return _iou(m1.any(axis=0), m2.any(axis=0))
+    return spatiotemporal_iou(m1.any(axis=0)[None], m2.any(axis=0)[None])[0]
 
 
 def weighted_spatial_iou(m1: np.ndarray, m2: np.ndarray) -> float:
@@ -120,10 +131,12 @@ def weighted_spatial_iou(m1: np.ndarray, m2: np.ndarray) -> float:
 
 
 def frame_mse(f1: np.ndarray, f2: np.ndarray) -> list[float]:
-    """Per frame, mean squared difference of [0, 1] frames (the reference's float32)."""
-    a = (f1 / 255.0).astype(np.float32)
-    b = (f2 / 255.0).astype(np.float32)
-    return [float(np.mean((x - y) ** 2)) for x, y in zip(a, b, strict=False)]
+    """Per frame, mean squared difference of [0, 1] frames (the reference's float32; a
+    row-wise mean over the contiguous frame sums in the same order as its per-frame one)."""
+    n = min(len(f1), len(f2))
+    a = (f1[:n] / 255.0).astype(np.float32)
+    b = (f2[:n] / 255.0).astype(np.float32)
+    return [float(v) for v in ((a - b) ** 2).reshape(n, -1).mean(axis=1)]
 
 
 @dataclass
@@ -218,6 +231,46 @@ def compare(view: View, frames: np.ndarray, fps: int, options: Options, name: st
     (take 2 or a generated video, at its own size and fps)."""
     ours = prepare(first_frames(frames, view.frames, name), view.size, fps, options)
     return view_metrics(view.real, ours), ours
+
+
+@dataclass
+class ScoredView:
+    real: Prepared  # take 1
+    metrics: dict[str, ViewMetrics]  # each other video against take 1
+    prepared: dict[str, Prepared]
+
+
+def score_view(
+    take1: np.ndarray,
+    others: Mapping[str, np.ndarray],
+    fps: int,
+    options: Options,
+    names: Mapping[str, str] | None = None,
+    pool: Executor | None = None,
+) -> ScoredView:
+    """Take 1 and the view's other videos (take 2, generated; same fps) prepared in
+    parallel threads (OpenCV releases the GIL), then each compared with take 1: the
+    numbers of `real_view` + `compare`. `names` label videos in errors."""
+    names = names or {}
+    take1 = first_frames(
+        take1, min(len(take1), fps * options.seconds), names.get("take1", "take 1")
+    )
+    size = evaluation_size(take1.shape[2], take1.shape[1], options.scale)
+    videos = {"take1": take1} | {
+        key: first_frames(frames, len(take1), names.get(key, key)) for key, frames in others.items()
+    }
+
+    def work(frames):
+        return prepare(frames, size, fps, options)
+
+    if pool is None:
+        with ThreadPoolExecutor(min(len(videos), len(os.sched_getaffinity(0)))) as own:
+            prepared = dict(zip(videos, own.map(work, videos.values()), strict=True))
+    else:
+        prepared = dict(zip(videos, pool.map(work, videos.values()), strict=True))
+    real = prepared.pop("take1")
+    metrics = {key: view_metrics(real, ours) for key, ours in prepared.items()}
+    return ScoredView(real, metrics, prepared)
 
 
 def view_metrics(real: Prepared, other: Prepared) -> ViewMetrics:

@@ -8,7 +8,10 @@ from helpers import run_cli
     ("args", "expected"),
     [
         (["train", "--steps", "1", "--aux"], ["tokens/s", "peak memory"]),
-        (["evaluate", "--clips", "3", "--frames", "9", "--size", "64"], ["clips/s"]),
+        (
+            ["evaluate", "--clips", "3", "--frames", "9", "--size", "64"],
+            ["clips/s", "identical per-view metrics"],
+        ),
         (
             ["cues", "--frames", "5", "--size", "64", "--instances", "3"],
             ["cue kernel", "whole per-clip job"],

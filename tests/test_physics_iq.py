@@ -4,11 +4,14 @@ numbers the reference code produced (tests/physics_iq_synthetic.py)."""
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import physics_iq_synthetic as synthetic
 import pytest
 
 from stance.evaluate import physics_iq as piq
+from stance.evaluate import physics_iq_files as piq_files
+from stance.evaluate.physics_iq import PhysicsIQError
 
 EXACT = piq.Options(scale=1.0, lossy_masks=False)  # full size, exact masks
 
@@ -143,7 +146,6 @@ def test_short_and_empty_videos_are_clear_errors():
 def test_a_generated_video_at_another_size_gets_masks_at_its_own_size():
     """Masks come from the video at its own resolution, then are resized (the reference's
     order): a 96 px video of the same motion as a 48 px clip gives the clip's masks."""
-    import cv2
 
     clip = moving_square(frames=6, size=48)
     big = np.stack([cv2.resize(f, (96, 96), interpolation=cv2.INTER_NEAREST) for f in clip])
@@ -158,7 +160,6 @@ def test_a_generated_video_at_another_size_gets_masks_at_its_own_size():
 def test_decoded_mask_channels_are_equal_so_one_channel_is_the_reference_iou(tmp_path):
     """The reference IoUs run over the 3 BGR channels OpenCV decodes from its grey mask
     videos; they are equal, so an IoU over one channel is the same number."""
-    import cv2
 
     masks = piq.motion_masks(moving_square(frames=8, size=64))
     path = str(tmp_path / "m.mp4")
@@ -218,3 +219,88 @@ def test_aggregate_refuses_mismatched_or_degenerate_input():
         piq.aggregate([record], [])
     with pytest.raises(ValueError, match="must be positive"):
         piq.aggregate([record], [record])
+
+
+def test_the_reference_procedure_on_files_matches_the_reference_and_the_pipeline(tmp_path):
+    """The bench's baseline (evaluate/physics_iq_files.py: mask videos written, then every
+    file decoded again frame by frame) gives the numbers the reference code printed, and
+    `score_view` (what the evaluation stage runs) gives the same per-view numbers."""
+    expected = json.loads(
+        (Path(__file__).parent / "data" / "physics_iq_reference.json").read_text()
+    )
+    real, generated_dir = synthetic.write_set(tmp_path)
+    slow_gen, slow_pv, fast_gen, fast_pv, scenarios, views = [], [], [], [], [], []
+    for s, scenario in enumerate(synthetic.SCENARIOS):
+        for v, view_name in enumerate(synthetic.VIEWS):
+            files = [
+                real / synthetic.real_name(s, v, "take-1"),
+                real / synthetic.real_name(s, v, "take-2"),
+                generated_dir / synthetic.generated_name(s, v),
+            ]
+            masks = [tmp_path / f"{s}{v}{k}.mp4" for k in range(3)]
+            for video, out in zip(files, masks, strict=True):
+                piq_files.write_mask_video(video, out)
+            gen, pv = piq_files.view_metrics(*files, *masks, synthetic.FPS)
+            reference = expected["views"][f"{scenario}/{view_name}"]
+            assert gen.st == [round(x, 4) for x in reference["st"]]
+            assert pv.mse == [round(x, 4) for x in reference["pv_mse"]]
+            assert gen.ws == pytest.approx(reference["ws"], abs=1e-9)
+            take1, take2, ours = (synthetic.read_video(f) for f in files)
+            scored = piq.score_view(
+                take1, {"take2": take2, "ours": ours}, synthetic.FPS, piq.Options()
+            )
+            fast = scored.metrics
+            assert (fast["ours"].st, fast["ours"].mse) == (gen.st, gen.mse)
+            assert (fast["take2"].st, fast["take2"].mse) == (pv.st, pv.mse)
+            for a, b in ((fast["ours"], gen), (fast["take2"], pv)):
+                assert (a.s, a.ws) == pytest.approx((b.s, b.ws), abs=1e-12)
+            slow_gen.append(gen)
+            slow_pv.append(pv)
+            fast_gen.append(fast["ours"])
+            fast_pv.append(fast["take2"])
+            scenarios.append(scenario)
+            views.append(view_name)
+    slow = piq.aggregate(slow_gen, slow_pv, scenarios, views)
+    assert slow.score == expected["score"]
+    assert piq.aggregate(fast_gen, fast_pv, scenarios, views).score == slow.score
+
+
+def test_vectorised_steps_equal_their_frame_by_frame_forms():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (7, 33, 45, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (7, 33, 45, 3), dtype=np.uint8)
+    per_frame = [
+        float(np.mean(((x / 255.0).astype(np.float32) - (y / 255.0).astype(np.float32)) ** 2))
+        for x, y in zip(a, b, strict=True)
+    ]
+    assert piq.frame_mse(a, b) == per_frame  # bit for bit
+    m1, m2 = rng.random((2, 6, 20, 30)) > 0.7
+    m2[2] = m1[2] = False
+    loop = [
+        1.0 if (x | y).sum() == 0 else float((x & y).sum() / (x | y).sum())
+        for x, y in zip(m1, m2, strict=True)
+    ]
+    assert piq.spatiotemporal_iou(m1, m2) == loop
+    video = moving_square(frames=9, size=48)
+    video[4:, 5:9] = 250  # a second change mid-clip
+    with pytest.raises(PhysicsIQError, match="has 3 frames"):
+        piq.score_view(video, {"short": video[:3]}, 8, EXACT)
+    assert piq.motion_masks(video[:0]).shape == (0, 48, 48)
+    noisy = np.clip(video + rng.integers(0, 30, video.shape), 0, 255).astype(np.uint8)
+    for frames in (video, noisy):
+        assert np.array_equal(piq.motion_masks(frames), _masks_frame_by_frame(frames))
+
+
+def _masks_frame_by_frame(frames, threshold=10):
+    masks, average = np.zeros(frames.shape[:3], bool), None
+    for t, frame in enumerate(frames):
+        grey = cv2.GaussianBlur(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (5, 5), 0)
+        if average is None:
+            average = grey.astype(np.float64)
+            continue
+        cv2.accumulateWeighted(grey, average, 0.3)
+        diff = cv2.absdiff(grey, cv2.convertScaleAbs(average))
+        _, binary = cv2.threshold(diff, threshold, 255, cv2.THRESH_BINARY)
+        binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, piq.KERNEL)
+        masks[t] = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, piq.KERNEL) > 0
+    return masks
