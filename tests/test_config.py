@@ -15,7 +15,9 @@ def test_empty_config_gets_every_default():
     assert cfg["data"]["splits"]["test"] == {"clips": 4, "seed_offset": 2000000}
 
 
-@pytest.mark.parametrize("path", ["config.yaml", "configs/paper.yaml"])
+@pytest.mark.parametrize(
+    "path", ["config.yaml", "configs/paper.yaml", "configs/small.yaml", "configs/memory.yaml"]
+)
 def test_shipped_configs_are_valid(path):
     cfg = config.load(REPO / path)
     assert cfg["run_name"]
