@@ -59,17 +59,6 @@ def write_video(path: Path, frames: np.ndarray, fps: int) -> None:
     writer.release()
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    capture, frames = cv2.VideoCapture(str(path)), []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
-    return np.stack(frames)
-
-
 def clip_files(folder: Path, clips: int) -> list[tuple[Path, Path, Path]]:
     """(truth, twin, generated) per clip, cycling through six written videos."""
     videos = sorted(folder.glob("video*.mp4"))
@@ -93,7 +82,7 @@ def pipeline_way(files, fps: int, workers: int):
     options = physics_iq.Options()
     with ThreadPoolExecutor(workers) as pool:
         for truth, twin, ours in files:
-            videos = list(pool.map(read_rgb, (truth, twin, ours)))
+            videos = list(pool.map(physics_iq_files.read_rgb, (truth, twin, ours)))
             scored = physics_iq.score_view(
                 videos[0], {"twin": videos[1], "ours": videos[2]}, fps, options, pool=pool
             )

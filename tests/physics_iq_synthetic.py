@@ -22,6 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from stance.evaluate import physics_iq_files
+
 FPS = 8
 FRAMES = 44  # more than FPS x 5: the reference scores the first 40
 VIEWS = ("perspective-left", "perspective-center", "perspective-right")
@@ -85,14 +87,7 @@ def write_video(path: Path, frames: np.ndarray, fps: int = FPS) -> None:
 
 def read_video(path: Path) -> np.ndarray:
     """RGB frames as the pipeline holds them (the reference reads BGR: same metrics)."""
-    capture, frames = cv2.VideoCapture(str(path)), []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
-    return np.stack(frames)
+    return physics_iq_files.read_rgb(path)
 
 
 def real_name(scenario: int, view: int, take: str) -> str:
