@@ -16,7 +16,14 @@ def test_empty_config_gets_every_default():
 
 
 @pytest.mark.parametrize(
-    "path", ["config.yaml", "configs/paper.yaml", "configs/small.yaml", "configs/memory.yaml"]
+    "path",
+    [
+        "config.yaml",
+        "configs/paper.yaml",
+        "configs/small.yaml",
+        "configs/small_long.yaml",
+        "configs/memory.yaml",
+    ],
 )
 def test_shipped_configs_are_valid(path):
     cfg = config.load(REPO / path)
