@@ -28,3 +28,21 @@ rule video_model:
         code=code("stance.train.tiny", "stance.train.codec"),
     shell:
         "stance models make-tiny video --size {wildcards.size} --out {output:q} > {log:q} 2>&1"
+
+
+rule fitted_video_model:
+    input:
+        renders=lambda wildcards: shard_dirs("render", ["train"]),
+    output:
+        directory("results/models/smallpca-cogvideox-i2v"),
+    log:
+        "logs/smallpca_video_model.log",
+    benchmark:
+        "benchmarks/smallpca_video_model.tsv"
+    conda:
+        "../envs/train.yaml"
+    params:
+        code=code("stance.train.tiny", "stance.train.codec"),
+    shell:
+        "stance models make-tiny video --size smallpca --fit-renders {input.renders:q}"
+        " --out {output:q} > {log:q} 2>&1"

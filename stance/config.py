@@ -143,11 +143,17 @@ TINY_MODELS = {
     "depth": "results/models/tiny-depth-anything-v2",
     "video": "results/models/tiny-cogvideox-i2v",
 }
-# configs/small.yaml's stack: trained from scratch, with the invertible codec as its VAE.
+# configs/small.yaml's stack: trained from scratch, with the invertible codec as its VAE;
+# configs/small_pca.yaml's: the codec projected on 16 directions fitted on the train clips.
 SMALL_VIDEO_MODEL = "results/models/small-cogvideox-i2v"
+SMALL_PCA_VIDEO_MODEL = "results/models/smallpca-cogvideox-i2v"
 BUILT_MODELS = {
     "depth": {TINY_MODELS["depth"]: "tiny"},
-    "video": {TINY_MODELS["video"]: "tiny", SMALL_VIDEO_MODEL: "small"},
+    "video": {
+        TINY_MODELS["video"]: "tiny",
+        SMALL_VIDEO_MODEL: "small",
+        SMALL_PCA_VIDEO_MODEL: "smallpca",
+    },
 }
 MODEL_EXAMPLES = {
     "depth": "depth-anything/Depth-Anything-V2-Large-hf",

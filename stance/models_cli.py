@@ -24,9 +24,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument(
         "--size",
-        choices=["tiny", "small"],
+        choices=["tiny", "small", "smallpca"],
         default="tiny",
-        help="video only: small = configs/small.yaml's from-scratch stack (invertible codec)",
+        help="video only: small = configs/small.yaml's from-scratch stack (invertible "
+        "codec); smallpca = the same with a 16-channel PCA codec fitted on --fit-renders",
+    )
+    tiny.add_argument(
+        "--fit-renders",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="smallpca only: render shard folders whose clips fit the codec",
     )
     convert = sub.add_parser(
         "convert-videomae",
@@ -46,7 +54,9 @@ def _make_tiny(args: argparse.Namespace) -> None:
     else:
         from stance.train import tiny
 
-        tiny.make_tiny(args.out, seed=args.seed, size=args.size)
+        if (args.size == "smallpca") != bool(args.fit_renders):
+            raise SystemExit("--fit-renders goes with --size smallpca (and only with it)")
+        tiny.make_tiny(args.out, seed=args.seed, size=args.size, fit_renders=args.fit_renders)
 
 
 def _convert_videomae(args: argparse.Namespace) -> None:

@@ -22,6 +22,7 @@ def test_empty_config_gets_every_default():
         "configs/paper.yaml",
         "configs/small.yaml",
         "configs/small_long.yaml",
+        "configs/small_pca.yaml",
         "configs/memory.yaml",
     ],
 )

@@ -11,7 +11,7 @@ import torch
 from stance import config
 from stance.generate.pipeline import StanceImageToVideoPipeline
 from stance.train import components, objective, tiny
-from stance.train.codec import PixelFoldCodec
+from stance.train.codec import PixelFoldCodec, fit_projection
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +117,89 @@ def test_every_memory_profile_samples_the_same_video_on_cpu(tmp_path):
         np.testing.assert_array_equal(videos[profile], videos["full"])
     with pytest.raises(config.ConfigError, match="memory_profile 'low'"):
         shard.apply_memory_profile(pipe, "low", cuda=False)
+
+
+def test_a_full_rank_projection_is_exact_and_fitting_sets_unit_moment():
+    g = torch.Generator().manual_seed(1)
+    videos = [torch.rand(1, 3, 9, 8, 8, generator=g) * 2 - 1 for _ in range(12)]
+    codec = PixelFoldCodec(projection_channels=192)
+    fitted = fit_projection(codec, iter(videos))
+    assert fitted["vectors"] == 12 * 3 * 2 * 2 and fitted["variance_kept"] == pytest.approx(1.0)
+    basis = codec.basis.double()
+    torch.testing.assert_close(
+        basis @ basis.T, torch.eye(192, dtype=torch.float64), atol=1e-5, rtol=0
+    )
+    latents = torch.cat([codec.encode(v).latent_dist.mode() for v in videos])
+    assert latents.shape[1] == codec.config.latent_channels == 192
+    scaled = latents * codec.config.scaling_factor
+    assert scaled.pow(2).mean().item() == pytest.approx(1.0, rel=0.05)
+    torch.testing.assert_close(codec.decode(latents[:1]).sample, videos[0], atol=1e-5, rtol=0)
+
+
+def test_a_projection_keeps_what_lies_in_its_subspace_and_refuses_bad_setups():
+    g = torch.Generator().manual_seed(2)
+    patterns = torch.randn(3, 3, 4, 4, generator=g)  # every 4x4 block mixes 3 patterns
+
+    def image():
+        blocks = torch.einsum("ijk,kcyx->cijyx", torch.randn(2, 2, 3, generator=g), patterns)
+        return blocks.permute(0, 1, 3, 2, 4).reshape(3, 8, 8)[None, :, None]  # 1 frame
+
+    videos = [image() for _ in range(5)]
+    codec = PixelFoldCodec(projection_channels=16)
+    assert fit_projection(codec, iter(videos))["variance_kept"] == pytest.approx(1.0)
+    for video in videos:
+        torch.testing.assert_close(
+            codec.decode(codec.encode(video).latent_dist.mode()).sample, video, atol=1e-4, rtol=0
+        )
+    with pytest.raises(ValueError, match=r"projection_channels must be in 1\.\.192"):
+        PixelFoldCodec(projection_channels=193)
+    with pytest.raises(ValueError, match="latent_channels must be 16"):
+        PixelFoldCodec(projection_channels=16, latent_channels=192)
+    with pytest.raises(ValueError, match="needs a codec with projection_channels"):
+        fit_projection(PixelFoldCodec(), iter(videos))
+    with pytest.raises(ValueError, match="got no videos"):
+        fit_projection(PixelFoldCodec(projection_channels=4), iter([]))
+
+
+def test_the_pca_stack_is_fitted_on_rendered_clips_and_saved_whole(tmp_path):
+    from helpers import clip_arrays
+
+    from stance.render import store
+
+    shard = tmp_path / "render" / "train" / "00000"
+    shard.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        rgb = np.full((9, 48, 48, 3), 90, np.uint8)
+        seg = np.zeros((9, 48, 48), np.uint16)
+        for t in range(9):
+            x = 4 + 3 * t + k
+            rgb[t, 10:18, x : x + 8] = rng.integers(100, 255, 3)
+            seg[t, 10:18, x : x + 8] = 1
+        tracks = {n: np.zeros((1, 9, *tail), d) for n, (d, tail) in store.TRACKS.items()}
+        attrs = {"clip_id": f"train-{k}", "instances": [{"mass": 1.0, "dynamic": True}]}
+        store.write_clip(shard / f"train-{k}.zarr", clip_arrays(rgb, seg), tracks, attrs)
+    folder = tiny.make_tiny(tmp_path / "pca", size="smallpca", fit_renders=[shard])
+    frozen = components.load_frozen(str(folder), False)
+    codec = frozen["vae"]
+    assert isinstance(codec, PixelFoldCodec) and codec.config.latent_channels == 16
+    assert codec.basis.abs().sum() > 0 and 0 < codec.config.scaling_factor != 1.0
+    clip = store.read_clip(shard / "train-0.zarr", names=("rgb",)).arrays["rgb"]
+    video = torch.from_numpy(clip).float().div(127.5).sub(1).permute(3, 0, 1, 2)[None]
+    back = codec.decode(codec.encode(video).latent_dist.mode()).sample
+    assert 10 * torch.log10(4 / (back - video).pow(2).mean()) > 28  # PSNR in dB
+    model = components.stance_transformer(str(folder), {"motion_tokens": 8}, False)
+    assert model.config.in_channels == 32 and model.config.out_channels == 16
+    pipe = StanceImageToVideoPipeline(transformer=model.eval(), **frozen)
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe.generate(
+        clip[0],
+        np.zeros((48, 48, 4), np.float32),
+        "a cube",
+        9,
+        2,
+        1.0,
+        seed=0,
+        max_sequence_length=32,
+    )
+    assert out.video.shape == (9, 48, 48, 3)

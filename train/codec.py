@@ -10,6 +10,11 @@ alone, repeated over the group), its config keys (`scaling_factor`,
 `temporal_compression_ratio`, `block_out_channels` from which pipelines derive the spatial
 factor, `invert_scale_latents`) and its `encode(x).latent_dist` / `decode(z).sample`
 outputs, so the encode stage, training and the generation pipeline use it unchanged.
+
+With `projection_channels: k` the folded vectors are projected onto k principal
+directions fitted on training clips (`fit_projection`, a PCA): lossy, but a transformer
+token of 2x2x2 latent positions then carries 8k values instead of 8 x 192, so a narrow
+model can predict all of it (see README, "Why the samples stay noisy").
 """
 
 from __future__ import annotations
@@ -36,18 +41,25 @@ class PixelFoldCodec(ModelMixin, ConfigMixin):
         invert_scale_latents: bool = False,
         block_out_channels: tuple[int, ...] | None = None,
         latent_channels: int | None = None,
+        projection_channels: int | None = None,
     ):
         super().__init__()
         s, t = spatial_compression_ratio, temporal_compression_ratio
         if s < 1 or s & (s - 1):
             raise ValueError(f"spatial_compression_ratio {s} must be a power of two")
         expected_blocks = int(math.log2(s)) + 1
-        expected_channels = in_channels * s * s * t
+        folded = in_channels * s * s * t
+        if projection_channels is not None and not 0 < projection_channels <= folded:
+            raise ValueError(f"projection_channels must be in 1..{folded} (C * s * s * t)")
+        expected_channels = projection_channels or folded
         # Pipelines read the spatial factor as 2 ** (len(block_out_channels) - 1).
         if block_out_channels is not None and len(block_out_channels) != expected_blocks:
             raise ValueError(f"block_out_channels must have {expected_blocks} entries for s={s}")
         if latent_channels is not None and latent_channels != expected_channels:
-            raise ValueError(f"latent_channels must be {expected_channels} (C * s * s * t)")
+            raise ValueError(
+                f"latent_channels must be {expected_channels} (projection_channels, else "
+                "C * s * s * t)"
+            )
         self.register_to_config(
             block_out_channels=tuple(block_out_channels or (in_channels,) * expected_blocks),
             latent_channels=expected_channels,
@@ -55,6 +67,9 @@ class PixelFoldCodec(ModelMixin, ConfigMixin):
         # One saved buffer: .dtype and .device work, and save/from_pretrained write and
         # read a weights file as for any model.
         self.register_buffer("anchor", torch.zeros(1))
+        if projection_channels:
+            self.register_buffer("mean", torch.zeros(folded))
+            self.register_buffer("basis", torch.zeros(projection_channels, folded))
 
     def _fold(self, video: torch.Tensor) -> torch.Tensor:
         s, t = self.config.spatial_compression_ratio, self.config.temporal_compression_ratio
@@ -78,11 +93,52 @@ class PixelFoldCodec(ModelMixin, ConfigMixin):
         # The first group holds frame 0 t times; a sampled latent may not repeat it exactly.
         return torch.cat([x[:, :, :t].mean(dim=2, keepdim=True), x[:, :, t:]], dim=2)
 
+    def _project(self, folded: torch.Tensor) -> torch.Tensor:
+        if not self.config.projection_channels:
+            return folded
+        centred = folded - self.mean[None, :, None, None, None]
+        return torch.einsum("kf,bfthw->bkthw", self.basis, centred)
+
+    def _unproject(self, latents: torch.Tensor) -> torch.Tensor:
+        if not self.config.projection_channels:
+            return latents
+        folded = torch.einsum("kf,bkthw->bfthw", self.basis, latents)
+        return folded + self.mean[None, :, None, None, None]
+
     def encode(self, x: torch.Tensor, return_dict: bool = True):
-        mean = self._fold(x)
+        mean = self._project(self._fold(x))
         dist = DiagonalGaussianDistribution(torch.cat([mean, torch.zeros_like(mean)], 1), True)
         return AutoencoderKLOutput(latent_dist=dist) if return_dict else (dist,)
 
     def decode(self, z: torch.Tensor, return_dict: bool = True):
-        video = self._unfold(z)
+        video = self._unfold(self._unproject(z))
         return DecoderOutput(sample=video) if return_dict else (video,)
+
+
+@torch.no_grad()
+def fit_projection(codec: PixelFoldCodec, videos) -> dict[str, float]:
+    """Fit a projecting codec's mean and basis (the top principal directions of the
+    folded vectors of `videos`: (1, C, F, H, W) tensors in [-1, 1]) and set its
+    scaling_factor so that latents have unit second moment, as a VAE's is chosen.
+    Returns what was fitted (vectors, share of variance kept, scaling factor)."""
+    k = codec.config.projection_channels
+    if not k:
+        raise ValueError("fit_projection needs a codec with projection_channels")
+    total, outer, count = None, None, 0
+    for video in videos:
+        folded = codec._fold(video.double()).movedim(1, -1).reshape(-1, codec.mean.numel())
+        total = folded.sum(0) if total is None else total + folded.sum(0)
+        outer = folded.T @ folded if outer is None else outer + folded.T @ folded
+        count += len(folded)
+    if not count:
+        raise ValueError("fit_projection got no videos")
+    mean = total / count
+    covariance = outer / count - torch.outer(mean, mean)
+    values, vectors = torch.linalg.eigh(covariance)  # ascending
+    top = values.flip(0)[:k].clamp_min(0)
+    codec.mean.copy_(mean.to(codec.mean.dtype))
+    codec.basis.copy_(vectors.flip(1)[:, :k].T.to(codec.basis.dtype))
+    scaling = float(1.0 / top.mean().sqrt())
+    codec.register_to_config(scaling_factor=scaling)
+    kept = float(top.sum() / values.clamp_min(0).sum())
+    return {"vectors": count, "variance_kept": kept, "scaling_factor": scaling}

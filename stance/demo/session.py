@@ -103,8 +103,11 @@ def find_model(results: Path = Path("results"), trained: Path | None = None) -> 
     if not record_path.exists():
         raise DemoError(f"{trained} is not a trained variant folder (no train.resolved.json)")
     record = json.loads(record_path.read_text())
-    small = record["model"] == config.SMALL_VIDEO_MODEL
-    config_path = Path("configs/small.yaml" if small else "config.yaml")
+    configs = {
+        config.SMALL_VIDEO_MODEL: "configs/small.yaml",
+        config.SMALL_PCA_VIDEO_MODEL: "configs/small_pca.yaml",
+    }
+    config_path = Path(configs.get(record["model"], "config.yaml"))
     return Model(trained, config_path, config.load(config_path), record)
 
 
