@@ -121,18 +121,19 @@ def test_every_memory_profile_samples_the_same_video_on_cpu(tmp_path):
 
 def test_a_full_rank_projection_is_exact_and_fitting_sets_unit_moment():
     g = torch.Generator().manual_seed(1)
-    videos = [torch.rand(1, 3, 9, 8, 8, generator=g) * 2 - 1 for _ in range(12)]
+    videos = [torch.rand(1, 3, 9, 16, 16, generator=g) * 2 - 1 for _ in range(12)]
     codec = PixelFoldCodec(projection_channels=192)
     fitted = fit_projection(codec, iter(videos))
-    assert fitted["vectors"] == 12 * 3 * 2 * 2 and fitted["variance_kept"] == pytest.approx(1.0)
+    assert fitted["vectors"] == 12 * 3 * 4 * 4 and fitted["variance_kept"] == pytest.approx(1.0)
     basis = codec.basis.double()
     torch.testing.assert_close(
         basis @ basis.T, torch.eye(192, dtype=torch.float64), atol=1e-5, rtol=0
     )
     latents = torch.cat([codec.encode(v).latent_dist.mode() for v in videos])
     assert latents.shape[1] == codec.config.latent_channels == 192
-    scaled = latents * codec.config.scaling_factor
-    assert scaled.pow(2).mean().item() == pytest.approx(1.0, rel=0.05)
+    assert codec.config.scaling_factor == 1.0  # whitened: every channel has unit variance
+    channel_std = latents.transpose(0, 1).reshape(192, -1).std(dim=1)
+    torch.testing.assert_close(channel_std, torch.ones(192), atol=0.05, rtol=0)
     torch.testing.assert_close(codec.decode(latents[:1]).sample, videos[0], atol=1e-5, rtol=0)
 
 
@@ -183,7 +184,7 @@ def test_the_pca_stack_is_fitted_on_rendered_clips_and_saved_whole(tmp_path):
     frozen = components.load_frozen(str(folder), False)
     codec = frozen["vae"]
     assert isinstance(codec, PixelFoldCodec) and codec.config.latent_channels == 16
-    assert codec.basis.abs().sum() > 0 and 0 < codec.config.scaling_factor != 1.0
+    assert codec.basis.abs().sum() > 0 and (codec.spread > 0).all() and codec.spread[0] != 1
     clip = store.read_clip(shard / "train-0.zarr", names=("rgb",)).arrays["rgb"]
     video = torch.from_numpy(clip).float().div(127.5).sub(1).permute(3, 0, 1, 2)[None]
     back = codec.decode(codec.encode(video).latent_dist.mode()).sample
