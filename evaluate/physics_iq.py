@@ -34,6 +34,7 @@ Other settings (`scale` a number, `lossy_masks: false`) are labelled in the tabl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -263,11 +264,11 @@ def score_view(
     def work(frames):
         return prepare(frames, size, fps, options)
 
-    if pool is None:
-        with ThreadPoolExecutor(min(len(videos), len(os.sched_getaffinity(0)))) as own:
-            prepared = dict(zip(videos, own.map(work, videos.values()), strict=True))
-    else:
-        prepared = dict(zip(videos, pool.map(work, videos.values()), strict=True))
+    own = (
+        ThreadPoolExecutor(min(len(videos), len(os.sched_getaffinity(0)))) if pool is None else None
+    )
+    with own or contextlib.nullcontext(pool) as executor:
+        prepared = dict(zip(videos, executor.map(work, videos.values()), strict=True))
     real = prepared.pop("take1")
     metrics = {key: view_metrics(real, ours) for key, ours in prepared.items()}
     return ScoredView(real, metrics, prepared)

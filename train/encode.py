@@ -116,17 +116,22 @@ def embed_prompt(tokenizer, text_encoder, caption: str, max_length: int) -> torc
     return text_encoder(ids.to(text_encoder.device))[0][0].float().cpu().contiguous()
 
 
+def stream_videos(arrays) -> dict[str, np.ndarray]:
+    """The (T,H,W,3) uint8 videos the VAE encodes per clip: RGB, depth and segmentation."""
+    return {
+        "rgb": arrays["rgb"],
+        "depth": aux_frames.depth_video(arrays["depth"]),
+        "seg": aux_frames.segmentation_video(arrays["segmentation"]),
+    }
+
+
 def encode_clip(
     frozen, render_path: Path, max_text: int, seed: int
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     clip = clip_store.read_clip(render_path, names=("rgb", "segmentation", "depth"))
     generator = torch.Generator().manual_seed(seed)
     vae = frozen["vae"]
-    videos = {
-        "rgb": clip.arrays["rgb"],
-        "depth": aux_frames.depth_video(clip.arrays["depth"]),
-        "seg": aux_frames.segmentation_video(clip.arrays["segmentation"]),
-    }
+    videos = stream_videos(clip.arrays)
     caption = captions.describe(clip.attrs["instances"])
     tensors = {
         "video_latents": encode_video(vae, videos["rgb"], generator),

@@ -182,7 +182,7 @@ def _fitted_codec(render_dirs):
     """The projecting codec fitted on every stream the encode stage encodes (RGB, depth
     and segmentation videos) of the clips in `render_dirs`."""
     from stance.render import store as clip_store
-    from stance.train import aux_frames, encode
+    from stance.train import encode
     from stance.train.codec import PixelFoldCodec, fit_projection
 
     paths = [p for d in render_dirs for p in clip_store.clip_paths(d)]
@@ -192,9 +192,7 @@ def _fitted_codec(render_dirs):
     def videos():
         for path in paths:
             arrays = clip_store.read_clip(path, names=("rgb", "segmentation", "depth")).arrays
-            yield encode.to_unit(arrays["rgb"])
-            yield encode.to_unit(aux_frames.depth_video(arrays["depth"]))
-            yield encode.to_unit(aux_frames.segmentation_video(arrays["segmentation"]))
+            yield from map(encode.to_unit, encode.stream_videos(arrays).values())
 
     codec = PixelFoldCodec(**PCA_CODEC, projection_channels=PCA_CHANNELS)
     fitted = fit_projection(codec, videos())
