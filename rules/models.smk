@@ -21,7 +21,7 @@ rule video_model:
     benchmark:
         "benchmarks/{size}_video_model.tsv"
     wildcard_constraints:
-        size="tiny|small",
+        size="tiny|small|smallwide",
     conda:
         "../envs/train.yaml"
     params:

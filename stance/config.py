@@ -147,12 +147,14 @@ TINY_MODELS = {
 # configs/small_pca.yaml's: the codec projected on 16 directions fitted on the train clips.
 SMALL_VIDEO_MODEL = "results/models/small-cogvideox-i2v"
 SMALL_PCA_VIDEO_MODEL = "results/models/smallpca-cogvideox-i2v"
+SMALL_WIDE_VIDEO_MODEL = "results/models/smallwide-cogvideox-i2v"  # configs/small_wide.yaml
 BUILT_MODELS = {
     "depth": {TINY_MODELS["depth"]: "tiny"},
     "video": {
         TINY_MODELS["video"]: "tiny",
         SMALL_VIDEO_MODEL: "small",
         SMALL_PCA_VIDEO_MODEL: "smallpca",
+        SMALL_WIDE_VIDEO_MODEL: "smallwide",
     },
 }
 MODEL_EXAMPLES = {

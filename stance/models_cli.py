@@ -24,10 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument(
         "--size",
-        choices=["tiny", "small", "smallpca"],
+        choices=["tiny", "small", "smallpca", "smallwide"],
         default="tiny",
         help="video only: small = configs/small.yaml's from-scratch stack (invertible "
-        "codec); smallpca = the same with a 16-channel PCA codec fitted on --fit-renders",
+        "codec); smallwide = the same codec, a wider patch-1 transformer; smallpca = "
+        "the small stack with a 16-channel PCA codec fitted on --fit-renders",
     )
     tiny.add_argument(
         "--fit-renders",

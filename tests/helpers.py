@@ -198,3 +198,27 @@ def clip_arrays(rgb, segmentation) -> dict:
         "forward_flow": np.zeros((t, h, w, 2), np.float32),
         "backward_flow": np.zeros((t, h, w, 2), np.float32),
     }
+
+
+def write_cue_store(path, size=32, cue=None):
+    """A real cue store with one instance (rows 8-15) whose cue is all ones by default."""
+    import numpy as np
+
+    from stance.cues import store as cue_store
+
+    labels = np.zeros((size, size), np.uint16)
+    labels[8:16] = 1
+    if cue is None:
+        cue = cue_store.paint(labels, np.array([[1.0, 1.0, 1.0, 1.0]], np.float32))
+    table = {c: np.ones(1, np.float32) for c in cue_store.INSTANCE_COLUMNS}
+    return cue_store.write(
+        path,
+        cue_store.CueClip(
+            cue=cue,
+            keyframe=np.zeros((size, size, 3), np.uint8),
+            labels=labels,
+            instances=table,
+            attrs={"clip_id": path.stem, "source": "test"},
+            keyframe_disparity=np.linspace(0, 1, size * size, dtype=np.float32).reshape(size, size),
+        ),
+    )

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from helpers import BIN, REPO, run_cli
+from helpers import BIN, REPO, run_cli, write_cue_store
 from safetensors.torch import load_file, save_file
 
 from stance import config
@@ -41,27 +41,6 @@ def cache_tensors(g, frames=3, size=32):
         )
         tensors[encode.image_latent_name(stream)] = torch.randn(1, 4, h, h, generator=g)
     return tensors
-
-
-def write_cue_store(path, size=32, cue=None):
-    from stance.cues import store as cue_store
-
-    labels = np.zeros((size, size), np.uint16)
-    labels[8:16] = 1
-    if cue is None:
-        cue = cue_store.paint(labels, np.array([[1.0, 1.0, 1.0, 1.0]], np.float32))
-    table = {c: np.ones(1, np.float32) for c in cue_store.INSTANCE_COLUMNS}
-    return cue_store.write(
-        path,
-        cue_store.CueClip(
-            cue=cue,
-            keyframe=np.zeros((size, size, 3), np.uint8),
-            labels=labels,
-            instances=table,
-            attrs={"clip_id": path.stem, "source": "test"},
-            keyframe_disparity=np.linspace(0, 1, size * size, dtype=np.float32).reshape(size, size),
-        ),
-    )
 
 
 @pytest.fixture(scope="module")

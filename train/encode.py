@@ -125,14 +125,12 @@ def stream_videos(arrays) -> dict[str, np.ndarray]:
     }
 
 
-def encode_clip(
-    frozen, render_path: Path, max_text: int, seed: int
-) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    clip = clip_store.read_clip(render_path, names=("rgb", "segmentation", "depth"))
+def encode_videos(
+    frozen, videos: dict[str, np.ndarray], caption: str, max_text: int, seed: int
+) -> dict[str, torch.Tensor]:
+    """A clip's cache tensors from its `stream_videos` and caption."""
     generator = torch.Generator().manual_seed(seed)
     vae = frozen["vae"]
-    videos = stream_videos(clip.arrays)
-    caption = captions.describe(clip.attrs["instances"])
     tensors = {
         "video_latents": encode_video(vae, videos["rgb"], generator),
         "depth_latents": encode_video(vae, videos["depth"], generator),
@@ -147,13 +145,52 @@ def encode_clip(
     for stream in STREAMS:
         tensors[f"{stream}_keyframe"] = keyframes[stream][0]
         tensors[image_latent_name(stream)] = noisy[stream][0].cpu().contiguous()
-    meta = {
+    return tensors
+
+
+def clip_seed(path: Path, index: int) -> int:
+    """The encode seed of the `index`-th clip of its shard."""
+    return int(Path(path).stem.split("-")[-1]) * 7 + index
+
+
+def clip_metadata(
+    clip_id: str, caption: str, videos: dict[str, np.ndarray], model: str, code_hash: str
+) -> dict[str, str]:
+    return {
         "caption": caption,
-        "clip_id": clip.attrs["clip_id"],
+        "clip_id": clip_id,
         "frames": str(len(videos["rgb"])),
         "resolution": str(videos["rgb"].shape[1]),
+        "format": FORMAT,
+        "version": VERSION,
+        "model": model,
+        "code_hash": code_hash,
     }
-    return tensors, meta
+
+
+def save_cache(target: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+    tmp = target.with_suffix(".partial")  # renamed when whole: never a half-written cache
+    save_file(tensors, tmp, metadata=meta)
+    tmp.replace(target)
+
+
+def write_shard_record(
+    out_dir: Path, model: str, max_text: int, code_hash: str, clips: list[str]
+) -> None:
+    provenance.write_resolved_config(
+        out_dir,
+        "encode",
+        {"model": model, "max_text_seq_length": max_text, "code_hash": code_hash, "clips": clips},
+    )
+
+
+def load_encoders(model_source: str, allow_download: bool) -> dict:
+    """The frozen stack with its VAE and text encoder on the GPU when there is one."""
+    frozen = components.load_frozen(model_source, allow_download)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    for name in ("vae", "text_encoder"):
+        frozen[name].to(device)
+    return frozen
 
 
 def encode_shard(
@@ -167,30 +204,16 @@ def encode_shard(
     from tqdm import tqdm
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    frozen = components.load_frozen(model_source, allow_download)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    for name in ("vae", "text_encoder"):
-        frozen[name].to(device)
+    frozen = load_encoders(model_source, allow_download)
     paths = clip_store.clip_paths(render_dir)
     for k, path in enumerate(tqdm(paths, desc=f"encode {render_dir.name}", unit="clip")):
-        tensors, meta = encode_clip(
-            frozen, path, max_text, seed=int(path.stem.split("-")[-1]) * 7 + k
-        )
-        meta.update(format=FORMAT, version=VERSION, model=model_source, code_hash=code_hash)
-        target = out_dir / f"{path.stem}.safetensors"
-        tmp = target.with_suffix(".partial")
-        save_file(tensors, tmp, metadata=meta)
-        tmp.replace(target)
-    provenance.write_resolved_config(
-        out_dir,
-        "encode",
-        {
-            "model": model_source,
-            "max_text_seq_length": max_text,
-            "code_hash": code_hash,
-            "clips": [p.name for p in paths],
-        },
-    )
+        clip = clip_store.read_clip(path, names=("rgb", "segmentation", "depth"))
+        videos = stream_videos(clip.arrays)
+        caption = captions.describe(clip.attrs["instances"])
+        tensors = encode_videos(frozen, videos, caption, max_text, clip_seed(path, k))
+        meta = clip_metadata(clip.attrs["clip_id"], caption, videos, model_source, code_hash)
+        save_cache(out_dir / f"{path.stem}.safetensors", tensors, meta)
+    write_shard_record(out_dir, model_source, max_text, code_hash, [p.name for p in paths])
 
 
 def read_cache(

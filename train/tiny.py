@@ -10,6 +10,8 @@ it loads through the same `from_pretrained` path as THUDM/CogVideoX1.5-5B-I2V.
 small (configs/small.yaml, trained from scratch on a CPU): the same tokenizer, text encoder
 and scheduler, a 4-layer width-128 1.5-style transformer, and in place of the VAE the
 exactly invertible `PixelFoldCodec` (4x4 pixels x 4 frames folded into 192 channels).
+smallwide (configs/small_wide.yaml): "small" with a 5-layer width-256 transformer that
+patches single latent positions; smallpca: "small" with a fitted 16-channel codec.
 """
 
 from __future__ import annotations
@@ -117,7 +119,20 @@ PCA_CODEC = dict(spatial_compression_ratio=4, temporal_compression_ratio=4)
 SMALL_PCA_TRANSFORMER = dict(
     SMALL_TRANSFORMER, in_channels=2 * PCA_CHANNELS, out_channels=PCA_CHANNELS
 )
-SIZES = ("tiny", "small", "smallpca")
+# "smallwide" (configs/small_wide.yaml): the exact codec of "small", one latent
+# position per token (patch 1 x 1 x 1), so a token carries 192 values, and width 256 >= 192:
+# unlike "small" (1,536 outputs from width 128), the output layer can express every
+# latent value, the noise included. 432 tokens per 9-frame 48 px clip: 4x "small"'s.
+SMALL_WIDE_TRANSFORMER = dict(
+    SMALL_TRANSFORMER,
+    attention_head_dim=64,
+    time_embed_dim=128,
+    ofs_embed_dim=128,
+    num_layers=5,
+    patch_size=1,
+    patch_size_t=1,
+)
+SIZES = ("tiny", "small", "smallpca", "smallwide")
 SCHEDULER = dict(
     prediction_type="v_prediction",
     rescale_betas_zero_snr=True,
@@ -161,10 +176,11 @@ def components(seed: int = 0, size: str = "tiny", fit_renders=()) -> dict:
     )
     if size not in SIZES:
         raise ValueError(f"size {size!r}: expected one of {SIZES}")
-    if size == "small":
+    if size in ("small", "smallwide"):
         from stance.train.codec import PixelFoldCodec
 
-        vae, transformer = PixelFoldCodec(**SMALL_CODEC), SMALL_TRANSFORMER
+        vae = PixelFoldCodec(**SMALL_CODEC)
+        transformer = SMALL_TRANSFORMER if size == "small" else SMALL_WIDE_TRANSFORMER
     elif size == "smallpca":
         vae, transformer = _fitted_codec(fit_renders), SMALL_PCA_TRANSFORMER
     else:

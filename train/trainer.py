@@ -127,6 +127,26 @@ def batch_indices(
     return out
 
 
+class StepBatches(torch.utils.data.Sampler):
+    """Each step's micro-batch indices from `start` on (`batch_indices`), for a DataLoader
+    whose workers read ahead: the order stays a function of the step, so resuming works."""
+
+    def __init__(self, start: int, steps: int, size: int, n: int, seed: int, rank, world):
+        self.start, self.steps, self.args = start, steps, (size, n, seed, rank, world)
+
+    def __iter__(self):
+        return (batch_indices(step, *self.args) for step in range(self.start, self.steps))
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.start)
+
+
+def loader_workers(device: torch.device) -> int:
+    """Reader processes: none on a CPU (they would take cores from the model); on a GPU a
+    few, so that reading caches and cue stores overlaps the steps instead of stalling them."""
+    return 0 if device.type == "cpu" else min(4, max(1, (os.cpu_count() or 2) // 2))
+
+
 # Settings that change how a run is babysat, not what it computes: editing them resumes
 # the same run instead of starting a new one. `variants` is left out too: a run hashes its
 # own variant only, so adding another variant does not restart this one.
@@ -342,14 +362,23 @@ def train(
         disable=not accelerator.is_main_process,
     )
     rank, world = accelerator.process_index, accelerator.num_processes
-    for step in progress:
+    batches = StepBatches(
+        start_step,
+        settings["steps"],
+        settings["micro_batch"],
+        len(dataset),
+        settings["seed"],
+        rank,
+        world,
+    )
+    workers = loader_workers(accelerator.device)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=batches, num_workers=workers, prefetch_factor=4 if workers else None
+    )
+    for step, batch in zip(progress, loader, strict=True):
         generator = torch.Generator(accelerator.device).manual_seed(
             settings["seed"] * 1_000_003 + step * world + rank
         )
-        indices = batch_indices(
-            step, settings["micro_batch"], len(dataset), settings["seed"], rank, world
-        )
-        batch = torch.utils.data.default_collate([dataset[i] for i in indices])
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         encode_keyframes(vae, batch, generator)
         with accelerator.accumulate(model):

@@ -106,6 +106,7 @@ def find_model(results: Path = Path("results"), trained: Path | None = None) -> 
     configs = {
         config.SMALL_VIDEO_MODEL: "configs/small.yaml",
         config.SMALL_PCA_VIDEO_MODEL: "configs/small_pca.yaml",
+        config.SMALL_WIDE_VIDEO_MODEL: "configs/small_wide.yaml",
     }
     config_path = Path(configs.get(record["model"], "config.yaml"))
     return Model(trained, config_path, config.load(config_path), record)
