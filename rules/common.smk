@@ -48,6 +48,7 @@ BUILT_VIDEO_MODELS = stance_config.BUILT_MODELS["video"]
 
 wildcard_constraints:
     split="|".join(stance_config.SPLITS),
+    variant="|".join(VARIANTS),
     shard=r"\d{%d}" % shards.SHARD_DIGITS,
 
 

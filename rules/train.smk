@@ -3,7 +3,7 @@ rule encode_shard:
         render="results/render/{split}/{shard}",
         model=video_model_input,
     output:
-        directory("results/latents/{split}/{shard}"),
+        directory("results/train/cache/{split}/{shard}"),
     log:
         "logs/encode_shard/{split}/{shard}.log",
     benchmark:
@@ -22,7 +22,7 @@ rule encode_shard:
 
 rule train_variant:
     input:
-        cache=lambda wildcards: shard_dirs("latents", ["train"]),
+        cache=lambda wildcards: shard_dirs("train", ["train"], variant="cache"),
         cues=lambda wildcards: shard_dirs("cues", ["train"]),
         model=video_model_input,
     output:
@@ -47,7 +47,7 @@ rule train_variant:
     params:
         model=config["models"]["video"],
         settings=variant_settings,
-        runs="results/runs",
+        runs="results/train/runs",
         launcher=train_launcher(),  # shell code built from validated values
         code=code("stance.train.trainer"),
     shell:

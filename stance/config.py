@@ -110,6 +110,11 @@ def _semantic_errors(cfg: Mapping[str, Any], whole: bool) -> list[str]:
             " expected at least one family with weight > 0"
         )
     variants, shown = cfg["train"]["variants"], cfg["evaluate"]["stance_variant"]
+    for name in sorted(set(variants) & set(TRAIN_FOLDERS)):
+        errors.append(
+            f"- train.variants.{name}: the name is taken by results/train/{name}/"
+            f" ({TRAIN_FOLDERS[name]}); expected another name"
+        )
     if whole and variants and shown not in variants:
         errors.append(
             f"- evaluate.stance_variant: {json.dumps(shown)} names no variant; expected one of"
@@ -138,6 +143,8 @@ def _semantic_errors(cfg: Mapping[str, Any], whole: bool) -> list[str]:
     return errors
 
 
+# results/train/ holds a folder per variant beside these two, so no variant takes their names.
+TRAIN_FOLDERS = {"cache": "the training cache", "runs": "the run state"}
 # The DAG builds these itself (rules/models.smk); any other model is a hub id or a folder.
 TINY_MODELS = {
     "depth": "results/models/tiny-depth-anything-v2",

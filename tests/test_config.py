@@ -23,6 +23,7 @@ def test_empty_config_gets_every_default():
         "configs/small.yaml",
         "configs/small_long.yaml",
         "configs/small_pca.yaml",
+        "configs/small_wide.yaml",
         "configs/memory.yaml",
     ],
 )
@@ -141,6 +142,12 @@ def test_the_reported_variant_must_be_a_trained_one():
     assert config.section_from_json("evaluate", '{"stance_variant": "twin"}')
 
 
+def test_variants_cannot_take_the_names_of_the_train_stages_own_folders():
+    variants = {"cache": {"aux": "none", "cue_mode": "none"}}
+    with pytest.raises(config.ConfigError, match=r"train.variants.cache: the name is taken"):
+        config.validate({"train": {"variants": variants}, "evaluate": {"stance_variant": "cache"}})
+
+
 # any YAML document: a resolved config or a ConfigError, never another exception
 _scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
 _values = st.recursive(
@@ -193,3 +200,56 @@ def test_physics_iq_size_is_the_reference_rule_or_a_fraction():
     for bad in ("quarter", 0, 1.5):
         with pytest.raises(config.ConfigError, match=r"evaluate\.scale"):
             config.validate({"evaluate": {"scale": bad}})
+
+
+# Parameters that share a config key's name but not its meaning.
+NOT_CONFIG_VALUES = {
+    "frames": "a frame selection, not render.frames",
+    "dtype": "a torch dtype, not depth.dtype",
+    "scale": "whether to apply the VAE scaling factor, not evaluate.scale",
+    "external_dir": "a folder path (None: no external method), not evaluate.external_dir",
+    "max_text_seq_length": "the model config's T5 length (226 in CogVideoX), not the cache's",
+    "aux_keyframe": "the auxiliary keyframe array, not train.aux_keyframe",
+}
+
+
+def _config_leaves(values, leaves=None):
+    leaves = {} if leaves is None else leaves
+    for key, value in values.items():
+        if isinstance(value, dict) and key != "variants":
+            _config_leaves(value, leaves)
+        else:
+            leaves.setdefault(key, []).append(value)
+    return leaves
+
+
+def test_code_defaults_of_config_values_agree_with_the_schema():
+    """One default per value: a function parameter named after a config key either has no
+    default or the schema's (callers pass the config; the default is for tests and API)."""
+    import ast
+
+    from helpers import REPO
+
+    leaves = _config_leaves(config.validate({}))
+    stale, seen = [], 0
+    for package in ("render", "depth", "cues", "train", "generate", "evaluate", "report", "stance"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    continue
+                a = node.args
+                pairs = [*zip(a.args[len(a.args) - len(a.defaults) :], a.defaults, strict=True)]
+                pairs += [
+                    (k, d)
+                    for k, d in zip(a.kwonlyargs, a.kw_defaults, strict=True)
+                    if d is not None
+                ]
+                for arg, default in pairs:
+                    if arg.arg not in leaves or arg.arg in NOT_CONFIG_VALUES:
+                        continue
+                    seen += 1
+                    value = ast.literal_eval(default)
+                    if value not in leaves[arg.arg]:
+                        stale.append(f"{path.name}:{node.lineno} {arg.arg}={value!r}")
+    assert seen >= 10  # the scan finds the parameters it is meant to check
+    assert not stale, f"defaults that disagree with config.schema.yaml: {stale}"

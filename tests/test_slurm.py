@@ -159,7 +159,7 @@ def test_training_stops_at_the_time_limit_and_resumes(runs):
         timeout=900,
     )
     assert "-t 1 " in log and "-t 10 " in log, "attempt 1 on 1 min, the retry on 10 min"
-    histories = (on_slurm.repo / "results/runs" / variant).glob("*/history.jsonl")
+    histories = (on_slurm.repo / "results/train/runs" / variant).glob("*/history.jsonl")
     run_dir = max(histories, key=lambda p: p.stat().st_mtime).parent  # the 300-step run
     events = [json.loads(x) for x in (run_dir / "history.jsonl").read_text().splitlines()]
     attempts = [e for e in events if e["slurm_job"] is not None]

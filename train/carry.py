@@ -10,7 +10,7 @@ runs unchanged on the other machine.
 
     python -m stance.train.carry pack --render R/train/* --cues C/train/* --out PACK
     python -m stance.train.carry unpack PACK --model M --max-text 32 --code-hash H \
-        --latents results/latents/train --cues results/cues/train
+        --latents results/train/cache/train --cues results/cues/train
 
 A pack is a folder: pack.json (format, clips with shard, caption and encode seed),
 videos.npz (the RGB, depth and segmentation videos, uint8, one array per stream) and
@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     u.add_argument("--model", required=True, help="the video model the DAG encodes with")
     u.add_argument("--max-text", required=True, type=int)
     u.add_argument("--code-hash", default="unknown", help="the encode rule's code hash")
-    u.add_argument("--latents", required=True, type=Path, help="e.g. results/latents/train")
+    u.add_argument("--latents", required=True, type=Path, help="e.g. results/train/cache/train")
     u.add_argument("--cues", required=True, type=Path, help="e.g. results/cues/train")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

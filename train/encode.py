@@ -1,7 +1,7 @@
 """Per-clip training cache: VAE latents, keyframes and T5 prompt embeddings, computed once.
 
 The VAE dominates the cost of a training step, so every clip is encoded once per shard
-job into `results/latents/{split}/{shard}/<clip_id>.safetensors`. The cache holds nothing
+job into `results/train/cache/{split}/{shard}/<clip_id>.safetensors`. The cache holds nothing
 the cue stage computes: training reads the cues from the cue stores, so changing the cue
 logic never re-encodes a clip.
 
