@@ -87,6 +87,19 @@ def test_the_small_config_is_valid_and_uses_the_built_small_stack():
     assert {"backbone", "rgb_only"} <= set(cfg["train"]["variants"])
 
 
+def test_the_wide_stack_can_express_every_latent_value_of_a_token():
+    import yaml
+
+    cfg = config.validate(yaml.safe_load(Path("configs/small_wide.yaml").read_text()))
+    assert config.BUILT_MODELS["video"][cfg["models"]["video"]] == "smallwide"
+    parts = tiny.components(size="smallwide")
+    model, small = parts["transformer"], tiny.components(size="small")["transformer"]
+    assert parts["vae"].config == tiny.components(size="small")["vae"].config  # same codec
+    # small: 1,536 outputs per token from width 128; smallwide: 192 from width 256
+    assert small.proj_out.out_features > small.proj_out.in_features
+    assert model.proj_out.out_features == 192 <= model.proj_out.in_features
+
+
 def test_the_results_page_reports_the_codec_as_exact(small_dir, tmp_path):
     from stance.report import results
 
