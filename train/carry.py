@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from stance import stores
+from stance.train import encode
 
 log = logging.getLogger(__name__)
 FORMAT, VERSION = "stance.train.carry", "1"
-STREAMS = ("rgb", "depth", "seg")
 
 
 def pack(render_dirs: Sequence[Path], cue_dirs: Sequence[Path], out: Path) -> Path:
@@ -40,25 +40,24 @@ def pack(render_dirs: Sequence[Path], cue_dirs: Sequence[Path], out: Path) -> Pa
     from tqdm import tqdm
 
     from stance.render import store as clip_store
-    from stance.train import captions, encode
 
     render_dirs, cue_dirs = [Path(d) for d in render_dirs], [Path(d) for d in cue_dirs]
     if sorted(d.name for d in render_dirs) != sorted(d.name for d in cue_dirs):
         raise ValueError("--render and --cues must name the same shards of one split")
-    clips, videos = [], {s: [] for s in STREAMS}
+    clips, videos = [], {s: [] for s in encode.STREAMS}
     for render_dir in render_dirs:
         paths = clip_store.clip_paths(render_dir)
         for k, path in enumerate(tqdm(paths, desc=f"pack {render_dir.name}", unit="clip")):
-            clip = clip_store.read_clip(path, names=("rgb", "segmentation", "depth"))
-            for stream, frames in encode.stream_videos(clip.arrays).items():
-                videos[stream].append(frames)
+            clip_id, clip_videos, caption, seed = encode.clip_inputs(path, k)
+            for stream in encode.STREAMS:
+                videos[stream].append(clip_videos[stream])
             clips.append(
                 {
                     "shard": render_dir.name,
                     "stem": path.stem,
-                    "clip_id": clip.attrs["clip_id"],
-                    "caption": captions.describe(clip.attrs["instances"]),
-                    "seed": encode.clip_seed(path, k),
+                    "clip_id": clip_id,
+                    "caption": caption,
+                    "seed": seed,
                 }
             )
     if not clips:
@@ -89,7 +88,7 @@ def read_pack(folder: Path) -> tuple[dict, dict[str, np.ndarray]]:
             f"{FORMAT} {VERSION}: pack it again with this version (python -m {__name__} pack)"
         )
     with np.load(Path(folder) / "videos.npz") as data:
-        videos = {s: data[s] for s in STREAMS}
+        videos = {s: data[s] for s in encode.STREAMS}
     if any(len(v) != len(record["clips"]) for v in videos.values()):
         raise stores.StoreError(f"{folder}: videos.npz and pack.json list different clips")
     return record, videos
@@ -108,18 +107,24 @@ def unpack(
     into `cues_root/<shard>/`; returns the number of clips."""
     from tqdm import tqdm
 
-    from stance.train import encode
-
     record, videos = read_pack(folder)
     frozen = encode.load_encoders(model, allow_download)
     by_shard: dict[str, list[str]] = {}
     for k, clip in enumerate(tqdm(record["clips"], desc="encode pack", unit="clip")):
-        clip_videos = {s: videos[s][k] for s in STREAMS}
-        tensors = encode.encode_videos(frozen, clip_videos, clip["caption"], max_text, clip["seed"])
-        meta = encode.clip_metadata(clip["clip_id"], clip["caption"], clip_videos, model, code_hash)
+        clip_videos = {s: videos[s][k] for s in encode.STREAMS}
         out_dir = Path(latents_root) / clip["shard"]
         out_dir.mkdir(parents=True, exist_ok=True)
-        encode.save_cache(out_dir / f"{clip['stem']}.safetensors", tensors, meta)
+        encode.write_clip_cache(
+            frozen,
+            out_dir / f"{clip['stem']}.safetensors",
+            clip["clip_id"],
+            clip_videos,
+            clip["caption"],
+            clip["seed"],
+            max_text,
+            model,
+            code_hash,
+        )
         by_shard.setdefault(clip["shard"], []).append(f"{clip['stem']}.zarr")
     for shard, names in by_shard.items():
         encode.write_shard_record(Path(latents_root) / shard, model, max_text, code_hash, names)

@@ -148,15 +148,29 @@ def encode_videos(
     return tensors
 
 
-def clip_seed(path: Path, index: int) -> int:
-    """The encode seed of the `index`-th clip of its shard."""
-    return int(Path(path).stem.split("-")[-1]) * 7 + index
+def clip_inputs(path: Path, index: int) -> tuple[str, dict[str, np.ndarray], str, int]:
+    """What the cache of the `index`-th clip of a render shard is computed from: its id,
+    `stream_videos`, caption and encode seed."""
+    clip = clip_store.read_clip(path, names=("rgb", "segmentation", "depth"))
+    seed = int(Path(path).stem.split("-")[-1]) * 7 + index
+    caption = captions.describe(clip.attrs["instances"])
+    return clip.attrs["clip_id"], stream_videos(clip.arrays), caption, seed
 
 
-def clip_metadata(
-    clip_id: str, caption: str, videos: dict[str, np.ndarray], model: str, code_hash: str
-) -> dict[str, str]:
-    return {
+def write_clip_cache(
+    frozen,
+    target: Path,
+    clip_id: str,
+    videos: dict[str, np.ndarray],
+    caption: str,
+    seed: int,
+    max_text: int,
+    model: str,
+    code_hash: str,
+) -> None:
+    """Encode one clip and write its cache file (renamed when whole: never half-written)."""
+    tensors = encode_videos(frozen, videos, caption, max_text, seed)
+    meta = {
         "caption": caption,
         "clip_id": clip_id,
         "frames": str(len(videos["rgb"])),
@@ -166,10 +180,7 @@ def clip_metadata(
         "model": model,
         "code_hash": code_hash,
     }
-
-
-def save_cache(target: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
-    tmp = target.with_suffix(".partial")  # renamed when whole: never a half-written cache
+    tmp = target.with_suffix(".partial")
     save_file(tensors, tmp, metadata=meta)
     tmp.replace(target)
 
@@ -207,12 +218,11 @@ def encode_shard(
     frozen = load_encoders(model_source, allow_download)
     paths = clip_store.clip_paths(render_dir)
     for k, path in enumerate(tqdm(paths, desc=f"encode {render_dir.name}", unit="clip")):
-        clip = clip_store.read_clip(path, names=("rgb", "segmentation", "depth"))
-        videos = stream_videos(clip.arrays)
-        caption = captions.describe(clip.attrs["instances"])
-        tensors = encode_videos(frozen, videos, caption, max_text, clip_seed(path, k))
-        meta = clip_metadata(clip.attrs["clip_id"], caption, videos, model_source, code_hash)
-        save_cache(out_dir / f"{path.stem}.safetensors", tensors, meta)
+        clip_id, videos, caption, seed = clip_inputs(path, k)
+        target = out_dir / f"{path.stem}.safetensors"
+        write_clip_cache(
+            frozen, target, clip_id, videos, caption, seed, max_text, model_source, code_hash
+        )
     write_shard_record(out_dir, model_source, max_text, code_hash, [p.name for p in paths])
 
 
