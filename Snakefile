@@ -30,6 +30,7 @@ localrules:
     report_cues,
     cue_dz_report,
     evaluate_tables,
+    physics_iq_tables,
 
 
 rule all:
@@ -43,3 +44,4 @@ rule all:
         "results/evaluate/tables.md",
         expand("results/report/videos/{variant}", variant=VARIANTS),
         "results/report/results.md",
+        ["results/evaluate/physics_iq_benchmark.md"] if PHYSICS_IQ else [],

@@ -30,6 +30,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hints.add_argument("--out", required=True, type=Path, help="cue store to write (.zarr)")
     hints.add_argument("--config", default="config.yaml", help="config with the cues section")
 
+    piq = sub.add_parser(
+        "physics-iq", help="cue stores of the Physics-IQ benchmark's views (conditioning clips)"
+    )
+    piq.set_defaults(run=_physics_iq)
+    piq.add_argument("--benchmark", required=True, type=Path, help="physics-IQ-benchmark folder")
+    piq.add_argument("--descriptions", type=Path, help="descriptions CSV (prompts, categories)")
+    piq.add_argument("--out", required=True, type=Path, help="folder of cue stores to write")
+    piq.add_argument("--settings", required=True, help="JSON of the `cues` config section")
+    piq.add_argument("--size", required=True, type=int, help="generation size (render.resolution)")
+    piq.add_argument("--fps", required=True, type=int, help="frame rate (render.fps)")
+    piq.add_argument("--depth-model", required=True, help="Depth-Anything-V2: hub id or folder")
+    piq.add_argument("--depth-settings", required=True, help="JSON of the `depth` section")
+    piq.add_argument("--batch-size", type=int, help="overrides depth.batch_size (operational)")
+    piq.add_argument("--device", help="overrides depth.device (operational)")
+    piq.add_argument("--code-hash", default="unknown")
+    piq.add_argument("--offline", action="store_true")
+
     report = sub.add_parser("dz-report", help="dz estimators against rendered depth")
     report.set_defaults(run=_dz_report)
     report.add_argument("--render", nargs="+", required=True, type=Path)
@@ -55,6 +72,25 @@ def _from_hints(args: argparse.Namespace) -> None:
 
     hints.write_store(args.hints, args.out, config.load(args.config)["cues"]["mass"])
     log.info("cue store from %s -> %s", args.hints, args.out)
+
+
+def _physics_iq(args: argparse.Namespace) -> None:
+    from stance.cues import from_video
+
+    from_video.write_physics_iq_cues(
+        args.benchmark,
+        args.descriptions,
+        args.out,
+        config.section_from_json("cues", args.settings),
+        args.size,
+        args.fps,
+        args.depth_model,
+        config.section_from_json(
+            "depth", args.depth_settings, {"batch_size": args.batch_size, "device": args.device}
+        ),
+        args.code_hash,
+        not args.offline,
+    )
 
 
 def _dz_report(args: argparse.Namespace) -> None:

@@ -20,9 +20,12 @@ Instance columns: u, v, dz, mass_kg, mass_channel, area_px (keyframe pixels), an
 rendered clips the references dz_gt (same statistic on rendered depth), dz_centre
 (change of the centre's camera distance) and dz_literal (the literal formula); NaN when
 unknown (user hints).
-Attributes: `format`/`version` (checked by readers), clip_id, source ("render" or
-"hints"), channels, frames (the reference pair), `dz` (method and parameters), `mass`
-(normalisation), code_hash and the hashes/models of the stores it was computed from.
+Attributes: `format`/`version` (checked by readers), clip_id, source ("render", "hints"
+or "physics_iq"), channels, frames (the reference pair), `dz` (method and parameters),
+`mass` (normalisation), code_hash and the hashes/models of the stores it was computed
+from. Stores of Physics-IQ views (`cues.from_video`, written to results/cues/physics_iq/)
+also hold prompt and category (the benchmark's description of the view), fps and the
+`from_video` settings; their dz is in disparity units, mass the stated default.
 """
 
 from __future__ import annotations

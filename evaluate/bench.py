@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from stance import physics_iq_folder
 from stance.evaluate import physics_iq, physics_iq_files
 
 HELP = "Physics-IQ: the reference's file-by-file procedure vs the pipeline's, same files"
@@ -82,7 +83,7 @@ def pipeline_way(files, fps: int, workers: int):
     options = physics_iq.Options()
     with ThreadPoolExecutor(workers) as pool:
         for truth, twin, ours in files:
-            videos = list(pool.map(physics_iq_files.read_rgb, (truth, twin, ours)))
+            videos = list(pool.map(physics_iq_folder.read_rgb, (truth, twin, ours)))
             scored = physics_iq.score_view(
                 videos[0], {"twin": videos[1], "ours": videos[2]}, fps, options, pool=pool
             )

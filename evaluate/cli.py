@@ -44,6 +44,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     gather.add_argument("--out", required=True, type=Path, help="output folder")
 
+    piq = sub.add_parser("physics-iq", help="score one generated Physics-IQ benchmark run")
+    piq.set_defaults(run=_physics_iq)
+    piq.add_argument("--benchmark", required=True, type=Path, help="physics-IQ-benchmark folder")
+    piq.add_argument("--descriptions", type=Path, help="descriptions CSV (categories)")
+    piq.add_argument("--generated", required=True, type=Path, help="the run's video folder")
+    piq.add_argument("--fps", required=True, type=int, help="frame rate (render.fps)")
+    piq.add_argument("--settings", required=True, help="JSON of the `evaluate` section")
+    piq.add_argument("--run", required=True, help="JSON {variant, seed}: recorded in the output")
+    piq.add_argument("--out", required=True, type=Path, help="parquet to write")
+
+    piq_tables = sub.add_parser(
+        "physics-iq-tables", help="benchmark runs -> mean +- std over seeds, per category"
+    )
+    piq_tables.set_defaults(run=_physics_iq_tables)
+    piq_tables.add_argument("runs", nargs="+", type=Path, help="<variant>/run_<k>.parquet files")
+    piq_tables.add_argument("--fps", required=True, type=int)
+    piq_tables.add_argument("--out", required=True, type=Path, help="output folder")
+
 
 def _shard(args: argparse.Namespace) -> None:
     from stance.evaluate import metrics
@@ -66,3 +84,22 @@ def _tables(args: argparse.Namespace) -> None:
     settings = config.section_from_json("evaluate", args.settings)
     sampling = json.loads(args.sampling) if args.sampling else None
     tables.gather(args.metrics, args.out, settings, sampling)
+
+
+def _physics_iq(args: argparse.Namespace) -> None:
+    from stance.evaluate import physics_iq, physics_iq_benchmark
+
+    settings = config.section_from_json("evaluate", args.settings)
+    options = physics_iq.Options.from_settings(settings)
+    rows = physics_iq_benchmark.score_run(
+        args.benchmark, args.generated, args.fps, options, args.descriptions
+    )
+    run = {**json.loads(args.run), "fps": args.fps, "reference": options.reference}
+    physics_iq_benchmark.write_run(rows, args.out, run)
+
+
+def _physics_iq_tables(args: argparse.Namespace) -> None:
+    from stance.evaluate import physics_iq_benchmark
+
+    table = physics_iq_benchmark.gather(args.runs, args.out, args.fps)
+    print(table.to_string(index=False))

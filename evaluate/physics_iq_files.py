@@ -66,19 +66,6 @@ def read_frames(path: Path, end: int, size=None, normalize: bool = True) -> list
     return frames
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """All frames of a video decoded by OpenCV as the reference decodes them, as RGB (the
-    pipeline's order; the metrics do not depend on it)."""
-    capture, frames = cv2.VideoCapture(str(path)), []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
-    return np.stack(frames)
-
-
 def _iou_per_frame(masks1, masks2) -> list[float]:
     values = []
     for a, b in zip(masks1, masks2, strict=False):

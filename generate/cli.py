@@ -30,6 +30,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     shard.add_argument("--offline", action="store_true")
 
+    piq = sub.add_parser(
+        "physics-iq", help="one benchmark run: every Physics-IQ view with one seed"
+    )
+    piq.set_defaults(run=_physics_iq)
+    piq.add_argument("--cues", required=True, type=Path, help="results/cues/physics_iq")
+    piq.add_argument("--trained", required=True, type=Path, help="trained variant folder")
+    piq.add_argument("--out", required=True, type=Path, help="run folder to write videos to")
+    piq.add_argument("--model", required=True, help="CogVideoX pipeline: hub id or folder")
+    piq.add_argument("--settings", required=True, help="JSON of the `generate` section")
+    piq.add_argument("--max-text", required=True, type=int, help="train.max_text_seq_length")
+    piq.add_argument("--fps", required=True, type=int, help="frame rate (render.fps)")
+    piq.add_argument("--seed", required=True, type=int, help="this run's sampling seed")
+    piq.add_argument("--code-hash", default="unknown")
+    piq.add_argument("--memory-profile", choices=["full", "offload", "sequential"])
+    piq.add_argument("--offline", action="store_true")
+
     hints = sub.add_parser(
         "hints", help="generate from a cue store made by `stance cues from-hints`"
     )
@@ -62,6 +78,25 @@ def _shard(args: argparse.Namespace) -> None:
         args.max_text,
         args.frames,
         args.fps,
+        args.code_hash,
+        not args.offline,
+    )
+
+
+def _physics_iq(args: argparse.Namespace) -> None:
+    from stance.generate import shard
+
+    overrides = {"memory_profile": args.memory_profile}
+    settings = config.section_from_json("generate", args.settings, overrides)
+    shard.generate_physics_iq(
+        args.cues,
+        args.trained,
+        args.out,
+        args.model,
+        settings,
+        args.max_text,
+        args.fps,
+        args.seed,
         args.code_hash,
         not args.offline,
     )

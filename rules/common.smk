@@ -41,6 +41,8 @@ VARIANTS = sorted(config["train"]["variants"])
 METHODS = (
     VARIANTS + config["evaluate"]["baselines"] + config["evaluate"]["external_methods"]
 )
+PHYSICS_IQ = config["evaluate"]["physics_iq_benchmark"]  # None: no benchmark jobs
+PHYSICS_IQ_RUNS = [f"{k:02d}" for k in range(1, config["evaluate"]["physics_iq_seeds"] + 1)]
 TINY_DEPTH_MODEL = stance_config.TINY_MODELS["depth"]
 TINY_VIDEO_MODEL = stance_config.TINY_MODELS["video"]
 BUILT_VIDEO_MODELS = stance_config.BUILT_MODELS["video"]
@@ -50,6 +52,7 @@ wildcard_constraints:
     split="|".join(stance_config.SPLITS),
     variant="|".join(VARIANTS),
     shard=r"\d{%d}" % shards.SHARD_DIGITS,
+    run=r"\d{2}",
 
 
 # -- path helpers -------------------------------------------------------------------------
@@ -67,6 +70,17 @@ def shard_dirs(stage, splits=None, variant=None):
 
 def generated_dirs(wildcards=None):
     return [d for v in VARIANTS for d in shard_dirs("generate", EVAL_SPLITS, variant=v)]
+
+
+def physics_iq_runs(wildcards=None):
+    """Every scored benchmark run (none without evaluate.physics_iq_benchmark)."""
+    if not PHYSICS_IQ:
+        return []
+    return [
+        f"results/evaluate/physics_iq/{variant}/run_{run}.parquet"
+        for variant in VARIANTS
+        for run in PHYSICS_IQ_RUNS
+    ]
 
 
 def evaluated(wildcards=None):
@@ -129,6 +143,11 @@ def feature_network_args():
     return [word for flag, path in flags.items() if path for word in (flag, path)]
 
 
+def physics_iq_descriptions_arg(wildcards=None):
+    path = config["evaluate"]["physics_iq_descriptions"]
+    return ["--descriptions", path] if path else []
+
+
 def train_launcher(wildcards=None):
     return launch.command_prefix(config["train"])
 
@@ -143,6 +162,19 @@ def video_model_input(wildcards=None):
     """The tiny or small stack is built by the DAG (rules/models.smk)."""
     video = config["models"]["video"]
     return [video] if video in BUILT_VIDEO_MODELS else []
+
+
+def physics_iq_inputs(wildcards=None):
+    """The user's benchmark folder (and descriptions CSV) as inputs: a new download reruns
+    the benchmark jobs."""
+    if not PHYSICS_IQ:
+        raise WorkflowError(
+            "benchmark jobs need evaluate.physics_iq_benchmark: the downloaded folder"
+        )
+    inputs = {"benchmark": PHYSICS_IQ}
+    if config["evaluate"]["physics_iq_descriptions"]:
+        inputs["descriptions"] = config["evaluate"]["physics_iq_descriptions"]
+    return inputs
 
 
 def results_page_inputs(wildcards):

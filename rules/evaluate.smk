@@ -76,3 +76,50 @@ rule evaluate_tables:
     shell:
         "stance evaluate tables {input:q} --settings {params.settings:q}"
         " --sampling {params.sampling:q} --out {params.outdir:q} > {log:q} 2>&1"
+
+
+rule physics_iq_score:
+    input:
+        unpack(physics_iq_inputs),
+        generated="results/generate/{variant}/physics_iq/run_{run}",
+    output:
+        "results/evaluate/physics_iq/{variant}/run_{run}.parquet",
+    log:
+        "logs/physics_iq_score/{variant}/run_{run}.log",
+    benchmark:
+        "benchmarks/physics_iq_score/{variant}/run_{run}.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        descriptions=physics_iq_descriptions_arg,
+        settings=settings("evaluate", only=("scale", "lossy_masks", "threshold")),
+        run=lambda wildcards: json.dumps(
+            {"variant": wildcards.variant, "run": int(wildcards.run)}, sort_keys=True
+        ),
+        fps=config["render"]["fps"],
+        code=code("stance.evaluate.physics_iq_benchmark"),
+    shell:
+        "stance evaluate physics-iq --benchmark {input.benchmark:q} {params.descriptions:q}"
+        " --generated {input.generated:q} --fps {params.fps} --settings {params.settings:q}"
+        " --run {params.run:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule physics_iq_tables:
+    input:
+        physics_iq_runs,
+    output:
+        table="results/evaluate/physics_iq_benchmark.md",
+        csv="results/evaluate/physics_iq_benchmark.csv",
+    log:
+        "logs/physics_iq_tables.log",
+    benchmark:
+        "benchmarks/physics_iq_tables.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        outdir=lambda wildcards, output: os.path.dirname(output.table),
+        fps=config["render"]["fps"],
+        code=code("stance.evaluate.physics_iq_benchmark"),
+    shell:
+        "stance evaluate physics-iq-tables {input:q} --fps {params.fps}"
+        " --out {params.outdir:q} > {log:q} 2>&1"

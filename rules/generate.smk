@@ -27,3 +27,33 @@ rule generate_shard:
         " --max-text {params.max_text} --frames {params.frames} --fps {params.fps}"
         " --memory-profile {resources.memory_profile}"
         " --code-hash {params.code:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule physics_iq_generate:
+    input:
+        cues="results/cues/physics_iq",
+        trained="results/train/{variant}",
+        model=video_model_input,
+    output:
+        directory("results/generate/{variant}/physics_iq/run_{run}"),
+    log:
+        "logs/physics_iq_generate/{variant}/run_{run}.log",
+    benchmark:
+        "benchmarks/physics_iq_generate/{variant}/run_{run}.tsv"
+    conda:
+        "../envs/train.yaml"
+    resources:  # operational: the same videos under any profile (no rerun)
+        memory_profile=config["generate"]["memory_profile"],
+    params:
+        model=config["models"]["video"],
+        settings=settings("generate", only=("steps", "guidance_scale", "cue_guidance")),
+        seed=lambda wildcards: config["generate"]["seed"] + int(wildcards.run) - 1,
+        max_text=config["train"]["max_text_seq_length"],
+        fps=config["render"]["fps"],
+        code=code("stance.generate.shard"),
+    shell:
+        "stance generate physics-iq --cues {input.cues:q} --trained {input.trained:q}"
+        " --model {params.model:q} --settings {params.settings:q} --seed {params.seed}"
+        " --max-text {params.max_text} --fps {params.fps}"
+        " --memory-profile {resources.memory_profile}"
+        " --code-hash {params.code:q} --out {output:q} > {log:q} 2>&1"

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stance.evaluate import physics_iq_files
+from stance import physics_iq_folder
 
 FPS = 8
 FRAMES = 44  # more than FPS x 5: the reference scores the first 40
@@ -87,7 +87,7 @@ def write_video(path: Path, frames: np.ndarray, fps: int = FPS) -> None:
 
 def read_video(path: Path) -> np.ndarray:
     """RGB frames as the pipeline holds them (the reference reads BGR: same metrics)."""
-    return physics_iq_files.read_rgb(path)
+    return physics_iq_folder.read_rgb(path)
 
 
 def real_name(scenario: int, view: int, take: str) -> str:
@@ -112,3 +112,53 @@ def write_set(root: Path) -> tuple[Path, Path]:
             write_video(real / real_name(s, v, "take-2"), clips["take-2"])
             write_video(generated / generated_name(s, v), clips["generated"])
     return real, generated
+
+
+CONDITIONING_FRAMES = 24  # 3 s at 8 fps before the switch frame
+
+
+def conditioning(scenario: int, view: int) -> np.ndarray:
+    """The 3 s before take 1 of a view: the same ball on the same path, BGR."""
+    size = SIZES[VIEWS[view]]
+    start = (15 + 5 * view, 20 + 7 * scenario)
+    velocity = (1.5 + 0.3 * scenario, 0.6 + 0.2 * view)
+    before = (
+        start[0] - velocity[0] * CONDITIONING_FRAMES,
+        start[1] - velocity[1] * CONDITIONING_FRAMES,
+    )
+    return _ball(size, CONDITIONING_FRAMES, before, velocity, 9, seed=10 * scenario + view)
+
+
+def write_benchmark(root: Path) -> tuple[Path, Path]:
+    """The parity set in the benchmark's own layout (physics-IQ-benchmark/: split-videos
+    at 8FPS, switch frames) + a descriptions CSV; (benchmark folder, descriptions)."""
+    bench = root / "physics-IQ-benchmark"
+    testing = bench / "split-videos" / "testing-videos" / f"{FPS}FPS"
+    conditioning_dir = bench / "split-videos" / "conditioning-videos" / f"{FPS}FPS"
+    switch = bench / "switch-frames"
+    for folder in (testing, conditioning_dir, switch):
+        folder.mkdir(parents=True, exist_ok=True)
+    rows = ["scenario,description,category,generated_video_name"]
+    for s, scenario in enumerate(SCENARIOS):
+        for v, view in enumerate(VIEWS):
+            clips = videos(s, v)
+            for take in ("take-1", "take-2"):
+                write_video(testing / real_name(s, v, take), clips[take])
+            number = f"{100 * s + 10 * v + 1:04d}"
+            before = conditioning(s, v)
+            write_video(
+                conditioning_dir
+                / f"{number}_conditioning-videos_{FPS}FPS_{view}_take-1_{scenario}.mp4",
+                before,
+            )
+            cv2.imwrite(
+                str(switch / f"{number}_switch-frames_anyFPS_{view}_{scenario}.jpg"), before[-1]
+            )
+            category = "Solid Mechanics" if s < 2 else "Fluid Dynamics"
+            rows.append(
+                f"{number}_{view}_take-1_{scenario}.mp4,A ball rolls ({scenario}).,{category},"
+                f"{generated_name(s, v)}"
+            )
+    descriptions = root / "descriptions.csv"
+    descriptions.write_text("\n".join(rows) + "\n")
+    return bench, descriptions

@@ -1,0 +1,214 @@
+"""The Physics-IQ benchmark folder (google-deepmind/physics-IQ-benchmark, original track),
+read only here: the input format of the benchmark jobs (cues from the conditioning clips,
+generation from the switch frames, scoring against the testing takes).
+
+Layout, as the benchmark's downloader writes it (`evaluate.physics_iq_benchmark` names the
+`physics-IQ-benchmark` folder or its parent):
+
+    split-videos/conditioning-videos/<F>FPS/<ID>_conditioning-videos_<F>FPS_<view>_take-1_<scenario>.mp4
+    split-videos/testing-videos/<F>FPS/<ID>_testing-videos_<F>FPS_<view>_take-<k>_<scenario>.mp4
+    switch-frames/<ID>_switch-frames_anyFPS_<view>_<scenario>.jpg
+
+A view is one (scenario, view) pair; its take-1 ID names it, and the generated video of a
+view is `<ID>_<view>_<scenario>.mp4` (the reference's naming, so a generated folder can
+also be scored by the reference code). Take 2 of a view has its own ID.
+
+Frame rates: the download ships 30FPS and usually 24/16/8FPS. When the folder of the
+wanted rate is missing, the 30FPS video is resampled as the reference's fps_changer does
+(`resample`): the first min(5 s, duration), frame j blends frames floor(a), floor(a) + 1
+with a = j (n - 1) / (m - 1), truncated to uint8.
+
+Descriptions: a CSV with columns scenario, description, category, generated_video_name
+(the benchmark repository's descriptions/descriptions.csv); its rows give each view's
+prompt and category. Without one, the prompt is the scenario name in words and the
+category "unknown".
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from stance.errors import UserError
+
+FOLDER = "physics-IQ-benchmark"
+SOURCE_FPS = 30
+SECONDS = 5  # the benchmark scores fps x 5 frames
+CONDITIONING, TESTING = "conditioning-videos", "testing-videos"
+UNKNOWN_CATEGORY = "unknown"
+
+
+class BenchmarkError(UserError, ValueError):
+    """The benchmark folder is missing, incomplete or not in the reference layout."""
+
+
+@dataclass(frozen=True)
+class View:
+    id: str  # take-1 ID, e.g. "0001"
+    view: str  # e.g. "perspective-left"
+    scenario: str  # e.g. "trimmed-ball-and-block-fall" (no extension)
+    take2_id: str
+    description: str = ""
+    category: str = UNKNOWN_CATEGORY
+
+    @property
+    def name(self) -> str:
+        """The generated video's stem (the reference's naming)."""
+        return f"{self.id}_{self.view}_{self.scenario}"
+
+
+def root_of(folder: str | Path) -> Path:
+    """The `physics-IQ-benchmark` folder itself, given it or its parent."""
+    folder = Path(folder)
+    for candidate in (folder, folder / FOLDER):
+        if (candidate / "split-videos").is_dir():
+            return candidate
+    raise BenchmarkError(
+        f"evaluate.physics_iq_benchmark: {folder} holds no split-videos/ folder; download "
+        "the benchmark (physics-IQ-benchmark's download_physics_iq_data.py) and name the "
+        f"{FOLDER} folder or its parent"
+    )
+
+
+def _parse(path: Path, kind: str) -> tuple[str, str, str, str]:
+    """(ID, view, take, scenario) of a split video's file name."""
+    parts = path.stem.split("_", 5)
+    if len(parts) != 6 or parts[1] != kind or not parts[4].startswith("take-"):
+        raise BenchmarkError(
+            f"{path.name}: expected <ID>_{kind}_<F>FPS_<view>_take-<k>_<scenario>.mp4 (the "
+            "benchmark's naming); remove or rename the file"
+        )
+    return parts[0], parts[3], parts[4], parts[5]
+
+
+def _fps_folder(root: Path, kind: str, fps: int) -> Path:
+    """The folder of `fps`, or of 30 FPS (resampled on reading) when it is missing."""
+    base = root / "split-videos" / kind
+    for rate in (fps, SOURCE_FPS):
+        if (base / f"{rate}FPS").is_dir():
+            return base / f"{rate}FPS"
+    found = sorted(p.name for p in base.glob("*FPS")) if base.is_dir() else []
+    raise BenchmarkError(
+        f"{base} has neither {fps}FPS nor {SOURCE_FPS}FPS (found: {found or 'nothing'}); "
+        "download the benchmark's 30FPS videos"
+    )
+
+
+def descriptions(path: str | Path | None) -> dict[str, tuple[str, str]]:
+    """Generated-video stem -> (description, category) from a descriptions CSV."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise BenchmarkError(
+            f"evaluate.physics_iq_descriptions: {path} is not a file; give the benchmark "
+            "repository's descriptions/descriptions.csv or null"
+        )
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    needed = {"description", "category", "generated_video_name"}
+    if not rows or not needed <= set(rows[0]):
+        raise BenchmarkError(f"{path}: expected the columns {sorted(needed)}")
+    return {
+        Path(row["generated_video_name"]).stem: (row["description"], row["category"])
+        for row in rows
+    }
+
+
+def scan(folder: str | Path, fps: int, descriptions_csv: str | Path | None = None) -> list[View]:
+    """Every view with a take 1, take 2, conditioning clip and switch frame, sorted by ID;
+    a view missing any of them is an error naming the file."""
+    root = root_of(folder)
+    takes: dict[tuple[str, str], dict[str, str]] = {}
+    for path in sorted(_fps_folder(root, TESTING, fps).glob("*.mp4")):
+        file_id, view, take, scenario = _parse(path, TESTING)
+        takes.setdefault((scenario, view), {})[take] = file_id
+    if not takes:
+        raise BenchmarkError(f"{root}: no testing videos; the download is incomplete")
+    texts = descriptions(descriptions_csv)
+    views = []
+    for (scenario, view), ids in takes.items():
+        if "take-1" not in ids or "take-2" not in ids:
+            raise BenchmarkError(
+                f"{root}: {scenario} {view} has {sorted(ids)} but the score needs take-1 and "
+                "take-2; complete the download"
+            )
+        item = View(ids["take-1"], view, scenario, ids["take-2"])
+        description, category = texts.get(item.name, (_words(scenario), UNKNOWN_CATEGORY))
+        views.append(View(item.id, view, scenario, item.take2_id, description, category))
+    views.sort(key=lambda v: v.id)
+    for item in views:
+        for path in (conditioning_path(root, item, fps), switch_frame_path(root, item)):
+            if not path.exists():
+                raise BenchmarkError(f"{path} is missing; complete the benchmark download")
+    return views
+
+
+def _words(scenario: str) -> str:
+    return scenario.removeprefix("trimmed-").replace("-", " ") + "."
+
+
+def testing_path(root: Path, item: View, take: int, fps: int) -> Path:
+    folder = _fps_folder(root, TESTING, fps)
+    file_id = item.id if take == 1 else item.take2_id
+    rate = folder.name
+    return folder / f"{file_id}_{TESTING}_{rate}_{item.view}_take-{take}_{item.scenario}.mp4"
+
+
+def conditioning_path(root: Path, item: View, fps: int) -> Path:
+    folder = _fps_folder(root, CONDITIONING, fps)
+    rate = folder.name
+    return folder / f"{item.id}_{CONDITIONING}_{rate}_{item.view}_take-1_{item.scenario}.mp4"
+
+
+def switch_frame_path(root: Path, item: View) -> Path:
+    return (
+        root / "switch-frames" / f"{item.id}_switch-frames_anyFPS_{item.view}_{item.scenario}.jpg"
+    )
+
+
+def resample(frames: np.ndarray, source_fps: float, fps: int, max_seconds: float) -> np.ndarray:
+    """The reference's fps_changer on decoded frames: the first min(max_seconds, duration)
+    seconds, int(duration x fps) frames, each a linear blend of its two neighbours."""
+    duration = min(max_seconds, len(frames) / source_fps)
+    frames = frames[: int(duration * source_fps)]
+    count, new = len(frames), int(duration * fps)
+    if count == 0 or new == 0:
+        raise BenchmarkError(f"a video of {duration:.2f} s has no frames at {fps} fps")
+    out = np.empty((new, *frames.shape[1:]), dtype=np.uint8)
+    for j in range(new):
+        alpha = j * (count - 1) / (new - 1) if new > 1 else 0.0
+        index = int(alpha)
+        alpha -= index
+        blend = (1 - alpha) * frames[index].astype(np.float32)
+        blend += alpha * frames[min(index + 1, count - 1)].astype(np.float32)
+        out[j] = blend.astype(np.uint8)
+    return out
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """All frames of a video as (T,H,W,3) uint8 RGB, decoded by OpenCV as the reference
+    decodes them (its bundled FFmpeg: the same pixels as the reference's numbers)."""
+    capture, frames = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    capture.release()
+    if not frames:
+        raise BenchmarkError(f"{path} has no decodable frames: download it again")
+    return np.stack(frames)
+
+
+def read_at(path: Path, fps: int, max_seconds: float = SECONDS) -> np.ndarray:
+    """(T,H,W,3) uint8 RGB frames of a split video at `fps` (resampled from 30FPS, first
+    `max_seconds`, when the file lies in the 30FPS folder and another rate is wanted)."""
+    frames = read_rgb(path)
+    if path.parent.name == f"{fps}FPS":
+        return frames
+    return resample(frames, SOURCE_FPS, fps, max_seconds)
