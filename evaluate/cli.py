@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     piq.add_argument("--generated", required=True, type=Path, help="the run's video folder")
     piq.add_argument("--fps", required=True, type=int, help="frame rate (render.fps)")
     piq.add_argument("--settings", required=True, help="JSON of the `evaluate` section")
-    piq.add_argument("--run", required=True, help="JSON {variant, seed}: recorded in the output")
+    piq.add_argument("--record", required=True, help="JSON {variant, run}: kept in the output")
     piq.add_argument("--out", required=True, type=Path, help="parquet to write")
 
     piq_tables = sub.add_parser(
@@ -94,7 +94,7 @@ def _physics_iq(args: argparse.Namespace) -> None:
     rows = physics_iq_benchmark.score_run(
         args.benchmark, args.generated, args.fps, options, args.descriptions
     )
-    run = {**json.loads(args.run), "fps": args.fps, "reference": options.reference}
+    run = {**json.loads(args.record), "fps": args.fps, "reference": options.reference}
     physics_iq_benchmark.write_run(rows, args.out, run)
 
 

@@ -93,7 +93,7 @@ rule physics_iq_score:
     params:
         descriptions=physics_iq_descriptions_arg,
         settings=settings("evaluate", only=("scale", "lossy_masks", "threshold")),
-        run=lambda wildcards: json.dumps(
+        record=lambda wildcards: json.dumps(
             {"variant": wildcards.variant, "run": int(wildcards.run)}, sort_keys=True
         ),
         fps=config["render"]["fps"],
@@ -101,7 +101,7 @@ rule physics_iq_score:
     shell:
         "stance evaluate physics-iq --benchmark {input.benchmark:q} {params.descriptions:q}"
         " --generated {input.generated:q} --fps {params.fps} --settings {params.settings:q}"
-        " --run {params.run:q} --out {output:q} > {log:q} 2>&1"
+        " --record {params.record:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule physics_iq_tables:

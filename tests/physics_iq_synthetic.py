@@ -90,9 +90,9 @@ def read_video(path: Path) -> np.ndarray:
     return physics_iq_folder.read_rgb(path)
 
 
-def real_name(scenario: int, view: int, take: str) -> str:
+def real_name(scenario: int, view: int, take: str, fps: int = FPS) -> str:
     number = 100 * scenario + 10 * view + (1 if take == "take-1" else 2)
-    return f"{number:04d}_testing-videos_{FPS}FPS_{VIEWS[view]}_{take}_{SCENARIOS[scenario]}.mp4"
+    return f"{number:04d}_testing-videos_{fps}FPS_{VIEWS[view]}_{take}_{SCENARIOS[scenario]}.mp4"
 
 
 def generated_name(scenario: int, view: int) -> str:
@@ -129,12 +129,13 @@ def conditioning(scenario: int, view: int) -> np.ndarray:
     return _ball(size, CONDITIONING_FRAMES, before, velocity, 9, seed=10 * scenario + view)
 
 
-def write_benchmark(root: Path) -> tuple[Path, Path]:
+def write_benchmark(root: Path, fps: int = FPS) -> tuple[Path, Path]:
     """The parity set in the benchmark's own layout (physics-IQ-benchmark/: split-videos
-    at 8FPS, switch frames) + a descriptions CSV; (benchmark folder, descriptions)."""
+    in the <fps>FPS folders, switch frames) + a descriptions CSV; (benchmark folder,
+    descriptions). Written at 30 fps, the DAG resamples it as the reference does."""
     bench = root / "physics-IQ-benchmark"
-    testing = bench / "split-videos" / "testing-videos" / f"{FPS}FPS"
-    conditioning_dir = bench / "split-videos" / "conditioning-videos" / f"{FPS}FPS"
+    testing = bench / "split-videos" / "testing-videos" / f"{fps}FPS"
+    conditioning_dir = bench / "split-videos" / "conditioning-videos" / f"{fps}FPS"
     switch = bench / "switch-frames"
     for folder in (testing, conditioning_dir, switch):
         folder.mkdir(parents=True, exist_ok=True)
@@ -143,13 +144,14 @@ def write_benchmark(root: Path) -> tuple[Path, Path]:
         for v, view in enumerate(VIEWS):
             clips = videos(s, v)
             for take in ("take-1", "take-2"):
-                write_video(testing / real_name(s, v, take), clips[take])
+                write_video(testing / real_name(s, v, take, fps), clips[take], fps)
             number = f"{100 * s + 10 * v + 1:04d}"
             before = conditioning(s, v)
             write_video(
                 conditioning_dir
-                / f"{number}_conditioning-videos_{FPS}FPS_{view}_take-1_{scenario}.mp4",
+                / f"{number}_conditioning-videos_{fps}FPS_{view}_take-1_{scenario}.mp4",
                 before,
+                fps,
             )
             cv2.imwrite(
                 str(switch / f"{number}_switch-frames_anyFPS_{view}_{scenario}.jpg"), before[-1]
