@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 
 import stance
 from stance import config as stance_config
-from stance import provenance, shards
+from stance import physics_iq_folder, provenance, shards
 from stance.train import launch
 
 # -- validation ---------------------------------------------------------------------------
@@ -42,6 +42,20 @@ METHODS = (
     VARIANTS + config["evaluate"]["baselines"] + config["evaluate"]["external_methods"]
 )
 PHYSICS_IQ = config["evaluate"]["physics_iq_benchmark"]  # None: no benchmark jobs
+if PHYSICS_IQ:  # an incomplete download stops the DAG before any job runs
+    try:
+        physics_iq_folder.scan(
+            PHYSICS_IQ,
+            config["render"]["fps"],
+            config["evaluate"]["physics_iq_descriptions"],
+        )
+    except physics_iq_folder.BenchmarkError as exc:
+        raise WorkflowError(str(exc)) from None
+elif config["evaluate"]["physics_iq_descriptions"]:
+    raise WorkflowError(
+        "evaluate.physics_iq_descriptions is set but evaluate.physics_iq_benchmark is not:"
+        " name the downloaded benchmark folder too, or set both to null"
+    )
 PHYSICS_IQ_RUNS = [f"{k:02d}" for k in range(1, config["evaluate"]["physics_iq_seeds"] + 1)]
 TINY_DEPTH_MODEL = stance_config.TINY_MODELS["depth"]
 TINY_VIDEO_MODEL = stance_config.TINY_MODELS["video"]

@@ -240,3 +240,16 @@ def test_the_physics_iq_benchmark_track_runs_only_when_configured(workflow, tmp_
     table = (workflow.repo / "results/evaluate/physics_iq_benchmark.md").read_text()
     assert "rgb_depth" in table and "Solid Mechanics" in table and "±" in table
     assert workflow.pending() == {}  # without the folder: no benchmark jobs
+
+
+def test_an_incomplete_benchmark_folder_stops_the_dag_before_any_job(workflow, tmp_path):
+    import physics_iq_synthetic as synthetic
+
+    bench, _ = synthetic.write_benchmark(tmp_path, fps=30)
+    next((bench / "switch-frames").glob("0001_*.jpg")).unlink()
+    (workflow.repo / "piq_bad.yaml").write_text(
+        yaml.safe_dump({"evaluate": {"physics_iq_benchmark": str(bench)}})
+    )
+    result = workflow.snakemake("-n", configfiles=("piq_bad.yaml",), check=False)
+    assert result.returncode != 0
+    assert "switch-frames" in result.stderr and "complete the benchmark download" in result.stderr
