@@ -129,14 +129,7 @@ def evaluate_clip(
     row = {
         "method": method,
         "clip_id": attrs["clip_id"],
-        "st": gen.st,
-        "s": gen.s,
-        "ws": gen.ws,
-        "mse": gen.mse,
-        "pv_st": pv.st,
-        "pv_s": pv.s,
-        "pv_ws": pv.ws,
-        "pv_mse": pv.mse,
+        **gen.columns(pv),
         "psnr": quality.psnr(rgb, generated),
         "ssim": quality.ssim(rgb, generated),
         "motion_centroid_error": quality.centroid_error(

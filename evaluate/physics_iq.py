@@ -147,6 +147,12 @@ class ViewMetrics:
     ws: float
     mse: list[float]
 
+    def columns(self, variance: ViewMetrics) -> dict[str, Any]:
+        """Table columns of a view: these metrics (st, s, ws, mse) and the physical
+        variance's (take 2 or twin against take 1) as pv_st, pv_s, pv_ws, pv_mse."""
+        pv = {f"pv_{key}": value for key, value in vars(variance).items()}
+        return {**vars(self), **pv}
+
 
 class PhysicsIQError(UserError, ValueError):
     """A video cannot be scored (no frames, fewer frames than the real clip)."""

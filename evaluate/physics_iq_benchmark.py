@@ -70,14 +70,7 @@ def score_run(
                 "view": item.view,
                 "scenario": item.scenario,
                 "category": item.category,
-                "st": gen.st,
-                "s": gen.s,
-                "ws": gen.ws,
-                "mse": gen.mse,
-                "pv_st": pv.st,
-                "pv_s": pv.s,
-                "pv_ws": pv.ws,
-                "pv_mse": pv.mse,
+                **gen.columns(pv),
             }
         )
     return rows

@@ -64,17 +64,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hints.add_argument("--offline", action="store_true")
 
 
+def _settings(args: argparse.Namespace) -> dict:
+    """The `generate` section of --settings with the operational --memory-profile."""
+    overrides = {"memory_profile": args.memory_profile}
+    return config.section_from_json("generate", args.settings, overrides)
+
+
 def _shard(args: argparse.Namespace) -> None:
     from stance.generate import shard
 
-    overrides = {"memory_profile": args.memory_profile}
-    settings = config.section_from_json("generate", args.settings, overrides)
     shard.generate_shard(
         args.cues,
         args.trained,
         args.out,
         args.model,
-        settings,
+        _settings(args),
         args.max_text,
         args.frames,
         args.fps,
@@ -86,14 +90,12 @@ def _shard(args: argparse.Namespace) -> None:
 def _physics_iq(args: argparse.Namespace) -> None:
     from stance.generate import shard
 
-    overrides = {"memory_profile": args.memory_profile}
-    settings = config.section_from_json("generate", args.settings, overrides)
     shard.generate_physics_iq(
         args.cues,
         args.trained,
         args.out,
         args.model,
-        settings,
+        _settings(args),
         args.max_text,
         args.fps,
         args.seed,
