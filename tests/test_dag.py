@@ -251,5 +251,6 @@ def test_an_incomplete_benchmark_folder_stops_the_dag_before_any_job(workflow, t
         yaml.safe_dump({"evaluate": {"physics_iq_benchmark": str(bench)}})
     )
     result = workflow.snakemake("-n", configfiles=("piq_bad.yaml",), check=False)
+    text = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "switch-frames" in result.stderr and "complete the benchmark download" in result.stderr
+    assert "switch-frames" in text and "complete the benchmark download" in text
