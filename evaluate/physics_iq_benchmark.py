@@ -178,5 +178,28 @@ def gather(paths: Sequence[Path], out_dir: Path, fps: int) -> pd.DataFrame:
         "",
     ]
     (out_dir / "physics_iq_benchmark.md").write_text("\n".join(lines))
+    plot(table, out_dir / "physics_iq_benchmark.png")
     log.info("physics-iq benchmark table: %d variants -> %s", len(runs), out_dir)
     return table
+
+
+def plot(table: pd.DataFrame, path: Path) -> None:
+    """Physics IQ per variant and category: bars at the mean, error bars one sample
+    standard deviation over runs, the paper's STANCE number as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    means = table.pivot(index="category", columns="variant", values="physics_iq_mean")
+    stds = table.pivot(index="category", columns="variant", values="physics_iq_std")
+    order = ["all", *[c for c in means.index if c != "all"]]
+    means, stds = means.loc[order], stds.loc[order].fillna(0.0)
+    ax = means.plot.bar(yerr=stds, capsize=3, figsize=(max(6, 1.2 * len(order)), 3.5), rot=20)
+    stance = next(value for label, value, _ in tables.PUBLISHED if label.startswith("STANCE"))
+    ax.axhline(stance, color="grey", linestyle="--", linewidth=1, label=f"STANCE paper {stance}")
+    ax.set(ylabel="Physics IQ (mean ± std over runs)", xlabel="", title="Physics-IQ benchmark")
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    ax.figure.savefig(path, dpi=100)
+    plt.close(ax.figure)

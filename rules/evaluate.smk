@@ -110,6 +110,11 @@ rule physics_iq_tables:
     output:
         table="results/evaluate/physics_iq_benchmark.md",
         csv="results/evaluate/physics_iq_benchmark.csv",
+        plot=report(
+            "results/evaluate/physics_iq_benchmark.png",
+            caption="../report/captions/physics_iq_benchmark.rst",
+            category="Results",
+        ),
     log:
         "logs/physics_iq_tables.log",
     benchmark:

@@ -260,6 +260,7 @@ def test_table_is_mean_and_sample_std_over_runs_per_category(tmp_path):
     text = (tmp_path / "out" / "physics_iq_benchmark.md").read_text()
     assert "±" in text and "Optics" in text and "Solid" in text and "47.62" in text
     assert (tmp_path / "out" / "physics_iq_benchmark.csv").exists()
+    assert (tmp_path / "out" / "physics_iq_benchmark.png").stat().st_size > 1000
 
 
 def test_a_parquet_that_is_not_a_benchmark_run_is_refused(tmp_path):
