@@ -22,6 +22,22 @@ if not Path(stance.__file__).resolve().is_relative_to(Path(workflow.basedir).res
 _resolved = stance_config.validate(config, source="the Snakemake config")
 config.clear()
 config.update(_resolved)
+# An incomplete benchmark download stops the DAG before any job runs.
+_benchmark = config["evaluate"]["physics_iq_benchmark"]
+if _benchmark:
+    try:
+        physics_iq_folder.scan(
+            _benchmark,
+            config["render"]["fps"],
+            config["evaluate"]["physics_iq_descriptions"],
+        )
+    except physics_iq_folder.BenchmarkError as exc:
+        raise WorkflowError(str(exc)) from None
+elif config["evaluate"]["physics_iq_descriptions"]:
+    raise WorkflowError(
+        "evaluate.physics_iq_descriptions is set but evaluate.physics_iq_benchmark is not:"
+        " name the downloaded benchmark folder too, or set both to null"
+    )
 
 
 envvars:
@@ -42,21 +58,9 @@ METHODS = (
     VARIANTS + config["evaluate"]["baselines"] + config["evaluate"]["external_methods"]
 )
 PHYSICS_IQ = config["evaluate"]["physics_iq_benchmark"]  # None: no benchmark jobs
-if PHYSICS_IQ:  # an incomplete download stops the DAG before any job runs
-    try:
-        physics_iq_folder.scan(
-            PHYSICS_IQ,
-            config["render"]["fps"],
-            config["evaluate"]["physics_iq_descriptions"],
-        )
-    except physics_iq_folder.BenchmarkError as exc:
-        raise WorkflowError(str(exc)) from None
-elif config["evaluate"]["physics_iq_descriptions"]:
-    raise WorkflowError(
-        "evaluate.physics_iq_descriptions is set but evaluate.physics_iq_benchmark is not:"
-        " name the downloaded benchmark folder too, or set both to null"
-    )
-PHYSICS_IQ_RUNS = [f"{k:02d}" for k in range(1, config["evaluate"]["physics_iq_seeds"] + 1)]
+PHYSICS_IQ_RUNS = [
+    f"{k:02d}" for k in range(1, config["evaluate"]["physics_iq_seeds"] + 1)
+]
 TINY_DEPTH_MODEL = stance_config.TINY_MODELS["depth"]
 TINY_VIDEO_MODEL = stance_config.TINY_MODELS["video"]
 BUILT_VIDEO_MODELS = stance_config.BUILT_MODELS["video"]
