@@ -155,8 +155,8 @@ def write_physics_iq_cues(
     from stance.depth import model as depth_model
     from stance.depth.shard import predict, resolve_device
 
-    views = physics_iq_folder.scan(benchmark, fps, descriptions)
     root = physics_iq_folder.root_of(benchmark)
+    views = physics_iq_folder.scan(root, fps, descriptions)
     out_dir.mkdir(parents=True, exist_ok=True)
     stores.remove_partials(out_dir)
     device, dtype = resolve_device(depth_settings["device"], depth_settings["dtype"])

@@ -12,39 +12,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     shard = sub.add_parser("shard", help="generate every clip of a cue shard")
     shard.set_defaults(run=_shard)
-    shard.add_argument("--cues", required=True, type=Path, help="cue shard folder")
-    shard.add_argument("--trained", required=True, type=Path, help="trained variant folder")
-    shard.add_argument("--out", required=True, type=Path, help="folder to write videos to")
-    shard.add_argument("--model", required=True, help="CogVideoX pipeline: hub id or folder")
-    shard.add_argument("--settings", required=True, help="JSON of the `generate` section")
-    shard.add_argument(
-        "--max-text", required=True, type=int, help="T5 tokens (train.max_text_seq_length)"
-    )
+    _add_run_arguments(shard, cues="cue shard folder", out="folder to write videos to")
     shard.add_argument("--frames", required=True, type=int, help="frames per clip")
-    shard.add_argument("--fps", required=True, type=int, help="frame rate of the videos")
-    shard.add_argument("--code-hash", default="unknown")
-    shard.add_argument(
-        "--memory-profile",
-        choices=["full", "offload", "sequential"],
-        help="overrides generate.memory_profile of --settings (operational)",
-    )
-    shard.add_argument("--offline", action="store_true")
 
     piq = sub.add_parser(
         "physics-iq", help="one benchmark run: every Physics-IQ view with one seed"
     )
     piq.set_defaults(run=_physics_iq)
-    piq.add_argument("--cues", required=True, type=Path, help="results/cues/physics_iq")
-    piq.add_argument("--trained", required=True, type=Path, help="trained variant folder")
-    piq.add_argument("--out", required=True, type=Path, help="run folder to write videos to")
-    piq.add_argument("--model", required=True, help="CogVideoX pipeline: hub id or folder")
-    piq.add_argument("--settings", required=True, help="JSON of the `generate` section")
-    piq.add_argument("--max-text", required=True, type=int, help="train.max_text_seq_length")
-    piq.add_argument("--fps", required=True, type=int, help="frame rate (render.fps)")
+    _add_run_arguments(piq, cues="results/cues/physics_iq", out="run folder to write videos to")
     piq.add_argument("--seed", required=True, type=int, help="this run's sampling seed")
-    piq.add_argument("--code-hash", default="unknown")
-    piq.add_argument("--memory-profile", choices=["full", "offload", "sequential"])
-    piq.add_argument("--offline", action="store_true")
 
     hints = sub.add_parser(
         "hints", help="generate from a cue store made by `stance cues from-hints`"
@@ -62,6 +38,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="default: generate.memory_profile of the config",
     )
     hints.add_argument("--offline", action="store_true")
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser, cues: str, out: str) -> None:
+    """What `shard` and `physics-iq` both read: cues, trained variant, model, settings."""
+    parser.add_argument("--cues", required=True, type=Path, help=cues)
+    parser.add_argument("--trained", required=True, type=Path, help="trained variant folder")
+    parser.add_argument("--out", required=True, type=Path, help=out)
+    parser.add_argument("--model", required=True, help="CogVideoX pipeline: hub id or folder")
+    parser.add_argument("--settings", required=True, help="JSON of the `generate` section")
+    parser.add_argument(
+        "--max-text", required=True, type=int, help="T5 tokens (train.max_text_seq_length)"
+    )
+    parser.add_argument("--fps", required=True, type=int, help="frame rate of the videos")
+    parser.add_argument("--code-hash", default="unknown")
+    parser.add_argument(
+        "--memory-profile",
+        choices=["full", "offload", "sequential"],
+        help="overrides generate.memory_profile of --settings (operational)",
+    )
+    parser.add_argument("--offline", action="store_true")
 
 
 def _settings(args: argparse.Namespace) -> dict:

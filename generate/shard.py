@@ -160,6 +160,25 @@ def write_result(result, path: Path, fps: int) -> None:
         video.write_mp4(path.with_suffix(".aux.mp4"), result.aux, fps)
 
 
+def open_run(
+    cue_dir: Path,
+    out_dir: Path,
+    model_source: str,
+    trained: Path,
+    allow_download: bool,
+    memory_profile: str,
+    producer: str,
+):
+    """(pipeline, trained variant, cue store paths) of a generation job; no cue stores is
+    an error naming the job (`producer`) that writes them."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pipe, info = load_pipeline(model_source, trained, allow_download, memory_profile)
+    paths = sorted(cue_dir.glob("*.zarr"))
+    if not paths:
+        raise stores.StoreError(f"{cue_dir} holds no cue stores; run {producer}")
+    return pipe, info, paths
+
+
 def generate_shard(
     cue_dir: Path,
     trained: Path,
@@ -176,11 +195,15 @@ def generate_shard(
 
     from stance.train.captions import describe
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pipe, info = load_pipeline(model_source, trained, allow_download, settings["memory_profile"])
-    paths = sorted(cue_dir.glob("*.zarr"))
-    if not paths:
-        raise stores.StoreError(f"{cue_dir} holds no cue stores; run the cue stage")
+    pipe, info, paths = open_run(
+        cue_dir,
+        out_dir,
+        model_source,
+        trained,
+        allow_download,
+        settings["memory_profile"],
+        "the cue stage",
+    )
     start = time.perf_counter()
     for path in tqdm(paths, desc=f"generate {cue_dir.name}", unit="clip"):
         cue = cue_store.read(path)
@@ -229,11 +252,15 @@ def generate_physics_iq(
     naming and length, so the folder can also be scored by the reference code)."""
     from tqdm import tqdm
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pipe, info = load_pipeline(model_source, trained, allow_download, settings["memory_profile"])
-    paths = sorted(cue_dir.glob("*.zarr"))
-    if not paths:
-        raise stores.StoreError(f"{cue_dir} holds no cue stores; run the physics_iq_cues job")
+    pipe, info, paths = open_run(
+        cue_dir,
+        out_dir,
+        model_source,
+        trained,
+        allow_download,
+        settings["memory_profile"],
+        "the physics_iq_cues job",
+    )
     sampled, keep = benchmark_frames(fps)
     run_settings = {**settings, "seed": seed}
     start = time.perf_counter()

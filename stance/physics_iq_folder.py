@@ -137,9 +137,9 @@ def scan(folder: str | Path, fps: int, descriptions_csv: str | Path | None = Non
                 f"{root}: {scenario} {view} has {sorted(ids)} but the score needs take-1 and "
                 "take-2; complete the download"
             )
-        item = View(ids["take-1"], view, scenario, ids["take-2"])
-        description, category = texts.get(item.name, (_words(scenario), UNKNOWN_CATEGORY))
-        views.append(View(item.id, view, scenario, item.take2_id, description, category))
+        name = f"{ids['take-1']}_{view}_{scenario}"  # View.name
+        description, category = texts.get(name, (_words(scenario), UNKNOWN_CATEGORY))
+        views.append(View(ids["take-1"], view, scenario, ids["take-2"], description, category))
     views.sort(key=lambda v: v.id)
     for item in views:
         for path in (conditioning_path(root, item, fps), switch_frame_path(root, item)):
