@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> None:
     from stance.depth import store as depth_store
     from stance.render import store as clip_store
 
-    settings = config.validate({})["cues"]
+    settings = config.defaults().cues
     arrays, tracks, attrs = synthetic_clip(args.frames, args.size, args.instances)
     folder = Path(tempfile.mkdtemp(prefix="stance-bench-cues-"))
     try:
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> None:
             {"clip_id": "bench", "model": "synthetic", "code_hash": "bench"},
         )
         clip = clip_store.read_clip(render_path)
-        pair = list(compute.reference_frames(args.frames, settings["reference_frame"]))
+        pair = list(compute.reference_frames(args.frames, settings.reference_frame))
         depth_pair, disparity_pair = arrays["depth"][pair], disparity[pair].astype(np.float32)
         kernel.mean_flow(arrays["segmentation"][:1], arrays["forward_flow"][:1], args.instances + 1)
         compute.from_render(clip, depth_pair, disparity_pair, settings, {})
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> None:
         shutil.rmtree(folder, ignore_errors=True)
     print(
         f"cue bench: {args.frames}x{args.size}x{args.size}, {args.instances} instances, "
-        f"reference frames 0->{min(settings['reference_frame'], args.frames - 1)}"
+        f"reference frames 0->{min(settings.reference_frame, args.frames - 1)}"
     )
     print(f"  per-instance flow over all {args.frames} frames (numba): {full_flow * 1e3:7.1f} ms")
     print(f"  cue kernel (flow, dz with alignment, mass, paint):  {cue_kernel * 1e3:7.1f} ms")

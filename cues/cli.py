@@ -70,7 +70,7 @@ def _shard(args: argparse.Namespace) -> None:
 def _from_hints(args: argparse.Namespace) -> None:
     from stance.cues import hints
 
-    hints.write_store(args.hints, args.out, config.load(args.config)["cues"]["mass"])
+    hints.write_store(args.hints, args.out, config.load_settings(args.config).cues.mass)
     log.info("cue store from %s -> %s", args.hints, args.out)
 
 

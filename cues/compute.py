@@ -7,6 +7,7 @@ mass from the clip's instance table. Everything is painted into the keyframe's l
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from stance.cues import dz, kernel, mass, store
 from stance.render.store import Clip
+from stance.settings import Cues, as_dict
 
 
 def reference_frames(num_frames: int, reference_frame: int) -> tuple[int, int]:
@@ -44,7 +46,7 @@ def from_render(
     clip: Clip,
     depth_pair: np.ndarray,
     disparity_pair: np.ndarray,
-    settings: Mapping[str, Any],
+    settings: Cues,
     sources: Mapping[str, Any],
 ) -> store.CueClip:
     """Compute the cue store content of one clip.
@@ -56,17 +58,18 @@ def from_render(
     seg = clip.arrays["segmentation"]
     n = len(clip.attrs["instances"])
     num_ids = n + 1
-    frames = reference_frames(clip.attrs["render"]["frames"], settings["reference_frame"])
+    frames = reference_frames(clip.attrs["render"]["frames"], settings.reference_frame)
     first, last = frames
     steps = last - first
     gt_depth, disparity, seg_pair = depth_pair, disparity_pair, seg[[first, last]]
     flow = instance_flow(seg, clip.arrays["forward_flow"], num_ids, frames)[1:]
-    dz_params = settings["dz"]
+    dz_params = settings.dz
     estimated = dz.estimate(disparity, seg_pair, num_ids, steps, dz_params, gt_depth)[1:]
-    literal = dz.estimate(disparity, seg_pair, num_ids, steps, {**dz_params, "method": "literal"})
-    truth = dz.ground_truth(gt_depth, seg_pair, num_ids, steps, dz_params["erode_px"])[1:]
+    literal_params = dataclasses.replace(dz_params, method="literal")
+    literal = dz.estimate(disparity, seg_pair, num_ids, steps, literal_params)
+    truth = dz.ground_truth(gt_depth, seg_pair, num_ids, steps, dz_params.erode_px)[1:]
     mass_kg = np.array([inst["mass"] for inst in clip.attrs["instances"]])
-    mass_channel = mass.normalise(mass_kg, settings["mass"])
+    mass_channel = mass.normalise(mass_kg, settings.mass)
     # NaN (an instance invisible in the reference frames) paints as 0: no motion evidence.
     values = np.nan_to_num(np.column_stack([flow, estimated, mass_channel]))
     labels = seg[0].astype(np.uint16)
@@ -91,8 +94,8 @@ def from_render(
             "clip_id": clip.attrs["clip_id"],
             "source": "render",
             "frames": list(frames),
-            "dz": dict(dz_params),
-            "mass": dict(settings["mass"]),
+            "dz": as_dict(dz_params),
+            "mass": as_dict(settings.mass),
             **sources,
         },
     )

@@ -15,12 +15,10 @@ disparity's own units. Positive dz = moving away from the camera.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 
 from stance.cues import kernel
+from stance.settings import Dz
 
 SKY_DEPTH = 1e3  # rendered depth beyond this is sky (Kubric writes 1e10 there)
 MIN_FIT_PIXELS = 16
@@ -57,7 +55,7 @@ def estimate(
     seg: np.ndarray,
     num_ids: int,
     steps: int,
-    params: Mapping[str, Any],
+    params: Dz,
     gt_depth: np.ndarray | None = None,
 ) -> np.ndarray:
     """dz per label (num_ids,), label 0 = background, in units per frame.
@@ -65,7 +63,7 @@ def estimate(
     disparity, seg (and gt_depth) hold the two reference frames (2,H,W): the first and
     the last, `steps` frames apart.
     """
-    if params["method"] == "literal":
+    if params.method == "literal":
         change = (disparity[1] - disparity[0]) / steps
         sums = np.bincount(seg[0].ravel(), weights=change.ravel(), minlength=num_ids)
         counts = np.bincount(seg[0].ravel(), minlength=num_ids)
@@ -73,7 +71,7 @@ def estimate(
             return sums / counts
     depths = []
     for t in (0, 1):
-        if params["align_to"] == "ground_truth":
+        if params.align_to == "ground_truth":
             if gt_depth is None:
                 raise ValueError("cues.dz.align_to=ground_truth needs rendered depth")
             valid = gt_depth[t] < SKY_DEPTH
@@ -81,8 +79,8 @@ def estimate(
         else:  # first_frame: the first frame defines the (relative) depth scale
             valid = np.ones(seg[t].shape, dtype=bool)
             reference = disparity[0]
-        depth = aligned_depth(disparity[t], reference, seg[t], valid, params["dilate_px"])
-        depths.append(instance_depths(depth, seg[t], num_ids, params["erode_px"]))
+        depth = aligned_depth(disparity[t], reference, seg[t], valid, params.dilate_px)
+        depths.append(instance_depths(depth, seg[t], num_ids, params.erode_px))
     return (depths[1] - depths[0]) / steps
 
 

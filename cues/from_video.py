@@ -20,6 +20,7 @@ A static clip gives no instances: the cue map is all zero (the model sees "no mo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +35,7 @@ from tqdm import tqdm
 from stance import physics_iq_folder, provenance, stores
 from stance.cues import dz, mass, store, visualize
 from stance.evaluate.physics_iq import motion_masks
+from stance.settings import Cues, Depth, as_dict
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +86,14 @@ def video_cue(
     conditioning: np.ndarray,
     switch_frame: np.ndarray,
     size: int,
-    settings: Mapping[str, Any],
+    settings: Cues,
     disparity: Disparity,
     attrs: Mapping[str, Any],
 ) -> store.CueClip:
     """The cue store content of one view: `conditioning` (T,H,W,3) uint8 at the
     benchmark's fps ending at the switch frame, `switch_frame` (H,W,3) uint8 the image
     generation starts from; `settings` is the `cues` config section."""
-    video = settings["from_video"]
+    video = settings.from_video
     if len(conditioning) < 2:
         raise physics_iq_folder.BenchmarkError(
             f"{attrs.get('clip_id', 'a conditioning clip')} has {len(conditioning)} frame(s); "
@@ -99,16 +101,16 @@ def video_cue(
         )
     frames = squeeze(conditioning, size)
     keyframe = squeeze(switch_frame, size)
-    pairs = min(video["cue_frames"], len(frames) - 1)
-    labels = moving_instances(frames, video["min_area_px"], video["max_instances"])
+    pairs = min(video.cue_frames, len(frames) - 1)
+    labels = moving_instances(frames, video.min_area_px, video.max_instances)
     n = int(labels.max(initial=0))
     velocity = instance_velocity(frames, labels, pairs)
     first = len(frames) - 1 - pairs
     depth_pair = disparity(np.stack([frames[first], keyframe]))
-    dz_params = {**settings["dz"], "align_to": "first_frame"}  # no ground truth here
+    dz_params = dataclasses.replace(settings.dz, align_to="first_frame")  # no ground truth here
     dz_values = dz.estimate(depth_pair, np.stack([labels, labels]), n + 1, pairs, dz_params)[1:]
-    mass_kg = np.full(n, video["mass_kg"])
-    mass_channel = mass.normalise(mass_kg, settings["mass"])
+    mass_kg = np.full(n, video.mass_kg)
+    mass_channel = mass.normalise(mass_kg, settings.mass)
     values = np.nan_to_num(np.column_stack([velocity, dz_values, mass_channel]))
     unknown = np.full(n, np.nan)
     columns = {
@@ -131,9 +133,9 @@ def video_cue(
         attrs={
             "source": "physics_iq",
             "frames": [first, len(frames) - 1],
-            "dz": dz_params,
-            "mass": dict(settings["mass"]),
-            "from_video": dict(video),
+            "dz": as_dict(dz_params),
+            "mass": as_dict(settings.mass),
+            "from_video": as_dict(video),
             **attrs,
         },
     )
@@ -143,11 +145,11 @@ def write_physics_iq_cues(
     benchmark: Path,
     descriptions: Path | None,
     out_dir: Path,
-    settings: Mapping[str, Any],
+    settings: Cues,
     size: int,
     fps: int,
     depth_source: str,
-    depth_settings: Mapping[str, Any],
+    depth_settings: Depth,
     code_hash: str,
     allow_download: bool = True,
 ) -> None:
@@ -159,12 +161,12 @@ def write_physics_iq_cues(
     views = physics_iq_folder.scan(root, fps, descriptions)
     out_dir.mkdir(parents=True, exist_ok=True)
     stores.remove_partials(out_dir)
-    device, dtype = resolve_device(depth_settings["device"], depth_settings["dtype"])
+    device, dtype = resolve_device(depth_settings.device, depth_settings.dtype)
     model, processor = depth_model.load(depth_source, allow_download=allow_download)
     model.to(device)
 
     def disparity(frames):
-        size_in, batch = depth_settings["input_size"], depth_settings["batch_size"]
+        size_in, batch = depth_settings.input_size, depth_settings.batch_size
         return predict(model, processor, frames, size_in, batch, device, dtype)
 
     start = time.perf_counter()
@@ -191,7 +193,7 @@ def write_physics_iq_cues(
         out_dir,
         "cues",
         {
-            "cues": dict(settings),
+            "cues": as_dict(settings),
             "benchmark": str(root),
             "descriptions": str(descriptions) if descriptions else None,
             "size": size,

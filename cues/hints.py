@@ -42,6 +42,7 @@ from PIL import Image
 from stance.cues import mass as mass_channel
 from stance.cues import store
 from stance.errors import UserError
+from stance.settings import Mass, as_dict
 
 INSTANCE_KEYS = {"mask", "arrow", "mass", "dz"}
 MAX_PIXELS = 4096 * 4096  # keyframe, masks, depth: refused above this, before decoding
@@ -202,7 +203,7 @@ def _load_mask(spec: Any, base: Path, shape: tuple[int, int], where: str) -> np.
 
 
 def parse_instances(
-    items: Any, base: Path, shape: tuple[int, int], mass_params: Mapping[str, Any]
+    items: Any, base: Path, shape: tuple[int, int], mass_params: Mass
 ) -> list[Instance]:
     if not isinstance(items, list) or not items:
         raise HintError("instances must be a non-empty list of {mask, arrow, mass[, dz]}")
@@ -226,7 +227,7 @@ def parse_instances(
                 "check the mask file or drop the instance"
             )
         mass_kg = _finite(item["mass"], f"{where}: mass")
-        if mass_kg < 0 or (mass_kg == 0 and mass_params["normalization"] == "log"):
+        if mass_kg < 0 or (mass_kg == 0 and mass_params.normalization == "log"):
             raise HintError(f"{where}: mass is {mass_kg} kg; it must be positive")
         arrow = parse_arrow(item["arrow"], where)
         check_arrow(arrow, shape, where)
@@ -286,7 +287,7 @@ def load_disparity(spec: Any, base: Path, shape: tuple[int, int]) -> np.ndarray:
 def rasterise(
     keyframe: np.ndarray,
     instances: list[Instance],
-    mass_params: Mapping[str, Any],
+    mass_params: Mass,
     attrs: Mapping[str, Any],
     disparity: np.ndarray | None = None,
 ) -> store.CueClip:
@@ -319,12 +320,12 @@ def rasterise(
         keyframe=keyframe,
         labels=labels,
         instances={k: np.asarray(v, dtype=np.float32) for k, v in columns.items()},
-        attrs={"source": "hints", "mass": dict(mass_params), **attrs},
+        attrs={"source": "hints", "mass": as_dict(mass_params), **attrs},
         keyframe_disparity=disparity,
     )
 
 
-def load(path: str | Path, mass_params: Mapping[str, Any]) -> store.CueClip:
+def load(path: str | Path, mass_params: Mass) -> store.CueClip:
     """Parse and rasterise a hint file."""
     path = Path(path)
     if not path.is_file():
@@ -359,7 +360,7 @@ def load(path: str | Path, mass_params: Mapping[str, Any]) -> store.CueClip:
     )
 
 
-def write_store(hints_path: str | Path, out: str | Path, mass_params: Mapping[str, Any]) -> Path:
+def write_store(hints_path: str | Path, out: str | Path, mass_params: Mass) -> Path:
     """Rasterise a hint file into a cue store at `out` and its picture beside it (.png)."""
     from stance.cues import visualize
 

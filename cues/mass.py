@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 
+from stance.settings import Mass
 
-def normalise(mass_kg: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
+
+def normalise(mass_kg: np.ndarray, params: Mass) -> np.ndarray:
     """`log`: log(m / reference) (0 at the reference mass); `linear`: m / reference."""
-    ratio = np.asarray(mass_kg, dtype=np.float64) / params["reference_kg"]
-    if params["normalization"] == "log":
+    ratio = np.asarray(mass_kg, dtype=np.float64) / params.reference_kg
+    if params.normalization == "log":
         return np.log(ratio)
     return ratio

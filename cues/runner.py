@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,16 +17,15 @@ from stance import provenance, stores
 from stance.cues import compute, dz, store, visualize
 from stance.depth import store as depth_store
 from stance.render import store as clip_store
+from stance.settings import Cues, as_dict
 
 log = logging.getLogger(__name__)
 
 
-def cue_clip(
-    render_path: Path, depth_path: Path, settings: Mapping[str, Any], code_hash: str
-) -> store.CueClip:
+def cue_clip(render_path: Path, depth_path: Path, settings: Cues, code_hash: str) -> store.CueClip:
     """Read only what the cue needs (frames 0..k; depth and rgb at 0 and k), compute it."""
     num_frames = clip_store.open_attrs(render_path)["render"]["frames"]
-    first, last = compute.reference_frames(num_frames, settings["reference_frame"])
+    first, last = compute.reference_frames(num_frames, settings.reference_frame)
     pair = [first, last]
     window = slice(first, last + 1)
     clip = clip_store.read_clip(
@@ -56,7 +55,7 @@ def cue_clip(
 
 
 def run_shard(
-    render_dir: Path, depth_dir: Path, out_dir: Path, settings: Mapping[str, Any], code_hash: str
+    render_dir: Path, depth_dir: Path, out_dir: Path, settings: Cues, code_hash: str
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     stores.remove_partials(out_dir)
@@ -70,7 +69,7 @@ def run_shard(
         out_dir,
         "cues",
         {
-            "cues": dict(settings),
+            "cues": as_dict(settings),
             "code_hash": code_hash,
             "clips": [p.name for p in paths],
             "seconds": time.perf_counter() - start,
@@ -93,7 +92,7 @@ def flickering_disparity(
 def dz_report(
     render_dirs: Sequence[Path],
     cue_dirs: Sequence[Path],
-    settings: Mapping[str, Any],
+    settings: Cues,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Correlation and sign accuracy of dz estimators against rendered-depth dz.
@@ -113,18 +112,17 @@ def dz_report(
             steps = frames[1] - frames[0]
             num_ids = len(cue.instances["u"]) + 1
             oracle = flickering_disparity(gt_depth, rng)
-            params = dict(settings["dz"])
+            params = settings.dz
+            literal = dataclasses.replace(params, method="literal")
             columns["truth"].append(cue.instances["dz_gt"])
             columns["model"].append(cue.instances["dz"])
             columns["model_literal"].append(cue.instances["dz_literal"])
             columns["oracle"].append(dz.estimate(oracle, seg, num_ids, steps, params, gt_depth)[1:])
-            columns["oracle_literal"].append(
-                dz.estimate(oracle, seg, num_ids, steps, {**params, "method": "literal"})[1:]
-            )
+            columns["oracle_literal"].append(dz.estimate(oracle, seg, num_ids, steps, literal)[1:])
     values = {k: np.concatenate(v) if v else np.array([]) for k, v in columns.items()}
     rows = []
     for source, key in [("depth model", "model"), ("oracle + flicker", "oracle")]:
-        for method, column in [(settings["dz"]["method"], key), ("literal", f"{key}_literal")]:
+        for method, column in [(settings.dz.method, key), ("literal", f"{key}_literal")]:
             rows.append(
                 {
                     "depth source": source,
@@ -136,7 +134,7 @@ def dz_report(
 
 
 def write_dz_report(
-    render_dirs: Sequence[Path], cue_dirs: Sequence[Path], settings: Mapping[str, Any], out: Path
+    render_dirs: Sequence[Path], cue_dirs: Sequence[Path], settings: Cues, out: Path
 ) -> pd.DataFrame:
     """The dz estimator table as CSV at `out` and as Markdown beside it (.md)."""
     table = dz_report(render_dirs, cue_dirs, settings)

@@ -29,10 +29,10 @@ def run(args: argparse.Namespace) -> None:
     from stance.depth import model as depth_model
     from stance.depth import shard
 
-    cfg = config.load(args.config)
-    settings = cfg["depth"]
-    batch = args.batch_size or settings["batch_size"]
-    device, dtype = shard.resolve_device(settings["device"], settings["dtype"])
+    cfg = config.load_settings(args.config)
+    settings = cfg.depth
+    batch = args.batch_size or settings.batch_size
+    device, dtype = shard.resolve_device(settings.device, settings.dtype)
     if args.geometry:
         from transformers import DepthAnythingForDepthEstimation, DPTImageProcessor
 
@@ -40,10 +40,10 @@ def run(args: argparse.Namespace) -> None:
         model = DepthAnythingForDepthEstimation(depth_model.geometry_config(args.geometry))
         processor = DPTImageProcessor(**depth_model.HUB_PREPROCESSOR)
     else:
-        name = args.model or cfg["models"]["depth"]
+        name = args.model or cfg.models.depth
         model, processor = depth_model.load(name)
     model.eval().to(device)
-    size = args.input_size or settings["input_size"]
+    size = args.input_size or settings.input_size
     frames = np.random.default_rng(0).integers(
         0, 255, (args.frames, args.frame_size, args.frame_size, 3), dtype=np.uint8
     )

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from stance import provenance, stores
 from stance.depth import store as depth_store
 from stance.render import store as clip_store
+from stance.settings import Depth, as_dict
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ def predict(
 def run_shard(
     render_dir: Path,
     out_dir: Path,
-    settings: Mapping[str, Any],
+    settings: Depth,
     model_source: str,
     code_hash: str,
     allow_download: bool = True,
@@ -79,7 +78,7 @@ def run_shard(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stores.remove_partials(out_dir)
-    device, dtype = resolve_device(settings["device"], settings["dtype"])
+    device, dtype = resolve_device(settings.device, settings.dtype)
     model, processor = depth_model.load(model_source, allow_download=allow_download)
     model.to(device)
     clips = clip_store.clip_paths(render_dir)
@@ -90,8 +89,8 @@ def run_shard(
             model,
             processor,
             clip.arrays["rgb"],
-            settings["input_size"],
-            settings["batch_size"],
+            settings.input_size,
+            settings.batch_size,
             device,
             dtype,
         )
@@ -102,7 +101,7 @@ def run_shard(
             {
                 "clip_id": clip.attrs["clip_id"],
                 "model": model_source,
-                "input_size": settings["input_size"],
+                "input_size": settings.input_size,
                 "preprocessing": processor.to_dict(),
                 "device": device,
                 "dtype": dtype,
@@ -123,7 +122,7 @@ def run_shard(
         out_dir,
         "depth",
         {
-            "depth": dict(settings),
+            "depth": as_dict(settings),
             "model": model_source,
             "device": device,
             "dtype": dtype,

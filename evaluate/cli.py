@@ -73,7 +73,7 @@ def _shard(args: argparse.Namespace) -> None:
         args.method,
         settings,
         args.generated,
-        Path(settings["external_dir"]),
+        Path(settings.external_dir),
         metrics.feature_extractors(args.fvd_model, args.cd_fvd_model),
     )
 
@@ -82,7 +82,13 @@ def _tables(args: argparse.Namespace) -> None:
     from stance.evaluate import tables
 
     settings = config.section_from_json("evaluate", args.settings)
-    sampling = json.loads(args.sampling) if args.sampling else None
+    sampling = None
+    if args.sampling:  # only the keys the notes use; the rest take their defaults
+        values = json.loads(args.sampling)
+        sampling = tuple(
+            config.section_from_json(name, json.dumps(values[name]))
+            for name in ("train", "generate")
+        )
     tables.gather(args.metrics, args.out, settings, sampling)
 
 

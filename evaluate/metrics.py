@@ -29,6 +29,7 @@ from stance import config, provenance, video
 from stance.evaluate import motion, physics_iq, quality
 from stance.palette import palette
 from stance.render import store as clip_store
+from stance.settings import Evaluate
 from stance.stores import StoreError
 
 log = logging.getLogger(__name__)
@@ -91,13 +92,13 @@ def cue_following(
 
 
 def evaluate_clip(
-    path: Path, method: str, settings: Mapping[str, Any], generated_dir, external_dir, aux_kind: str
+    path: Path, method: str, settings: Evaluate, generated_dir, external_dir, aux_kind: str
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """(metrics row, ground-truth RGB, generated RGB) of one clip."""
     clip = clip_store.read_clip(path, frames={"rgb": slice(None), "segmentation": [0]})
     rgb, attrs = clip.arrays["rgb"], clip.attrs
     twin_path = path.with_name(path.name.replace(".zarr", ".twin.zarr"))
-    if settings["pv_source"] == "twin":
+    if settings.pv_source == "twin":
         if not twin_path.exists():
             raise StoreError(
                 f"{twin_path} is missing: physical variance from twins needs "
@@ -154,7 +155,7 @@ def evaluate_shard(
     render_dir: Path,
     out_path: Path,
     method: str,
-    settings: Mapping[str, Any],
+    settings: Evaluate,
     generated_dir: Path | None = None,
     external_dir: Path | None = None,
     features: Mapping[str, Any] | None = None,

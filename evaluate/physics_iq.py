@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 
 from stance.errors import UserError
+from stance.settings import Evaluate
 
 KERNEL = np.ones((5, 5), np.uint8)
 
@@ -166,9 +167,9 @@ class Options:
     seconds: int = 5  # the reference scores the first fps x 5 frames
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> Options:
+    def from_settings(cls, settings: Evaluate) -> Options:
         """From the `evaluate` config section."""
-        return cls(settings["threshold"], settings["scale"], settings["lossy_masks"])
+        return cls(settings.threshold, settings.scale, settings.lossy_masks)
 
     @property
     def reference(self) -> bool:

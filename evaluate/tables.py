@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from stance.evaluate import fvd, motion, physics_iq
+from stance.settings import Evaluate, Generate, Train
 
 log = logging.getLogger(__name__)
 
@@ -237,11 +238,10 @@ def plot_cue_following(table: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def method_note(sampling: Mapping[str, Any]) -> str:
+def method_note(train: Train, generate: Generate) -> str:
     """How the trained variants were trained and sampled, for the tables' notes:
     cue dropout in training and the classifier-free guidance on text and cues."""
-    train, generate = sampling["train"], sampling["generate"]
-    scale, cue = generate["guidance_scale"], generate["cue_guidance"]
+    scale, cue = generate.guidance_scale, generate.cue_guidance
     if scale <= 1 and cue is None:
         guidance = "no classifier-free guidance"
     elif cue is None:
@@ -253,14 +253,14 @@ def method_note(sampling: Mapping[str, Any]) -> str:
         text = f"text guidance {scale:g}" if scale > 1 else "no text guidance"
         guidance = f"{text} and a separate cue guidance {cue:g}"
     return (
-        f"STANCE variants: trained with cue dropout {train['cue_dropout']:g}, auxiliary "
-        f"stream conditioned on its {'own' if train['aux_keyframe'] == 'aux' else 'RGB'} "
-        f"keyframe, keyframe noise {train['image_noise'].replace('_', ' ')}; sampled with "
-        f"{generate['steps']} steps, {guidance}."
+        f"STANCE variants: trained with cue dropout {train.cue_dropout:g}, auxiliary "
+        f"stream conditioned on its {'own' if train.aux_keyframe == 'aux' else 'RGB'} "
+        f"keyframe, keyframe noise {train.image_noise.replace('_', ' ')}; sampled with "
+        f"{generate.steps} steps, {guidance}."
     )
 
 
-def evaluation_note(settings: Mapping[str, Any]) -> str:
+def evaluation_note(settings: Evaluate) -> str:
     """How Physics-IQ was computed: the reference benchmark's settings, or a label saying
     which differ (such scores are not comparable with published ones)."""
     options = physics_iq.Options.from_settings(settings)
@@ -280,23 +280,23 @@ def evaluation_note(settings: Mapping[str, Any]) -> str:
 def gather(
     paths: Sequence[Path],
     out_dir: Path,
-    settings: Mapping[str, Any],
-    sampling: Mapping[str, Any] | None = None,
+    settings: Evaluate,
+    sampling: tuple[Train, Generate] | None = None,
 ) -> None:
     rows = pd.concat([pq.read_table(p).to_pandas() for p in paths], ignore_index=True)
-    main = table1(rows, settings["bootstrap"])
+    main = table1(rows, settings.bootstrap)
     variants = variants_of(rows)
     tables = {
         "table1": main,
         "ablation": ablation(main, variants),
         "cue_following": cue_following(main, variants),
-        "published": published(main, settings["stance_variant"]),
+        "published": published(main, settings.stance_variant),
     }
     notes = [
         f"{rows['clip_id'].nunique()} test clips; physical variance from "
         + (
             "perturbed twin renders"
-            if settings["pv_source"] == "twin"
+            if settings.pv_source == "twin"
             else "take 2 = take 1 (deterministic)"
         )
         + "; "
@@ -306,7 +306,7 @@ def gather(
         "configs/small.yaml small models from scratch, configs/paper.yaml the paper's.",
     ]
     if sampling is not None:
-        notes.append(method_note(sampling))
+        notes.append(method_note(*sampling))
     notes.append(
         f"Cue following: instances moving >= {motion.MIN_MOTION_PX:g} px in the ground "
         "truth, tracked by chained Farneback flow from their keyframe masks; motion error = "

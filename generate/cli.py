@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from stance import config
+from stance.settings import Generate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +62,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser, cues: str, out: str) -> 
     parser.add_argument("--offline", action="store_true")
 
 
-def _settings(args: argparse.Namespace) -> dict:
+def _settings(args: argparse.Namespace) -> Generate:
     """The `generate` section of --settings with the operational --memory-profile."""
     overrides = {"memory_profile": args.memory_profile}
     return config.section_from_json("generate", args.settings, overrides)
@@ -103,19 +105,19 @@ def _physics_iq(args: argparse.Namespace) -> None:
 def _hints(args: argparse.Namespace) -> None:
     from stance.generate import shard
 
-    cfg = config.load(args.config)
-    settings = cfg["generate"]
+    cfg = config.load_settings(args.config)
+    settings = cfg.generate
     if args.memory_profile:
-        settings = {**settings, "memory_profile": args.memory_profile}
+        settings = dataclasses.replace(settings, memory_profile=args.memory_profile)
     shard.generate_from_store(
         args.store,
         args.trained,
         args.out,
-        cfg["models"]["video"],
+        cfg.models.video,
         settings,
-        cfg["train"]["max_text_seq_length"],
-        args.frames or cfg["render"]["frames"],
-        cfg["render"]["fps"],
+        cfg.train.max_text_seq_length,
+        args.frames or cfg.render.frames,
+        cfg.render.fps,
         args.prompt,
         not args.offline,
     )

@@ -12,16 +12,15 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from stance import config, provenance, stores, video
 from stance.cues import store as cue_store
+from stance.settings import Generate, Train, Variant, as_dict, section
 from stance.train import aux_frames, components
 
 log = logging.getLogger(__name__)
@@ -33,12 +32,12 @@ class Trained:
     motion_tokens, from the transformer's config beside its weights) and the settings it
     was trained with (the train stage's record)."""
 
-    variant: dict[str, Any]
-    train: dict[str, Any]
+    variant: Variant
+    train: Train
 
     @property
     def aux(self) -> str:
-        return self.variant["aux"]
+        return self.variant.aux
 
 
 def read_trained(trained: Path) -> Trained:
@@ -51,15 +50,15 @@ def read_trained(trained: Path) -> Trained:
             f"{trained}/transformer/config.json does not name its variant (aux); it was"
             " trained by an older version: delete the folder and rerun stance train fit"
         )
-    variant = {k: model_config[k] for k in config.VARIANT_KEYS}
+    variant = Variant(**{k: model_config[k] for k in config.VARIANT_KEYS})
     record = json.loads(path.read_text())
     train = config.validate({"train": record["train"]}, source=str(path), whole=False)["train"]
-    return Trained(variant=variant, train=train)
+    return Trained(variant=variant, train=section("train", train))
 
 
-def generation_dtype(train_settings: Mapping[str, Any], cuda: bool) -> torch.dtype:
+def generation_dtype(train_settings: Train, cuda: bool) -> torch.dtype:
     """The dtype the variant was trained in: bf16/fp16 autocast on GPUs, float32 on CPU."""
-    precision = train_settings["mixed_precision"]
+    precision = train_settings.mixed_precision
     if not cuda or precision == "no":
         return torch.float32
     return torch.float16 if precision == "fp16" else torch.bfloat16
@@ -120,27 +119,27 @@ def sample(
     cue: cue_store.CueClip,
     prompt: str,
     frames: int,
-    settings: Mapping[str, Any],
+    settings: Generate,
     max_text: int,
     info: Trained,
 ):
     cues = cue.cue[0] if pipe.transformer.config.cue_mode != "none" else None
     aux_keyframe = None
-    if info.aux != "none" and info.train["aux_keyframe"] == "aux":
+    if info.aux != "none" and info.train.aux_keyframe == "aux":
         aux_keyframe = aux_frames.keyframe(info.aux, cue.labels, cue.keyframe_disparity)
     return pipe.generate(
         cue.keyframe,
         cues,
         prompt,
         frames,
-        settings["steps"],
-        settings["guidance_scale"],
-        settings["seed"],
+        settings.steps,
+        settings.guidance_scale,
+        settings.seed,
         aux=info.aux != "none",
         max_sequence_length=max_text,
         aux_keyframe=aux_keyframe,
-        cue_guidance=settings["cue_guidance"],
-        image_latent_scaling=info.train["image_latent_scaling"],
+        cue_guidance=settings.cue_guidance,
+        image_latent_scaling=info.train.image_latent_scaling,
     )
 
 
@@ -184,7 +183,7 @@ def generate_shard(
     trained: Path,
     out_dir: Path,
     model_source: str,
-    settings: Mapping[str, Any],
+    settings: Generate,
     max_text: int,
     frames: int,
     fps: int,
@@ -201,7 +200,7 @@ def generate_shard(
         model_source,
         trained,
         allow_download,
-        settings["memory_profile"],
+        settings.memory_profile,
         "the cue stage",
     )
     start = time.perf_counter()
@@ -210,17 +209,17 @@ def generate_shard(
         prompt = describe(_instances(cue))
         result = sample(pipe, cue, prompt, frames, settings, max_text, info)
         write_result(result, out_dir / f"{path.stem}.mp4", fps)
-        if settings["cue_flip"] and info.variant["cue_mode"] != "none":
+        if settings.cue_flip and info.variant.cue_mode != "none":
             flipped = sample(pipe, reversed_arrows(cue), prompt, frames, settings, max_text, info)
             write_result(flipped, out_dir / f"{path.stem}.flipped.mp4", fps)
     provenance.write_resolved_config(
         out_dir,
         "generate",
         {
-            "generate": dict(settings),
+            "generate": as_dict(settings),
             "model": model_source,
             "trained": str(trained),
-            "variant": info.variant,
+            "variant": as_dict(info.variant),
             "code_hash": code_hash,
             "clips": [p.stem for p in paths],
             "seconds": time.perf_counter() - start,
@@ -240,7 +239,7 @@ def generate_physics_iq(
     trained: Path,
     out_dir: Path,
     model_source: str,
-    settings: Mapping[str, Any],
+    settings: Generate,
     max_text: int,
     fps: int,
     seed: int,
@@ -258,11 +257,11 @@ def generate_physics_iq(
         model_source,
         trained,
         allow_download,
-        settings["memory_profile"],
+        settings.memory_profile,
         "the physics_iq_cues job",
     )
     sampled, keep = benchmark_frames(fps)
-    run_settings = {**settings, "seed": seed}
+    run_settings = dataclasses.replace(settings, seed=seed)
     start = time.perf_counter()
     for path in tqdm(paths, desc=f"physics-iq seed {seed}", unit="view"):
         cue = cue_store.read(path)
@@ -276,10 +275,10 @@ def generate_physics_iq(
         out_dir,
         "generate",
         {
-            "generate": run_settings,
+            "generate": as_dict(run_settings),
             "model": model_source,
             "trained": str(trained),
-            "variant": info.variant,
+            "variant": as_dict(info.variant),
             "code_hash": code_hash,
             "fps": fps,
             "frames": keep,
@@ -307,14 +306,14 @@ def generate_from_store(
     trained: Path,
     out: Path,
     model_source: str,
-    settings: Mapping[str, Any],
+    settings: Generate,
     max_text: int,
     frames: int,
     fps: int,
     prompt: str,
     allow_download: bool = True,
 ) -> Path:
-    pipe, info = load_pipeline(model_source, trained, allow_download, settings["memory_profile"])
+    pipe, info = load_pipeline(model_source, trained, allow_download, settings.memory_profile)
     result = sample(
         pipe,
         cue_store.read(store_path),

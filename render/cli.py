@@ -62,9 +62,9 @@ def _clip(args: argparse.Namespace) -> None:
     from stance.render import shard
 
     _quiet_kubric()
-    cfg = config.load(args.config)
+    render = config.load_settings(args.config).render
     clips = [Clip(args.split, s) for s in args.seed]
-    shard.render_shard(clips, cfg["render"], args.out, args.threads, code_hash("stance.render"))
+    shard.render_shard(clips, render, args.out, args.threads, code_hash("stance.render"))
 
 
 def _manifest(args: argparse.Namespace) -> None:

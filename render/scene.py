@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from stance.settings import Collisions, Composite, Render
 
 FAMILIES = ("collisions", "composite")
 SHAPES = ("cube", "sphere", "cylinder", "cone", "capsule", "torus")
@@ -279,7 +280,7 @@ def _new_object(rng, size: float, position, dynamic: bool) -> ObjectSpec:
 def sample_scene(
     seed: int,
     attempt: int,
-    settings: Mapping[str, Any],
+    settings: Render,
     family: str | None = None,
     small_objects: bool | None = None,
 ) -> SceneSpec:
@@ -288,15 +289,15 @@ def sample_scene(
     # Family and small-object flag are drawn from a generator that ignores the attempt,
     # so a resampled clip keeps its family and stays in its split.
     identity = scene_rng(seed, 0, stream=1)
-    mix = settings["family_mix"]
+    mix = settings.family_mix
     weights = np.array([mix[f] for f in FAMILIES], dtype=float)
     drawn_family = str(identity.choice(FAMILIES, p=weights / weights.sum()))
-    drawn_small = bool(identity.uniform() < settings["small_objects"]["test_fraction"])
+    drawn_small = bool(identity.uniform() < settings.small_objects.test_fraction)
     family = family or drawn_family
     small_objects = drawn_small if small_objects is None else small_objects
     if family not in FAMILIES:
         raise ValueError(f"unknown scene family {family!r}; expected one of {FAMILIES}")
-    scale = settings["small_objects"]["size_scale"] if small_objects else 1.0
+    scale = settings.small_objects.size_scale if small_objects else 1.0
 
     camera_position, look_at = _camera(rng, family)
     lights, ambient = _lights(rng, family)
@@ -316,16 +317,16 @@ def sample_scene(
         lights=lights,
     )
     if family == "collisions":
-        _populate_collisions(rng, spec, settings["collisions"], scale)
+        _populate_collisions(rng, spec, settings.collisions, scale)
     else:
         spec.floor_checker = _random_color(rng) if rng.uniform() < 0.5 else None
         spec.backdrop_color = _random_color(rng)
-        _populate_composite(rng, spec, settings["composite"], scale)
+        _populate_composite(rng, spec, settings.composite, scale)
     return spec
 
 
-def _populate_collisions(rng, spec: SceneSpec, cfg, scale: float) -> None:
-    count = int(rng.integers(cfg["min_objects"], cfg["max_objects"] + 1))
+def _populate_collisions(rng, spec: SceneSpec, cfg: Collisions, scale: float) -> None:
+    count = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
     for _ in range(count):
         size = float(rng.uniform(0.35, 0.7)) * scale
         position = _place(rng, spec.objects, size, 3.0 * max(scale, 0.5), 0.15)
@@ -339,14 +340,14 @@ def _populate_collisions(rng, spec: SceneSpec, cfg, scale: float) -> None:
         obj.velocity = _aim_velocity(rng, obj.position, target, rng.uniform(1.5, 4.0))
 
 
-def _populate_composite(rng, spec: SceneSpec, cfg, scale: float) -> None:
-    statics = int(rng.integers(cfg["min_static"], cfg["max_static"] + 1))
+def _populate_composite(rng, spec: SceneSpec, cfg: Composite, scale: float) -> None:
+    statics = int(rng.integers(cfg.min_static, cfg.max_static + 1))
     for _ in range(statics):  # clutter at rest near the centre, regular size
         size = float(rng.uniform(0.3, 0.65))
         position = _place(rng, spec.objects, size, 2.0, 0.1)
         if position is not None:
             spec.objects.append(_new_object(rng, size, position, dynamic=False))
-    dynamic = int(rng.integers(cfg["min_dynamic"], cfg["max_dynamic"] + 1))
+    dynamic = int(rng.integers(cfg.min_dynamic, cfg.max_dynamic + 1))
     for _ in range(dynamic):  # launched from the rim into the clutter
         size = float(rng.uniform(0.3, 0.55)) * scale
         angle = rng.uniform(0, 2 * math.pi)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from stance import provenance, stores, video
 from stance.render import scene, store, worker
+from stance.settings import Render, as_dict
 from stance.shards import Clip
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def clip_attrs(
     clip: Clip,
     spec: scene.SceneSpec,
     rendered: worker.RenderedClip,
-    render: Mapping[str, Any],
+    render: Render,
     code_hash: str,
     twin_of: str | None = None,
 ) -> dict[str, Any]:
@@ -75,7 +76,7 @@ def clip_attrs(
         "small_objects": spec.small_objects,
         "attempts": spec.attempt + 1,
         "twin_of": twin_of,
-        "render": dict(render),
+        "render": as_dict(render),
         "code_hash": code_hash,
         "camera": rendered.camera,
         "instances": [worker.object_record(o) for o in spec.objects],
@@ -86,12 +87,12 @@ def clip_attrs(
 
 
 def sample_valid(
-    clip: Clip, render: Mapping[str, Any], threads: int
+    clip: Clip, render: Render, threads: int
 ) -> tuple[scene.SceneSpec, worker.RenderedClip]:
     """Sample attempts until a scene passes the physics checks, then return its render."""
     reasons = []
     small = None if clip.split == "test" else False  # small objects only in the test split
-    for attempt in range(render["max_attempts"]):
+    for attempt in range(render.max_attempts):
         spec = scene.sample_scene(clip.seed, attempt, render, small_objects=small)
         try:
             return spec, worker.render_clip(spec, render, threads)
@@ -105,7 +106,7 @@ def sample_valid(
 
 
 def render_shard_clip(
-    clip: Clip, render: Mapping[str, Any], out_dir: Path, threads: int, code_hash: str
+    clip: Clip, render: Render, out_dir: Path, threads: int, code_hash: str
 ) -> dict[str, Any]:
     start = time.perf_counter()
     spec, rendered = sample_valid(clip, render, threads)
@@ -115,13 +116,11 @@ def render_shard_clip(
         rendered.tracks,
         clip_attrs(clip, spec, rendered, render, code_hash),
     )
-    video.write_mp4(out_dir / f"{clip.clip_id}.mp4", rendered.rgb, render["fps"])
+    video.write_mp4(out_dir / f"{clip.clip_id}.mp4", rendered.rgb, render.fps)
     twin_path = ""
-    twins = render["twins"]
-    if clip.split == "test" and twins["enabled"]:
-        twin_spec = scene.perturb(
-            spec, clip.seed, twins["position_jitter_m"], twins["velocity_jitter"]
-        )
+    twins = render.twins
+    if clip.split == "test" and twins.enabled:
+        twin_spec = scene.perturb(spec, clip.seed, twins.position_jitter_m, twins.velocity_jitter)
         twin = worker.render_clip(twin_spec, render, threads, check=False)
         twin_path = store.write_clip(
             out_dir / f"{clip.clip_id}.twin.zarr",
@@ -138,8 +137,7 @@ def render_shard_clip(
         "seed": clip.seed,
         "family": spec.family,
         "small_objects": spec.small_objects,
-        "small_object_split": clip.split == "test"
-        and area < render["small_objects"]["area_threshold"],
+        "small_object_split": clip.split == "test" and area < render.small_objects.area_threshold,
         "dynamic_area_fraction": area,
         "num_objects": len(spec.objects),
         "num_dynamic": sum(dynamic),
@@ -162,7 +160,7 @@ def store_arrays(rendered: worker.RenderedClip) -> dict[str, np.ndarray]:
 
 def render_shard(
     clips: Sequence[Clip],
-    render: Mapping[str, Any],
+    render: Render,
     out_dir: str | Path,
     threads: int,
     code_hash: str,
@@ -190,7 +188,7 @@ def render_shard(
         out_dir,
         "render",
         {
-            "render": dict(render),
+            "render": as_dict(render),
             "code_hash": code_hash,
             "threads": threads,
             "clips": [c.clip_id for c in clips],

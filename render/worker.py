@@ -23,6 +23,7 @@ import numpy as np
 
 from stance.render import kubric_compat, meshes
 from stance.render.scene import FLOOR, MATERIALS, ObjectSpec, SceneSpec
+from stance.settings import Render
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +269,7 @@ def _to_store_arrays(layers: Mapping[str, np.ndarray], assets, scene) -> dict[st
 
 def render_clip(
     spec: SceneSpec,
-    render: Mapping[str, Any],
+    render: Render,
     threads: int,
     check: bool = True,
     layers: tuple[str, ...] = STORE_LAYERS,
@@ -283,7 +284,7 @@ def render_clip(
     from kubric.renderer.blender import Blender
     from kubric.simulator.pybullet import PyBullet
 
-    resolution, frames = render["resolution"], render["frames"]
+    resolution, frames = render.resolution, render.frames
     scratch = Path(tempfile.mkdtemp(prefix="stance-kubric-"))
     timings: dict[str, float] = {}
     try:
@@ -292,7 +293,7 @@ def render_clip(
             resolution=(resolution, resolution),
             frame_start=1,
             frame_end=frames,
-            frame_rate=render["fps"],
+            frame_rate=render.fps,
             step_rate=STEP_RATE,
             gravity=(0, 0, -9.81),
         )
@@ -300,8 +301,8 @@ def render_clip(
         renderer = Blender(
             scene,
             scratch_dir=str(scratch / "blender"),
-            samples_per_pixel=render["samples_per_pixel"],
-            use_denoising=render["denoise"],
+            samples_per_pixel=render.samples_per_pixel,
+            use_denoising=render.denoise,
             adaptive_sampling=False,
         )
         import bpy

@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 
 import stance
 from stance import config as stance_config
+from stance import settings as stance_settings
 from stance import physics_iq_folder, provenance, shards
 from stance.train import launch
 
@@ -22,6 +23,7 @@ if not Path(stance.__file__).resolve().is_relative_to(Path(workflow.basedir).res
 _resolved = stance_config.validate(config, source="the Snakemake config")
 config.clear()
 config.update(_resolved)
+SETTINGS = stance_settings.build(stance_settings.Settings, config)  # typed, read-only
 # An incomplete benchmark download stops the DAG before any job runs.
 _benchmark = config["evaluate"]["physics_iq_benchmark"]
 if _benchmark:
@@ -82,7 +84,7 @@ def shard_dirs(stage, splits=None, variant=None):
         os.path.join(prefix, split, shard)
         for split in SPLITS
         if splits is None or split in splits
-        for shard in shards.shards(config, split)
+        for shard in shards.shards(SETTINGS.data, split)
     ]
 
 
@@ -106,7 +108,7 @@ def evaluated(wildcards=None):
         f"results/evaluate/{method}/{split}/{shard}.parquet"
         for method in METHODS
         for split in EVAL_SPLITS
-        for shard in shards.shards(config, split)
+        for shard in shards.shards(SETTINGS.data, split)
     ]
 
 
@@ -149,7 +151,7 @@ def code(*modules):
 
 
 def shard_seeds(wildcards):
-    clips = shards.shard_clips(config, wildcards.split, wildcards.shard)
+    clips = shards.shard_clips(SETTINGS.data, wildcards.split, wildcards.shard)
     return ",".join(str(c.seed) for c in clips)
 
 
@@ -167,7 +169,7 @@ def physics_iq_descriptions_arg(wildcards=None):
 
 
 def train_launcher(wildcards=None):
-    return launch.command_prefix(config["train"])
+    return launch.command_prefix(SETTINGS.train)
 
 
 # -- input functions ----------------------------------------------------------------------

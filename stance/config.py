@@ -20,6 +20,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from stance import settings
 from stance.errors import UserError
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
@@ -198,9 +199,10 @@ def validate(cfg: Mapping[str, Any] | None, source: str = "config", whole: bool 
     return resolved
 
 
-def section_from_json(section: str, text: str, overrides: Mapping[str, Any] | None = None) -> dict:
-    """One validated config section from a JSON object (how rules pass settings to the CLI),
-    with `overrides` (operational values the rule passes as flags; None = not given)."""
+def section_from_json(section: str, text: str, overrides: Mapping[str, Any] | None = None):
+    """One validated config section, typed (`stance.settings`), from a JSON object (how
+    rules pass settings to the CLI), with `overrides` (operational values the rule passes
+    as flags; None = not given)."""
     try:
         values = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -210,7 +212,13 @@ def section_from_json(section: str, text: str, overrides: Mapping[str, Any] | No
         ) from exc
     if isinstance(values, dict):
         values |= {k: v for k, v in (overrides or {}).items() if v is not None}
-    return validate({section: values}, source=f"--settings ({section})", whole=False)[section]
+    return section_settings(section, values, source=f"--settings ({section})")
+
+
+def section_settings(section: str, values: Any = None, source: str = "config"):
+    """One config section, typed (`stance.settings`): `values` validated, defaults filled."""
+    resolved = validate({section: {} if values is None else values}, source, whole=False)
+    return settings.section(section, resolved[section])
 
 
 def check(path: str | Path, quiet: bool = False) -> dict:
@@ -220,9 +228,20 @@ def check(path: str | Path, quiet: bool = False) -> dict:
     cfg = load(path)
     if not quiet:
         print(yaml.safe_dump(cfg, sort_keys=False), end="")
-    per_split = {split: shards.num_shards(cfg, split) for split in cfg["data"]["splits"]}
+    data = settings.section("data", cfg["data"])
+    per_split = {split: shards.num_shards(data, split) for split in data.splits}
     print(f"# {path}: valid; shards per split: {per_split}")
     return cfg
+
+
+def defaults() -> settings.Settings:
+    """Every section at its schema defaults, typed."""
+    return settings.build(settings.Settings, validate({}))
+
+
+def load_settings(path: str | Path) -> settings.Settings:
+    """A YAML config file, validated, as typed settings."""
+    return settings.build(settings.Settings, load(path))
 
 
 def load(path: str | Path) -> dict:

@@ -7,9 +7,9 @@ contiguous range [seed_offset, seed_offset + clips); shard k holds the k-th run 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from stance.settings import Data
 
 SHARD_DIGITS = 5
 
@@ -28,27 +28,24 @@ def shard_name(index: int) -> str:
     return f"{index:0{SHARD_DIGITS}d}"
 
 
-def num_shards(cfg: Mapping[str, Any], split: str) -> int:
-    clips = cfg["data"]["splits"][split]["clips"]
-    per = cfg["data"]["clips_per_shard"]
-    return -(-clips // per)
+def num_shards(data: Data, split: str) -> int:
+    return -(-data.splits[split].clips // data.clips_per_shard)
 
 
-def shards(cfg: Mapping[str, Any], split: str) -> list[str]:
-    return [shard_name(i) for i in range(num_shards(cfg, split))]
+def shards(data: Data, split: str) -> list[str]:
+    return [shard_name(i) for i in range(num_shards(data, split))]
 
 
-def shard_clips(cfg: Mapping[str, Any], split: str, shard: str) -> list[Clip]:
-    spec = cfg["data"]["splits"][split]
-    per = cfg["data"]["clips_per_shard"]
+def shard_clips(data: Data, split: str, shard: str) -> list[Clip]:
+    spec, per = data.splits[split], data.clips_per_shard
     index = int(shard)
-    if not 0 <= index < num_shards(cfg, split):
+    if not 0 <= index < num_shards(data, split):
         raise ValueError(f"shard {shard} does not exist in split {split}")
     start = index * per
-    stop = min(start + per, spec["clips"])
-    return [Clip(split, spec["seed_offset"] + i) for i in range(start, stop)]
+    stop = min(start + per, spec.clips)
+    return [Clip(split, spec.seed_offset + i) for i in range(start, stop)]
 
 
-def all_shards(cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
+def all_shards(data: Data) -> list[tuple[str, str]]:
     """(split, shard) for every non-empty split, in a stable order."""
-    return [(split, shard) for split in cfg["data"]["splits"] for shard in shards(cfg, split)]
+    return [(split, shard) for split in data.splits for shard in shards(data, split)]

@@ -9,11 +9,11 @@ import yaml
 
 
 @pytest.fixture(scope="session")
-def tiny_render_settings() -> dict:
+def tiny_render_settings():
     from stance import config
 
-    return config.validate(
-        {"render": {"resolution": 32, "frames": 9, "samples_per_pixel": 1, "threads": 1}}
+    return config.section_settings(
+        "render", {"resolution": 32, "frames": 9, "samples_per_pixel": 1, "threads": 1}
     )
 
 

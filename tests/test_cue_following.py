@@ -88,9 +88,9 @@ def test_a_clip_row_scores_following_and_reversed_generations(tmp_path):
     backwards = [(-vx, -vy) for vx, vy in velocities]
     flipped, _ = squares(backwards, starts)  # same keyframe, arrows reversed
     video.write_mp4(generated / "test-00000001.flipped.mp4", flipped, 12)
-    settings = config.validate({"evaluate": {"pv_source": "deterministic", "scale": 1.0}})
+    settings = config.section_settings("evaluate", {"pv_source": "deterministic", "scale": 1.0})
     row, _, _ = metrics.evaluate_clip(
-        tmp_path / "test-00000001.zarr", "v", settings["evaluate"], generated, None, "none"
+        tmp_path / "test-00000001.zarr", "v", settings, generated, None, "none"
     )
     assert row["has_flip"]
     assert len(row["instance_motion_error_px"]) == 2
@@ -99,7 +99,7 @@ def test_a_clip_row_scores_following_and_reversed_generations(tmp_path):
     copy, _, _ = metrics.evaluate_clip(
         tmp_path / "test-00000001.zarr",
         "copy_first_frame",
-        settings["evaluate"],
+        settings,
         None,
         None,
         "none",

@@ -1,9 +1,12 @@
 """Cue kernels and dz estimators against direct numpy computations."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from stance.cues import dz, kernel
+from stance.settings import Dz
 
 
 def _scene(rng, t=4, h=24, w=24, n=3):
@@ -78,21 +81,23 @@ def test_aligned_median_is_exact_under_flicker_and_literal_is_not():
     seg, depth = _receding_square()
     rng = np.random.default_rng(3)
     disparity = 1.0 / depth * rng.uniform(0.8, 1.2, (4, 1, 1)) + rng.uniform(-0.05, 0.05, (4, 1, 1))
-    params = {"method": "aligned_median", "align_to": "ground_truth", "erode_px": 1, "dilate_px": 2}
+    params = Dz(method="aligned_median", align_to="ground_truth", erode_px=1, dilate_px=2)
     pair = [0, 3]
     disparity, seg, depth = disparity[pair], seg[pair], depth[pair]
     estimated = dz.estimate(disparity, seg, 2, 3, params, depth)
     assert estimated[1] == pytest.approx(0.2, rel=1e-3)
     assert dz.ground_truth(depth, seg, 2, 3, 1)[1] == pytest.approx(0.2, rel=1e-4)
-    literal = dz.estimate(disparity, seg, 2, 3, {**params, "method": "literal"})
+    literal = dz.estimate(disparity, seg, 2, 3, dataclasses.replace(params, method="literal"))
     assert abs(literal[1] - 0.2) > 0.05
-    relative = dz.estimate(disparity, seg, 2, 3, {**params, "align_to": "first_frame"})
+    relative = dz.estimate(
+        disparity, seg, 2, 3, dataclasses.replace(params, align_to="first_frame")
+    )
     assert np.sign(relative[1]) == 1.0
 
 
 def test_ground_truth_alignment_needs_rendered_depth():
     seg, depth = _receding_square()
-    params = {"method": "aligned_median", "align_to": "ground_truth", "erode_px": 1, "dilate_px": 2}
+    params = Dz(method="aligned_median", align_to="ground_truth", erode_px=1, dilate_px=2)
     with pytest.raises(ValueError, match="needs rendered depth"):
         dz.estimate(1.0 / depth[[0, 3]], seg[[0, 3]], 2, 3, params)
 

@@ -18,7 +18,7 @@ from stance.demo import server
 from stance.demo import session as demo
 from stance.train import components, tiny
 
-MASS = config.validate({})["cues"]["mass"]
+MASS = config.defaults().cues.mass
 
 
 def keyframe(size=64):

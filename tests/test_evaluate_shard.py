@@ -51,7 +51,7 @@ def test_a_shard_gets_fvd_and_cd_fvd_columns(tmp_path):
         "fvd": fvd.load_extractor(tmp_path / "i3d.pt"),
         "cd_fvd": videomae.load_extractor(tmp_path / "vmae"),
     }
-    settings = config.validate({"evaluate": {"pv_source": "deterministic"}})["evaluate"]
+    settings = config.section_settings("evaluate", {"pv_source": "deterministic"})
     out = metrics.evaluate_shard(
         shard, tmp_path / "m.parquet", "copy_first_frame", settings, features=networks
     )

@@ -2,6 +2,8 @@
 auxiliary keyframe, cues), random draws are device-correct, cue guidance and dropout,
 per-step noise augmentation, cue-grid checks, the LoRA scale and the generation dtype."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,7 @@ from stance.generate.pipeline import StanceImageToVideoPipeline, guidance_branch
 from stance.train import aux_frames, components, encode, objective, tiny, trainer
 from stance.train.model import StanceTransformer, select_sites
 
-SETTINGS = config.validate({})["train"]
+SETTINGS = config.defaults().train
 
 
 class Captured(Exception):
@@ -135,7 +137,7 @@ def test_every_training_draw_uses_a_generator_on_its_own_device(model_dir, monke
     calls = spy_random_calls(monkeypatch)
     generator = OtherDeviceGenerator(3)
     trainer.encode_keyframes(pipe.vae, batch, generator)
-    settings = {**SETTINGS, "cue_dropout": 0.5}
+    settings = dataclasses.replace(SETTINGS, cue_dropout=0.5)
     terms = objective.training_step(
         pipe.transformer, pipe.scheduler, batch, pipe.vae.config, settings, generator, "depth"
     )
@@ -155,12 +157,12 @@ def test_the_auxiliary_stream_is_conditioned_on_its_own_keyframe(model_dir, monk
                 pipe.scheduler,
                 batch,
                 pipe.vae.config,
-                {**SETTINGS, "aux_keyframe": choice},
+                dataclasses.replace(SETTINGS, aux_keyframe=choice),
                 aux="depth",
             )
         expected = objective.conditioning_latents(batch[source] * scale, 3, 2)
         assert torch.equal(seen["aux_hidden_states"][:, :, 4:], expected), choice
-    assert SETTINGS["aux_keyframe"] == "aux"  # the authors' behaviour is the default
+    assert SETTINGS.aux_keyframe == "aux"  # the authors' behaviour is the default
 
 
 def test_sampling_conditions_the_aux_stream_on_the_given_keyframe(model_dir, monkeypatch):
@@ -255,7 +257,7 @@ def test_keyframe_noise_is_redrawn_every_step(model_dir):
     trainer.encode_keyframes(vae, batch, torch.Generator().manual_seed(0))
     assert set(batch) == {"video_latents", "image_latents"}
     assert batch["image_latents"].shape == (1, 1, 4, 4, 4)
-    assert SETTINGS["image_noise"] == "per_step"
+    assert SETTINGS.image_noise == "per_step"
 
 
 def test_a_cue_map_off_the_video_grid_is_a_clear_error(model_dir):
@@ -314,25 +316,31 @@ def test_unused_parameters_are_frozen_per_variant(model_dir):
 
 
 def test_generation_runs_in_the_training_dtype():
-    train = dict(SETTINGS)
-    assert generate.generation_dtype({**train, "mixed_precision": "auto"}, cuda=True) == (
-        torch.bfloat16
+    assert generate.generation_dtype(
+        dataclasses.replace(SETTINGS, mixed_precision="auto"), cuda=True
+    ) == (torch.bfloat16)
+    assert (
+        generate.generation_dtype(dataclasses.replace(SETTINGS, mixed_precision="fp16"), True)
+        == torch.float16
     )
-    assert generate.generation_dtype({**train, "mixed_precision": "fp16"}, True) == torch.float16
-    assert generate.generation_dtype({**train, "mixed_precision": "no"}, True) == torch.float32
-    assert generate.generation_dtype({**train, "mixed_precision": "bf16"}, False) == (torch.float32)
+    assert (
+        generate.generation_dtype(dataclasses.replace(SETTINGS, mixed_precision="no"), True)
+        == torch.float32
+    )
+    assert generate.generation_dtype(
+        dataclasses.replace(SETTINGS, mixed_precision="bf16"), False
+    ) == (torch.float32)
 
 
 def test_the_tables_describe_training_and_guidance():
     from stance.evaluate.tables import method_note
 
-    resolved = config.validate({})
-    sampling = {
-        "train": {k: resolved["train"][k] for k in ("cue_dropout", "aux_keyframe", "image_noise")},
-        "generate": {**resolved["generate"], "guidance_scale": 6.0},
-    }
-    note = method_note(sampling)
+    defaults = config.defaults()
+    generate = dataclasses.replace(defaults.generate, guidance_scale=6.0)
+    note = method_note(defaults.train, generate)
     assert "cue dropout 0" in note and "its own keyframe" in note
     assert "joint on text and cues" in note and "keyframe noise per step" in note
-    sampling["generate"]["cue_guidance"] = 2.5
-    assert "text guidance 6 and a separate cue guidance 2.5" in method_note(sampling)
+    generate = dataclasses.replace(generate, cue_guidance=2.5)
+    assert "text guidance 6 and a separate cue guidance 2.5" in method_note(
+        defaults.train, generate
+    )

@@ -12,8 +12,9 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from stance.cues import hints, mass, store
+from stance.settings import Mass
 
-MASS = {"normalization": "log", "reference_kg": 1.0}
+MASS = Mass(normalization="log", reference_kg=1.0)
 masks = arrays(np.bool_, st.tuples(st.integers(1, 12), st.integers(1, 12)))
 
 

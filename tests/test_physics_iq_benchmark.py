@@ -105,8 +105,7 @@ def _moving_ball(frames=12, size=64, velocity=(2.0, -1.0)):
 
 
 def _settings(**from_video):
-    cues = config.validate({"cues": {"from_video": from_video}})["cues"]
-    return cues
+    return config.section_settings("cues", {"from_video": from_video})
 
 
 def _constant_disparity(frames):
@@ -150,7 +149,7 @@ def test_physics_iq_cue_job_writes_one_store_per_view(benchmark, tmp_path):
 
     bench_dir, descriptions, _ = benchmark
     depth = depth_model.make_tiny(tmp_path / "depth")
-    depth_settings = config.validate({})["depth"]
+    depth_settings = config.defaults().depth
     out = tmp_path / "cues"
     from_video.write_physics_iq_cues(
         bench_dir,

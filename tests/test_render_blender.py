@@ -211,8 +211,8 @@ def test_fast_readback_equals_kubric_postprocess():
 from stance import config
 from stance.render import shard, worker
 from stance.shards import Clip
-r = config.validate({"render": {"resolution": 32, "frames": 4, "samples_per_pixel": 1,
-                                "threads": 1}})["render"]
+r = config.section_settings("render", {"resolution": 32, "frames": 4, "samples_per_pixel": 1,
+                                      "threads": 1})
 spec, _ = shard.sample_valid(Clip("test", 2000001), r, 1)
 a = worker.render_clip(spec, r, 1, check=False, fast_readback=True)
 b = worker.render_clip(spec, r, 1, check=False, fast_readback=False)
@@ -228,11 +228,11 @@ def test_cues_from_a_rendered_clip_match_its_flow_and_depth(rendered):
     from stance import config
     from stance.cues import compute
 
-    settings = config.validate({})["cues"]
+    settings = config.defaults().cues
     clip = store.read_clip(rendered / "a" / "test-02000000.zarr")
     depth = clip.arrays["depth"]
     exact = np.where(depth < 1e3, 1.0 / depth, 0.0).astype(np.float32)
-    pair = list(compute.reference_frames(clip.num_frames, settings["reference_frame"]))
+    pair = list(compute.reference_frames(clip.num_frames, settings.reference_frame))
     cue = compute.from_render(clip, depth[pair], exact[pair], settings, {})
     seg, flow = clip.arrays["segmentation"], clip.arrays["forward_flow"]
     first, last = cue.attrs["frames"]

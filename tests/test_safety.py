@@ -8,6 +8,7 @@ import shlex
 import pytest
 from helpers import REPO
 
+from stance import config
 from stance.train import launch
 
 PACKAGE_DIRS = ("stance", "render", "depth", "cues", "train", "generate", "evaluate", "report")
@@ -43,7 +44,11 @@ def test_the_unsafe_loader_check_catches_what_it_names(tmp_path):
 @pytest.mark.parametrize("nodes", [1, 2])
 def test_the_accelerate_config_path_is_one_shell_word(nodes):
     path = "configs/a b $(touch x) `y`; z.yaml"
-    prefix = launch.command_prefix({"num_gpus": 2, "num_nodes": nodes, "accelerate_config": path})
+    prefix = launch.command_prefix(
+        config.section_settings(
+            "train", {"num_gpus": 2, "num_nodes": nodes, "accelerate_config": path}
+        )
+    )
     words = shlex.split(prefix)
     if nodes == 1:
         assert words[words.index("--config_file") + 1] == path

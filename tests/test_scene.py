@@ -1,5 +1,6 @@
 """Scene sampling in plain Python: deterministic, physical, family- and split-aware."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from stance import config
 from stance.render import meshes, scene
 
-RENDER = config.validate({})["render"]
+RENDER = config.defaults().render
 
 
 def test_same_seed_same_scene_and_attempts_differ():
@@ -22,15 +23,15 @@ def test_same_seed_same_scene_and_attempts_differ():
 @pytest.mark.parametrize("family", scene.FAMILIES)
 def test_family_mix_weights_select_the_family(family):
     mix = {f: float(f == family) for f in scene.FAMILIES}
-    settings = {**RENDER, "family_mix": mix}
+    settings = dataclasses.replace(RENDER, family_mix=mix)
     assert {scene.sample_scene(s, 0, settings).family for s in range(20)} == {family}
 
 
 def test_collision_scenes_aim_objects_at_each_other():
-    settings = {**RENDER, "family_mix": {"collisions": 1.0, "composite": 0.0}}
+    settings = dataclasses.replace(RENDER, family_mix={"collisions": 1.0, "composite": 0.0})
     for seed in range(20):
         spec = scene.sample_scene(seed, 0, settings)
-        lo, hi = RENDER["collisions"]["min_objects"], RENDER["collisions"]["max_objects"]
+        lo, hi = RENDER.collisions.min_objects, RENDER.collisions.max_objects
         assert lo <= len(spec.objects) <= hi
         for obj in spec.objects:
             speed = math.hypot(*obj.velocity[:2])
@@ -39,7 +40,7 @@ def test_collision_scenes_aim_objects_at_each_other():
 
 
 def test_composite_scenes_launch_into_resting_clutter():
-    settings = {**RENDER, "family_mix": {"collisions": 0.0, "composite": 1.0}}
+    settings = dataclasses.replace(RENDER, family_mix={"collisions": 0.0, "composite": 1.0})
     for seed in range(20):
         spec = scene.sample_scene(seed, 0, settings)
         assert spec.backdrop_color is not None
@@ -60,7 +61,7 @@ def test_objects_start_apart_and_on_the_floor():
 def test_small_objects_only_where_asked():
     small = scene.sample_scene(3, 0, RENDER, small_objects=True)
     regular = scene.sample_scene(3, 0, RENDER, small_objects=False)
-    scale = RENDER["small_objects"]["size_scale"]
+    scale = RENDER.small_objects.size_scale
     for s, r in zip(small.objects, regular.objects, strict=False):
         if s.dynamic and r.dynamic and small.family == "collisions":
             assert s.size == pytest.approx(r.size * scale)
@@ -85,7 +86,9 @@ def test_mass_is_density_times_volume():
 
 
 def test_twin_perturbation_is_tiny_and_only_moves_launched_objects():
-    spec = scene.sample_scene(5, 0, {**RENDER, "family_mix": {"collisions": 0, "composite": 1}})
+    spec = scene.sample_scene(
+        5, 0, dataclasses.replace(RENDER, family_mix={"collisions": 0, "composite": 1})
+    )
     twin = scene.perturb(spec, 5, 0.001, 0.01)
     assert twin.objects is not spec.objects
     for a, b in zip(spec.objects, twin.objects, strict=True):

@@ -62,7 +62,7 @@ def test_small_stack_trains_and_samples_at_48px(small_dir):
         "prompt_embeds": torch.randn(1, 32, 32, generator=g),
         "cues": cues,
     }
-    settings = config.validate({})["train"]
+    settings = config.defaults().train
     terms = objective.training_step(
         model, frozen["scheduler"], batch, frozen["vae"].config, settings
     )

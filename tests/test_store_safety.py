@@ -3,6 +3,7 @@ that rebuilds it; a job killed with SIGKILL leaves nothing a rerun accepts as co
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -47,7 +48,7 @@ def write_shard(folder: Path, clips: int, frames: int = 5, size: int = 16) -> tu
 def shard(tmp_path):
     render, depth = write_shard(tmp_path, 1)
     cues = tmp_path / "cues"
-    runner.run_shard(render, depth, cues, config.validate({})["cues"], "test")
+    runner.run_shard(render, depth, cues, config.defaults().cues, "test")
     return render / "test-00000000.zarr", depth / "test-00000000.zarr", cues / "test-00000000.zarr"
 
 
@@ -176,8 +177,7 @@ def _kill_after_first_store(command: list[str], out: Path, timeout: float = 120)
 
 def test_a_killed_cue_job_reruns_to_the_same_bytes(tmp_path):
     render, depth = write_shard(tmp_path / "in", clips=6, frames=49, size=256)
-    settings = config.validate({})["cues"]
-    payload = json.dumps(settings)
+    payload = json.dumps(config.validate({})["cues"])
 
     def command(out):
         return [
@@ -211,7 +211,7 @@ def test_a_killed_cue_job_reruns_to_the_same_bytes(tmp_path):
 
 @pytest.mark.blender
 def test_a_killed_render_job_reruns_to_the_same_bytes(tmp_path, tiny_render_settings):
-    render = {**tiny_render_settings["render"], "frames": 5}
+    render = dataclasses.replace(tiny_render_settings, frames=5)
     payload = json.dumps({k: v for k, v in render.items() if k != "threads"})
 
     def command(out):

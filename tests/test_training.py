@@ -14,11 +14,12 @@ from helpers import BIN, REPO, run_cli, write_cue_store
 from safetensors.torch import load_file, save_file
 
 from stance import config
+from stance.settings import as_dict
 from stance.train import components, encode, objective, tiny, trainer
 
-SETTINGS = config.validate({"train": {"learning_rate": 2e-3, "checkpoint_every": 4, "steps": 16}})[
-    "train"
-]
+SETTINGS = config.section_settings(
+    "train", {"learning_rate": 2e-3, "checkpoint_every": 4, "steps": 16}
+)
 VARIANT = {"aux": "depth", "cue_mode": "dense_rope", "motion_tokens": 4}
 
 
@@ -101,7 +102,7 @@ def test_image_latent_scaling_follows_the_pipeline_or_the_official_trainer():
 
 def _fit(stack, runs, out, steps=16, variant=VARIANT, **overrides):
     _, model_dir, caches = stack
-    settings = {**SETTINGS, "steps": steps, "variants": {"v": variant}, **overrides}
+    settings = {**as_dict(SETTINGS), "steps": steps, "variants": {"v": variant}, **overrides}
     return [
         str(BIN / "stance"),
         "train",
@@ -296,9 +297,13 @@ def _launch(stack, tmp_path, launch_config, name, env=None, nodes=1, variant=VAR
     from stance.train import launch
 
     settings = {"num_gpus": 2 // nodes, "num_nodes": nodes}
-    settings["accelerate_config"] = _cpu_launch_config(tmp_path, launch_config)
+    settings["accelerate_config"] = str(_cpu_launch_config(tmp_path, launch_config))
     fit = _fit(stack, tmp_path / f"runs_{name}", tmp_path / name, steps=steps, variant=variant)
-    command = launch.command_prefix(settings) + " " + shlex.join(fit[1:])
+    command = (
+        launch.command_prefix(config.section_settings("train", settings))
+        + " "
+        + shlex.join(fit[1:])
+    )
     path = f"{REPO / 'tests' / 'fake_slurm'}:{BIN}:{os.environ['PATH']}"
     return subprocess.run(
         ["bash", "-c", command],

@@ -10,8 +10,8 @@ the job's first node as the rendezvous address (read on each node, hence the quo
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
-from typing import Any
+
+from stance.settings import Train
 
 RENDEZVOUS_PORT = 29500
 # How a training run is babysat, never what it computes: passed to the job as Snakemake
@@ -19,12 +19,12 @@ RENDEZVOUS_PORT = 29500
 BABYSITTING = ("checkpoint_every", "keep_checkpoints", "stop_before_limit_s")
 
 
-def command_prefix(train: Mapping[str, Any]) -> str:
-    gpus, nodes = train["num_gpus"], train["num_nodes"]
+def command_prefix(train: Train) -> str:
+    gpus, nodes = train.num_gpus, train.num_nodes
     if gpus <= 1 and nodes == 1:
         return "stance"
     # The config path is data from the user's config: quoted, never shell code.
-    config_file = shlex.quote(str(train["accelerate_config"]))
+    config_file = shlex.quote(str(train.accelerate_config))
     counts = f" --num_processes {max(gpus, 1) * nodes} --num_machines {nodes}"
     if nodes == 1:
         return f"accelerate launch --config_file {config_file}{counts} -m stance.cli"

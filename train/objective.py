@@ -119,7 +119,7 @@ def training_step(
     video_frames = batch["video_latents"].shape[1]
     latents = make_even(batch["video_latents"], p_t)
     frames = latents.shape[1]
-    scale = image_latent_scale(vae_config, settings["image_latent_scaling"])
+    scale = image_latent_scale(vae_config, settings.image_latent_scaling)
     image = conditioning_latents(batch["image_latents"] * scale, video_frames, p_t)
     steps = scheduler.config.num_train_timesteps
     t = draws.randint(steps, (latents.shape[0],), generator, device)
@@ -133,12 +133,10 @@ def training_step(
         aux_latents = make_even(batch["aux_latents"], p_t)
         aux_noise = draws.randn(aux_latents.shape, generator, device, aux_latents.dtype)
         aux_noisy = scheduler.add_noise(aux_latents, aux_noise, t)
-        aux_key = batch[
-            "aux_image_latents" if settings["aux_keyframe"] == "aux" else "image_latents"
-        ]
+        aux_key = batch["aux_image_latents" if settings.aux_keyframe == "aux" else "image_latents"]
         aux_image = conditioning_latents(aux_key * scale, video_frames, p_t)
         aux_input = torch.cat([aux_noisy, aux_image], dim=2)
-    cues = drop_cues(batch.get("cues"), settings["cue_dropout"], generator)
+    cues = drop_cues(batch.get("cues"), settings.cue_dropout, generator)
     ofs = torch.full((latents.shape[0],), 2.0, device=device)
     out = transformer(
         hidden_states=torch.cat([noisy, image], dim=2),

@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from stance import config, provenance, stores
+from stance import provenance, stores
 from stance.cues import store as cue_store
 from stance.errors import UserError
+from stance.settings import Train, Variant, as_dict
 from stance.train import components, encode, launch, objective
 
 log = logging.getLogger(__name__)
@@ -154,16 +155,16 @@ OPERATIONAL_KEYS = (*launch.BABYSITTING, "variants")
 
 
 def run_hash(
-    settings: Mapping[str, Any],
-    variant: Mapping[str, Any],
+    settings: Train,
+    variant: Variant,
     model: str,
     files: Sequence[Path],
     inputs: str = "",
 ) -> str:
     payload = json.dumps(
         {
-            "train": {k: v for k, v in settings.items() if k not in OPERATIONAL_KEYS},
-            "variant": variant,
+            "train": {k: v for k, v in as_dict(settings).items() if k not in OPERATIONAL_KEYS},
+            "variant": as_dict(variant),
             "model": model,
             "data": sorted(p.name for p in files),
             "inputs": inputs,
@@ -239,19 +240,19 @@ def fit_variant(
     cue_dirs: Sequence[Path],
     out_dir: Path,
     run_root: Path,
-    settings: Mapping[str, Any],
+    settings: Train,
     variant_name: str,
     model_source: str,
     code_hash: str,
     allow_download: bool = True,
 ) -> Path:
     """`stance train fit`: train the named variant on every cache file of the folders."""
-    if variant_name not in settings["variants"]:
+    if variant_name not in settings.variants:
         raise UserError(
-            f"unknown variant {variant_name!r}; train.variants has {sorted(settings['variants'])}"
+            f"unknown variant {variant_name!r}; train.variants has {sorted(settings.variants)}"
         )
     files = sorted(p for folder in cache_dirs for p in Path(folder).glob("*.safetensors"))
-    variant = settings["variants"][variant_name]
+    variant = settings.variants[variant_name]
     return train(
         files,
         cue_dirs,
@@ -271,9 +272,9 @@ def train(
     cue_dirs: Sequence[Path],
     out_dir: Path,
     run_root: Path,
-    settings: Mapping[str, Any],
+    settings: Train,
     variant_name: str,
-    variant: Mapping[str, Any],
+    variant: Variant,
     model_source: str,
     code_hash: str,
     allow_download: bool = True,
@@ -288,14 +289,14 @@ def train(
     cues = cue_store_paths(cue_dirs)
     inputs = input_fingerprint([*files, *(cues[p.stem] for p in files if p.stem in cues)])
     run_dir = run_root / variant_name / run_hash(settings, variant, model_source, files, inputs)
-    precision = settings["mixed_precision"]
+    precision = settings.mixed_precision
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() else "no"
     accelerator = Accelerator(
         mixed_precision=precision,
         log_with="tensorboard",
         project_dir=str(run_dir),
-        gradient_accumulation_steps=settings["gradient_accumulation"],
+        gradient_accumulation_steps=settings.gradient_accumulation,
         **cpu_process_group(),
     )
     configure_deepspeed(accelerator, settings)
@@ -305,14 +306,14 @@ def train(
         accelerator.distributed_type,
         precision,
     )
-    set_seed(settings["seed"])
-    aux = variant["aux"]
-    identity = {k: variant[k] for k in config.VARIANT_KEYS}
+    set_seed(settings.seed)
+    aux = variant.aux
+    identity = as_dict(variant)
     model = components.stance_transformer(model_source, identity, allow_download)
     frozen = model.freeze_unused()
     if frozen:
         log.info("variant %s does not use %s: frozen", variant_name, frozen)
-    if settings["gradient_checkpointing"]:
+    if settings.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     scheduler = components.load_component(
         CogVideoXDPMScheduler, model_source, "scheduler", allow_download
@@ -320,7 +321,7 @@ def train(
     vae_cls = components.vae_class(model_source, allow_download)
     vae_config = components.load_config(vae_cls, model_source, "vae", allow_download)
     vae = None
-    if settings["image_noise"] == "per_step":  # keyframes are noised and encoded every step
+    if settings.image_noise == "per_step":  # keyframes are noised and encoded every step
         vae = components.load_component(
             vae_cls,
             model_source,
@@ -330,15 +331,15 @@ def train(
         )
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad],
-        lr=settings["learning_rate"],
-        betas=tuple(settings["betas"]),
-        weight_decay=settings["weight_decay"],
+        lr=settings.learning_rate,
+        betas=settings.betas,
+        weight_decay=settings.weight_decay,
     )
     model_config = model.config
     model, optimizer = accelerator.prepare(model, optimizer)
     if vae is not None:
         vae.requires_grad_(False).eval().to(accelerator.device)
-    dataset = CacheDataset(files, aux, cues, settings["image_noise"])
+    dataset = CacheDataset(files, aux, cues, settings.image_noise)
 
     start_step = 0
     checkpoint = latest_checkpoint(run_dir / "checkpoints")
@@ -355,19 +356,19 @@ def train(
         keep_losses(losses_path, start_step)
         note(run_dir, "start", start_step, processes=accelerator.num_processes)
     progress = tqdm(
-        range(start_step, settings["steps"]),
+        range(start_step, settings.steps),
         initial=start_step,
-        total=settings["steps"],
+        total=settings.steps,
         desc=f"train {variant_name}",
         disable=not accelerator.is_main_process,
     )
     rank, world = accelerator.process_index, accelerator.num_processes
     batches = StepBatches(
         start_step,
-        settings["steps"],
-        settings["micro_batch"],
+        settings.steps,
+        settings.micro_batch,
         len(dataset),
-        settings["seed"],
+        settings.seed,
         rank,
         world,
     )
@@ -377,7 +378,7 @@ def train(
     )
     for step, batch in zip(progress, loader, strict=True):
         generator = torch.Generator(accelerator.device).manual_seed(
-            settings["seed"] * 1_000_003 + step * world + rank
+            settings.seed * 1_000_003 + step * world + rank
         )
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         encode_keyframes(vae, batch, generator)
@@ -388,7 +389,7 @@ def train(
             loss = combine(terms, settings, step)
             accelerator.backward(loss)
             if accelerator.sync_gradients:
-                accelerator.clip_grad_norm_(model.parameters(), settings["max_grad_norm"])
+                accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad()
         values = {k: float(v.detach()) for k, v in terms.items()}
@@ -400,14 +401,12 @@ def train(
                     [step + 1, float(loss.detach()), values["rgb"], values.get("aux", "")]
                 )
         done = step + 1
-        if deadline is not None and time.time() > deadline - settings["stop_before_limit_s"]:
+        if deadline is not None and time.time() > deadline - settings.stop_before_limit_s:
             log.warning("%.0f s left before the job's time limit", deadline - time.time())
             stop.requested, stop.reason = True, "time limit"
         stop.requested = any_process(accelerator, stop.requested)
-        if done % settings["checkpoint_every"] == 0 or stop.requested:
-            save_checkpoint(
-                accelerator, run_dir / "checkpoints", done, settings["keep_checkpoints"]
-            )
+        if done % settings.checkpoint_every == 0 or stop.requested:
+            save_checkpoint(accelerator, run_dir / "checkpoints", done, settings.keep_checkpoints)
         if stop.requested:
             reason = stop.reason or "another process stopped"
             log.warning("stopped at step %d (%s); rerun to resume", done, reason)
@@ -418,7 +417,7 @@ def train(
     accelerator.wait_for_everyone()
     accelerator.end_training()
     if accelerator.is_main_process:
-        note(run_dir, "finish", settings["steps"])
+        note(run_dir, "finish", settings.steps)
         final = out_dir / "transformer"
         accelerator.unwrap_model(model).save_pretrained(final)
         plot_losses(losses_path, out_dir / "loss_curve.png", variant_name)
@@ -427,12 +426,12 @@ def train(
             out_dir,
             "train",
             {
-                "train": dict(settings),
-                "variant": {variant_name: dict(variant)},
+                "train": as_dict(settings),
+                "variant": {variant_name: as_dict(variant)},
                 "model": model_source,
                 "run_dir": str(run_dir),
                 "code_hash": code_hash,
-                "steps": settings["steps"],
+                "steps": settings.steps,
                 "data": [p.name for p in files],
             },
         )
@@ -452,19 +451,19 @@ def cpu_process_group() -> dict[str, Any]:
     return {"cpu": True}  # DDP over gloo
 
 
-def configure_deepspeed(accelerator, settings: Mapping[str, Any]) -> None:
+def configure_deepspeed(accelerator, settings: Train) -> None:
     """Fill the DeepSpeed values that come from our config (we pass no dataloader, so
     accelerate cannot infer the micro-batch; clipping is DeepSpeed's own under ZeRO)."""
     plugin = accelerator.state.deepspeed_plugin
     if plugin is None:
         return
     plugin.deepspeed_config.update(
-        train_batch_size=settings["micro_batch"]
-        * settings["gradient_accumulation"]
+        train_batch_size=settings.micro_batch
+        * settings.gradient_accumulation
         * accelerator.num_processes,
-        train_micro_batch_size_per_gpu=settings["micro_batch"],
-        gradient_accumulation_steps=settings["gradient_accumulation"],
-        gradient_clipping=settings["max_grad_norm"],
+        train_micro_batch_size_per_gpu=settings.micro_batch,
+        gradient_accumulation_steps=settings.gradient_accumulation,
+        gradient_clipping=settings.max_grad_norm,
     )
 
 
@@ -477,16 +476,14 @@ def any_process(accelerator, flag: bool) -> bool:
     return bool(accelerator.reduce(votes, reduction="sum").item() > 0)
 
 
-def combine(
-    terms: Mapping[str, torch.Tensor], settings: Mapping[str, Any], step: int
-) -> torch.Tensor:
+def combine(terms: Mapping[str, torch.Tensor], settings: Train, step: int) -> torch.Tensor:
     """L_rgb + lambda * L_aux, or the authors' choice: one of the two per step."""
     if "aux" not in terms:
         return terms["rgb"]
-    if settings["aux_loss"] == "alternating":
-        pick = np.random.default_rng([settings["seed"], step]).uniform() < 0.5
+    if settings.aux_loss == "alternating":
+        pick = np.random.default_rng([settings.seed, step]).uniform() < 0.5
         return terms["aux"] if pick else terms["rgb"]
-    return terms["rgb"] + settings["lambda_aux"] * terms["aux"]
+    return terms["rgb"] + settings.lambda_aux * terms["aux"]
 
 
 def keep_losses(path: Path, last_step: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -32,7 +33,8 @@ def _run(args: argparse.Namespace) -> None:
 
     model = session.find_model(args.results, args.trained)
     if args.memory_profile:
-        model.cfg["generate"]["memory_profile"] = args.memory_profile
+        generate = dataclasses.replace(model.cfg.generate, memory_profile=args.memory_profile)
+        model.cfg = dataclasses.replace(model.cfg, generate=generate)
     app = server.App(model, args.results)
     httpd = server.serve(app, args.host, args.port)
     host, port = httpd.server_address[:2]

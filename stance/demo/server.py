@@ -41,7 +41,7 @@ class Generator:
         from stance.generate import shard
 
         self.model = model
-        profile = model.cfg["generate"]["memory_profile"]
+        profile = model.cfg.generate.memory_profile
         self.pipe, self.info = shard.load_pipeline(
             model.record["model"], model.trained, memory_profile=profile
         )
@@ -53,8 +53,8 @@ class Generator:
         from stance.report.videos import compose
 
         cfg = self.model.cfg
-        cue = demo.cue_clip(sess, cfg["cues"]["mass"])
-        steps = cfg["generate"]["steps"]
+        cue = demo.cue_clip(sess, cfg.cues.mass)
+        steps = cfg.generate.steps
 
         def tracked(iterable=None, total=None):
             for k, item in enumerate(iterable):
@@ -68,14 +68,14 @@ class Generator:
                 cue,
                 PROMPT,
                 self.model.frames,
-                cfg["generate"],
-                cfg["train"]["max_text_seq_length"],
+                cfg.generate,
+                cfg.train.max_text_seq_length,
                 self.info,
             )
         panels = [result.video] + ([result.aux] if result.aux is not None else [])
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "video.mp4"
-            video.write_mp4(path, compose(panels), cfg["render"]["fps"])
+            video.write_mp4(path, compose(panels), cfg.render.fps)
             sess.video = path.read_bytes()
 
 
@@ -140,7 +140,7 @@ class App:
             if kind == "cue":
                 from stance.cues import visualize
 
-                cue = demo.cue_clip(sess, self.model.cfg["cues"]["mass"])
+                cue = demo.cue_clip(sess, self.model.cfg.cues.mass)
                 return "image/png", png(visualize.render_cue(cue))
             if kind == "state":
                 return "application/json", json.dumps(self.state(sess)).encode()
@@ -178,7 +178,7 @@ class App:
             demo.set_physics(sess, index, float(args["mass"]), float(args["dz"]))
             return {**self.state(sess), "selected": index}
         if path == "/api/generate":
-            demo.cue_clip(sess, self.model.cfg["cues"]["mass"])  # bad hints fail here, now
+            demo.cue_clip(sess, self.model.cfg.cues.mass)  # bad hints fail here, now
             if sess.progress.get("state") == "running":
                 raise demo.DemoError("a generation is already running for this page")
             sess.progress = {"state": "running", "step": 0, "total": 1}

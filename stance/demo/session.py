@@ -26,6 +26,7 @@ from stance import config
 from stance.cues import hints
 from stance.cues import store as cue_store
 from stance.errors import UserError
+from stance.settings import Mass, Settings
 
 FLOOD_TOLERANCE = 12  # grey levels: a click selects the connected region of similar colour
 MAX_UPLOAD_BYTES = 32 * 2**20
@@ -42,7 +43,7 @@ class Model:
 
     trained: Path
     config_path: Path
-    cfg: dict[str, Any]
+    cfg: Settings
     record: dict[str, Any]
 
     @property
@@ -51,11 +52,11 @@ class Model:
 
     @property
     def size(self) -> int:
-        return int(self.cfg["render"]["resolution"])
+        return self.cfg.render.resolution
 
     @property
     def frames(self) -> int:
-        return int(self.cfg["render"]["frames"])
+        return self.cfg.render.frames
 
     def describe(self) -> str:
         (identity,) = self.record["variant"].values()
@@ -64,10 +65,10 @@ class Model:
             cues = f"Dense RoPE, {identity['motion_tokens']} motion tokens"
         return (
             f"variant {self.name} (cues: {cues}; auxiliary stream: {identity['aux']}) of run "
-            f"'{self.cfg['run_name']}' ({self.config_path}): {self.record['model']} trained "
+            f"'{self.cfg.run_name}' ({self.config_path}): {self.record['model']} trained "
             f"{self.record['steps']} steps on {len(self.record['data'])} clips; generates "
-            f"{self.frames} frames at {self.size}x{self.size} with {self.cfg['generate']['steps']}"
-            f" sampling steps, memory profile {self.cfg['generate']['memory_profile']}."
+            f"{self.frames} frames at {self.size}x{self.size} with {self.cfg.generate.steps}"
+            f" sampling steps, memory profile {self.cfg.generate.memory_profile}."
         )
 
 
@@ -109,7 +110,7 @@ def find_model(results: Path = Path("results"), trained: Path | None = None) -> 
         config.SMALL_WIDE_VIDEO_MODEL: "configs/small_wide.yaml",
     }
     config_path = Path(configs.get(record["model"], "config.yaml"))
-    return Model(trained, config_path, config.load(config_path), record)
+    return Model(trained, config_path, config.load_settings(config_path), record)
 
 
 def _variant(trained: Path) -> dict[str, Any]:
@@ -256,7 +257,7 @@ def _instance(session: Session, index: int) -> Instance:
     return session.instances[index]
 
 
-def cue_clip(session: Session, mass_params) -> cue_store.CueClip:
+def cue_clip(session: Session, mass_params: Mass) -> cue_store.CueClip:
     """The session's hints rasterised exactly as `stance cues from-hints` does."""
     if not session.instances:
         raise DemoError("no object selected: click on an object, then drag its arrow")

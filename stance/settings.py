@@ -1,0 +1,254 @@
+"""Typed, frozen settings: one dataclass per config section, built from a validated config.
+
+The schema (config.schema.yaml) stays the one place for keys, ranges and defaults; these
+classes carry no defaults, so a value has exactly one (tests/test_config.py checks that
+every schema key has a field of the matching type and nothing more). Stages receive
+`Render`, `Cues`, `Train`... from `config.section_from_json`, read `settings.key` (a typo
+fails at once instead of returning another section's value) and cannot change them.
+`as_dict` gives back the plain mapping that stores and run records keep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Mapping
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+frozen = dataclasses.dataclass(frozen=True)
+
+
+@frozen
+class Split:
+    clips: int
+    seed_offset: int
+
+
+@frozen
+class Data:
+    seed: int
+    clips_per_shard: int
+    splits: dict[str, Split]
+
+
+@frozen
+class Collisions:
+    min_objects: int
+    max_objects: int
+
+
+@frozen
+class Composite:
+    min_static: int
+    max_static: int
+    min_dynamic: int
+    max_dynamic: int
+
+
+@frozen
+class SmallObjects:
+    test_fraction: float
+    size_scale: float
+    area_threshold: float
+
+
+@frozen
+class Twins:
+    enabled: bool
+    position_jitter_m: float
+    velocity_jitter: float
+
+
+@frozen
+class Render:
+    resolution: int
+    frames: int
+    fps: int
+    samples_per_pixel: int
+    denoise: bool
+    family_mix: dict[str, float]  # scene family -> weight
+    collisions: Collisions
+    composite: Composite
+    small_objects: SmallObjects
+    twins: Twins
+    max_attempts: int
+    threads: int
+
+
+@frozen
+class Depth:
+    input_size: int
+    batch_size: int
+    device: str
+    dtype: str
+
+
+@frozen
+class Dz:
+    method: str
+    align_to: str
+    erode_px: int
+    dilate_px: int
+
+
+@frozen
+class Mass:
+    normalization: str
+    reference_kg: float
+
+
+@frozen
+class FromVideo:
+    cue_frames: int
+    min_area_px: int
+    max_instances: int
+    mass_kg: float
+
+
+@frozen
+class Cues:
+    reference_frame: int
+    dz: Dz
+    mass: Mass
+    from_video: FromVideo
+
+
+@frozen
+class Models:
+    depth: str
+    video: str
+    fvd: str | None
+    fvd_videomae: str | None
+
+
+@frozen
+class Variant:
+    """What makes a trained model a variant (config.VARIANT_KEYS)."""
+
+    aux: str
+    cue_mode: str
+    motion_tokens: int
+
+
+@frozen
+class Train:
+    steps: int
+    num_gpus: int
+    num_nodes: int
+    accelerate_config: str
+    micro_batch: int
+    gradient_accumulation: int
+    learning_rate: float
+    betas: tuple[float, ...]
+    weight_decay: float
+    max_grad_norm: float
+    lambda_aux: float
+    aux_loss: str
+    image_latent_scaling: str
+    aux_keyframe: str
+    image_noise: str
+    cue_dropout: float
+    mixed_precision: str
+    gradient_checkpointing: bool
+    checkpoint_every: int
+    stop_before_limit_s: int
+    keep_checkpoints: int
+    seed: int
+    max_text_seq_length: int
+    variants: dict[str, Variant]
+
+
+@frozen
+class Generate:
+    steps: int
+    guidance_scale: float
+    cue_guidance: float | None
+    seed: int
+    splits: tuple[str, ...]
+    memory_profile: str
+    cue_flip: bool
+
+
+@frozen
+class Evaluate:
+    pv_source: str
+    scale: float | str  # "reference" (w // 4, h // 4 of take 1) or a fraction
+    lossy_masks: bool
+    threshold: int
+    baselines: tuple[str, ...]
+    external_methods: tuple[str, ...]
+    external_dir: str
+    stance_variant: str
+    bootstrap: int
+    side_by_side_clips: int
+    physics_iq_benchmark: str | None
+    physics_iq_descriptions: str | None
+    physics_iq_seeds: int
+
+
+@frozen
+class Settings:
+    """The whole configuration."""
+
+    run_name: str
+    data: Data
+    render: Render
+    depth: Depth
+    cues: Cues
+    models: Models
+    train: Train
+    generate: Generate
+    evaluate: Evaluate
+
+
+SECTIONS: dict[str, type] = {
+    field.name: get_type_hints(Settings)[field.name] for field in dataclasses.fields(Settings)
+}
+del SECTIONS["run_name"]
+
+
+def build(cls: type, values: Mapping[str, Any], where: str = "config"):
+    """`cls` from validated `values`; their keys must be exactly the fields (a mismatch is
+    a schema/class disagreement, a bug here, never a user error)."""
+    names = [field.name for field in dataclasses.fields(cls)]
+    if set(values) != set(names):
+        raise TypeError(
+            f"{where}: the keys {sorted(values)} do not match {cls.__name__}'s fields {names};"
+            " stance/settings.py and stance/config.schema.yaml disagree"
+        )
+    hints = get_type_hints(cls)
+    return cls(**{name: _convert(hints[name], values[name], f"{where}.{name}") for name in names})
+
+
+def _convert(hint, value, where: str):
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, where)
+    origin = get_origin(hint)
+    if origin is tuple:
+        return tuple(value)
+    if origin is dict:
+        _, item = get_args(hint)
+        return {key: _convert(item, v, f"{where}.{key}") for key, v in value.items()}
+    if hint is float:
+        return float(value)  # YAML writes 1 for 1.0
+    if origin in (Union, types.UnionType) or hint in (int, str, bool):
+        return value
+    raise TypeError(f"{where}: no conversion for the type {hint}")
+
+
+def section(name: str, values: Mapping[str, Any]):
+    """The typed settings of config section `name` from its validated values."""
+    return build(SECTIONS[name], values, name)
+
+
+def as_dict(settings) -> dict[str, Any]:
+    """The plain, JSON-ready mapping of typed settings (tuples become lists)."""
+    return _plain(dataclasses.asdict(settings))
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {key: _plain(v) for key, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
