@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from stance import config
+from stance.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,15 +45,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     gather.add_argument("--out", required=True, type=Path, help="output folder")
 
-    piq = sub.add_parser("physics-iq", help="score one generated Physics-IQ benchmark run")
+    piq = sub.add_parser(
+        "physics-iq", help="score a variant's generated Physics-IQ benchmark runs (seeds)"
+    )
     piq.set_defaults(run=_physics_iq)
     piq.add_argument("--benchmark", required=True, type=Path, help="physics-IQ-benchmark folder")
     piq.add_argument("--descriptions", type=Path, help="descriptions CSV (categories)")
-    piq.add_argument("--generated", required=True, type=Path, help="the run's video folder")
+    piq.add_argument(
+        "--generated", required=True, nargs="+", type=Path, help="the runs' video folders"
+    )
     piq.add_argument("--fps", required=True, type=int, help="frame rate (render.fps)")
     piq.add_argument("--settings", required=True, help="JSON of the `evaluate` section")
-    piq.add_argument("--record", required=True, help="JSON {variant, run}: kept in the output")
-    piq.add_argument("--out", required=True, type=Path, help="parquet to write")
+    piq.add_argument(
+        "--record", required=True, help="JSON {variant, runs: [run number per folder]}: kept"
+    )
+    piq.add_argument("--out", required=True, nargs="+", type=Path, help="parquet per run")
 
     piq_tables = sub.add_parser(
         "physics-iq-tables", help="benchmark runs -> mean +- std over seeds, per category"
@@ -97,11 +104,23 @@ def _physics_iq(args: argparse.Namespace) -> None:
 
     settings = config.section_from_json("evaluate", args.settings)
     options = physics_iq.Options.from_settings(settings)
-    rows = physics_iq_benchmark.score_run(
+    record = json.loads(args.record)
+    if not len(args.generated) == len(args.out) == len(record["runs"]):
+        raise UserError(
+            f"{len(args.generated)} --generated folders, {len(args.out)} --out files and "
+            f"{len(record['runs'])} run numbers in --record: give one of each per run"
+        )
+    runs = physics_iq_benchmark.score_runs(
         args.benchmark, args.generated, args.fps, options, args.descriptions
     )
-    run = {**json.loads(args.record), "fps": args.fps, "reference": options.reference}
-    physics_iq_benchmark.write_run(rows, args.out, run)
+    for rows, out, number in zip(runs, args.out, record["runs"], strict=True):
+        run = {
+            "variant": record["variant"],
+            "run": number,
+            "fps": args.fps,
+            "reference": options.reference,
+        }
+        physics_iq_benchmark.write_run(rows, out, run)
 
 
 def _physics_iq_tables(args: argparse.Namespace) -> None:

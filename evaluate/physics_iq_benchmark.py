@@ -1,6 +1,8 @@
-"""Physics IQ on the benchmark's real videos: one generated run scored against the testing
-takes (`score_run`), runs gathered into mean +- std over seeds and per category
-(`gather`), as the leaderboard's rules ask (4 runs, mean and sample standard deviation).
+"""Physics IQ on the benchmark's real videos: a variant's generated runs (one per seed)
+scored against the testing takes (`score_runs`), runs gathered into mean +- std over seeds
+and per category (`gather`), as the leaderboard's rules ask (4 runs, mean and sample
+standard deviation). The takes of a view are decoded and their masks computed once for all
+runs (the reference recomputes them for every run), the videos of a view in parallel.
 
 Per view the numbers are `physics_iq.score_view` with the configured options (the
 reference's by default): take 1 and take 2 of the benchmark at render.fps (resampled from
@@ -33,6 +35,48 @@ log = logging.getLogger(__name__)
 RUN_KEY = b"stance.physics_iq_run"
 
 
+def score_runs(
+    benchmark: Path,
+    runs: Sequence[Path],
+    fps: int,
+    options: physics_iq.Options,
+    descriptions: Path | None = None,
+) -> list[list[dict[str, Any]]]:
+    """Per run folder, one row per view: its per-view metrics against take 1 (the run's
+    video and take 2). Each view's takes are prepared once for all runs."""
+    root = folder.root_of(benchmark)
+    rows: list[list[dict[str, Any]]] = [[] for _ in runs]
+    for item in tqdm(folder.scan(root, fps, descriptions), desc="physics-iq", unit="view"):
+        paths = {f"run{k}": run / f"{item.name}.mp4" for k, run in enumerate(runs)}
+        for path in paths.values():
+            if not path.exists():
+                raise physics_iq.PhysicsIQError(
+                    f"{path} is missing: every benchmark view needs a generated video named "
+                    "<ID>_<view>_<scenario>.mp4; rerun the physics_iq_generate job"
+                )
+        take1 = folder.read_at(folder.testing_path(root, item, 1, fps), fps)
+        take2 = folder.read_at(folder.testing_path(root, item, 2, fps), fps)
+        generated = {key: folder.read_rgb(path) for key, path in paths.items()}
+        scored = physics_iq.score_view(
+            take1,
+            {"take2": take2, **generated},
+            fps,
+            options,
+            names={
+                "take1": f"{item.name} take 1",
+                "take2": f"{item.name} take 2",
+                **{key: str(path) for key, path in paths.items()},
+            },
+        )
+        pv = scored.metrics["take2"]
+        view = {"id": item.id, "view": item.view, "scenario": item.scenario}
+        for k, run_rows in enumerate(rows):
+            run_rows.append(
+                {**view, "category": item.category, **scored.metrics[f"run{k}"].columns(pv)}
+            )
+    return rows
+
+
 def score_run(
     benchmark: Path,
     generated: Path,
@@ -40,40 +84,8 @@ def score_run(
     options: physics_iq.Options,
     descriptions: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per view: its per-view metrics against take 1 (generated and take 2)."""
-    root = folder.root_of(benchmark)
-    rows = []
-    for item in tqdm(folder.scan(root, fps, descriptions), desc="physics-iq", unit="view"):
-        path = generated / f"{item.name}.mp4"
-        if not path.exists():
-            raise physics_iq.PhysicsIQError(
-                f"{path} is missing: every benchmark view needs a generated video named "
-                "<ID>_<view>_<scenario>.mp4; rerun the physics_iq_generate job"
-            )
-        take1 = folder.read_at(folder.testing_path(root, item, 1, fps), fps)
-        take2 = folder.read_at(folder.testing_path(root, item, 2, fps), fps)
-        scored = physics_iq.score_view(
-            take1,
-            {"take2": take2, "generated": folder.read_rgb(path)},
-            fps,
-            options,
-            names={
-                "take1": f"{item.name} take 1",
-                "take2": f"{item.name} take 2",
-                "generated": str(path),
-            },
-        )
-        gen, pv = scored.metrics["generated"], scored.metrics["take2"]
-        rows.append(
-            {
-                "id": item.id,
-                "view": item.view,
-                "scenario": item.scenario,
-                "category": item.category,
-                **gen.columns(pv),
-            }
-        )
-    return rows
+    """One run: one row per view (`score_runs` of a single folder)."""
+    return score_runs(benchmark, [generated], fps, options, descriptions)[0]
 
 
 def write_run(rows: Sequence[Mapping[str, Any]], out: Path, run: Mapping[str, Any]) -> Path:

@@ -76,10 +76,11 @@ wildcard_constraints:
 
 
 # -- path helpers -------------------------------------------------------------------------
-def shard_dirs(stage, splits=None, variant=None):
-    """Every shard folder of a stage (results/<stage>[/<variant>]/<split>/<shard>) over
-    the configured splits, or over `splits` where they are configured."""
-    prefix = os.path.join("results", stage, variant or "")
+def shard_dirs(stage, splits=None, folder=None):
+    """Every shard folder of a stage (results/<stage>[/<folder>]/<split>/<shard>; folder:
+    a variant, or train's cache) over the configured splits, or over `splits` where they
+    are configured."""
+    prefix = os.path.join("results", stage, folder or "")
     return [
         os.path.join(prefix, split, shard)
         for split in SPLITS
@@ -89,7 +90,7 @@ def shard_dirs(stage, splits=None, variant=None):
 
 
 def generated_dirs(wildcards=None):
-    return [d for v in VARIANTS for d in shard_dirs("generate", EVAL_SPLITS, variant=v)]
+    return [d for v in VARIANTS for d in shard_dirs("generate", EVAL_SPLITS, folder=v)]
 
 
 def physics_iq_runs(wildcards=None):

@@ -78,23 +78,30 @@ rule evaluate_tables:
         " --sampling {params.sampling:q} --out {params.outdir:q} > {log:q} 2>&1"
 
 
+# One job per variant scores all its seeds: each view's takes are prepared once.
 rule physics_iq_score:
     input:
         unpack(physics_iq_inputs),
-        generated="results/generate/{variant}/physics_iq/run_{run}",
+        generated=expand(
+            "results/generate/{{variant}}/physics_iq/run_{run}", run=PHYSICS_IQ_RUNS
+        ),
     output:
-        "results/evaluate/physics_iq/{variant}/run_{run}.parquet",
+        expand(
+            "results/evaluate/physics_iq/{{variant}}/run_{run}.parquet",
+            run=PHYSICS_IQ_RUNS,
+        ),
     log:
-        "logs/physics_iq_score/{variant}/run_{run}.log",
+        "logs/physics_iq_score/{variant}.log",
     benchmark:
-        "benchmarks/physics_iq_score/{variant}/run_{run}.tsv"
+        "benchmarks/physics_iq_score/{variant}.tsv"
     conda:
         "../envs/evaluate.yaml"
     params:
         descriptions=physics_iq_descriptions_arg,
         settings=settings("evaluate", only=("scale", "lossy_masks", "threshold")),
         record=lambda wildcards: json.dumps(
-            {"variant": wildcards.variant, "run": int(wildcards.run)}, sort_keys=True
+            {"variant": wildcards.variant, "runs": [int(r) for r in PHYSICS_IQ_RUNS]},
+            sort_keys=True,
         ),
         fps=config["render"]["fps"],
         code=code("stance.evaluate.physics_iq_benchmark"),

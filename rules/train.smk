@@ -22,7 +22,7 @@ rule encode_shard:
 
 rule train_variant:
     input:
-        cache=lambda wildcards: shard_dirs("train", ["train"], variant="cache"),
+        cache=lambda wildcards: shard_dirs("train", ["train"], folder="cache"),
         cues=lambda wildcards: shard_dirs("cues", ["train"]),
         model=video_model_input,
     output:

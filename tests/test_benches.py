@@ -10,7 +10,11 @@ from helpers import run_cli
         (["train", "--steps", "1", "--aux"], ["tokens/s", "peak memory"]),
         (
             ["evaluate", "--clips", "3", "--frames", "9", "--size", "64"],
-            ["clips/s", "identical per-view metrics"],
+            ["generated videos/s", "identical per-view metrics"],
+        ),
+        (
+            ["evaluate", "--clips", "2", "--frames", "9", "--size", "64", "--runs", "2"],
+            ["2 generated mp4 per clip", "identical per-view metrics, scores per run"],
         ),
         (
             ["cues", "--frames", "5", "--size", "64", "--instances", "3"],

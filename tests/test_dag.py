@@ -211,7 +211,8 @@ def test_a_model_value_that_is_neither_hub_id_nor_folder_stops_the_dag(workflow)
 def test_the_physics_iq_benchmark_track_runs_only_when_configured(workflow, tmp_path):
     """With evaluate.physics_iq_benchmark set (a tiny synthetic folder in the benchmark's
     layout at 30FPS, resampled to render.fps = 12): cues of every view once, one generation
-    and one scoring job per variant and seed, one table; without it, none of them."""
+    job per variant and seed, one scoring job per variant (all its seeds), one table;
+    without it, none of them."""
     import physics_iq_synthetic as synthetic
 
     from stance import physics_iq_folder as folder
@@ -227,7 +228,7 @@ def test_the_physics_iq_benchmark_track_runs_only_when_configured(workflow, tmp_
     assert workflow.pending(**overrides) == {
         "physics_iq_cues": 1,
         "physics_iq_generate": 2,
-        "physics_iq_score": 2,
+        "physics_iq_score": 1,
         "physics_iq_tables": 1,
         "all": 1,
     }

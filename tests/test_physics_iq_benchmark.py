@@ -195,6 +195,23 @@ def test_scoring_a_run_in_the_benchmark_layout_gives_the_reference_numbers(bench
     assert bench.run_scores(frame)["all"] == REFERENCE["score"]
 
 
+def test_seeds_scored_together_equal_seeds_scored_alone(benchmark, tmp_path):
+    """One job scores all of a variant's runs, preparing each view's takes once: every
+    run's rows are those of scoring it on its own."""
+    bench_dir, descriptions, generated = benchmark
+    other = tmp_path / "run_02"  # a second seed: each view gets another view's video
+    other.mkdir()
+    videos = sorted(generated.glob("*.mp4"))
+    for path, source in zip(videos, videos[1:] + videos[:1], strict=True):
+        shutil.copy(source, other / path.name)
+    together = bench.score_runs(
+        bench_dir, [generated, other], synthetic.FPS, piq.Options(), descriptions
+    )
+    for run, rows in zip((generated, other), together, strict=True):
+        assert rows == bench.score_run(bench_dir, run, synthetic.FPS, piq.Options(), descriptions)
+    assert together[0] != together[1]
+
+
 def test_a_missing_generated_video_is_a_clear_error(benchmark, tmp_path):
     bench_dir, _, generated = benchmark
     partial = tmp_path / "partial"

@@ -25,6 +25,7 @@ from stance.cues import runner
 from stance.cues import store as cue_store
 from stance.depth import store as depth_store
 from stance.render import store as clip_store
+from stance.settings import as_dict
 from stance.train import encode
 
 
@@ -212,7 +213,7 @@ def test_a_killed_cue_job_reruns_to_the_same_bytes(tmp_path):
 @pytest.mark.blender
 def test_a_killed_render_job_reruns_to_the_same_bytes(tmp_path, tiny_render_settings):
     render = dataclasses.replace(tiny_render_settings, frames=5)
-    payload = json.dumps({k: v for k, v in render.items() if k != "threads"})
+    payload = json.dumps({k: v for k, v in as_dict(render).items() if k != "threads"})
 
     def command(out):
         return [
