@@ -38,6 +38,7 @@ def setup_pins() -> dict[str, str]:
     return pins
 
 
+@cache
 def env_installs(env: str) -> tuple[dict[str, str], set[str]]:
     """(pins, names installed with --no-deps) of envs/<env>.yaml + its post-deploy."""
     spec = yaml.safe_load((REPO / "envs" / f"{env}.yaml").read_text())
@@ -75,6 +76,12 @@ def with_dependencies(names: set[str], no_deps: set[str]) -> set[str]:
                 continue
             pending.add(_norm(re.split(r"[ ;<>=!~\[(]", req, maxsplit=1)[0]))
     return seen
+
+
+@cache
+def installed_by(env: str) -> frozenset[str]:
+    pins, no_deps = env_installs(env)
+    return frozenset(with_dependencies(set(pins), no_deps))
 
 
 def import_nodes(path: Path, module_level_only: bool) -> list[ast.stmt]:
@@ -140,6 +147,7 @@ def import_time_files(modules) -> set[Path]:
     return {p for n, p in seen.items() if n.split(".")[0] == "stance"}
 
 
+@cache  # several rules run the same command: read its imports once per session
 def needed_distributions(command: str) -> set[str]:
     """Distributions the `stance <command>` process imports: the CLI parser imports every
     stage's CLI module (module-level imports); the command's module then runs with all
@@ -182,9 +190,7 @@ def test_every_rule_with_a_command_has_an_env():
 @pytest.mark.parametrize("rule", sorted(RULES))
 def test_the_env_installs_what_the_rule_imports(rule):
     env, command = RULES[rule]
-    pins, no_deps = env_installs(env)
-    installed = with_dependencies(set(pins), no_deps)
-    lacking = needed_distributions(command) - installed
+    lacking = needed_distributions(command) - installed_by(env)
     where = f"rule {rule} runs `stance {command}` in envs/{env}.yaml"
     assert not lacking, f"{where}, which lacks {sorted(lacking)}"
 

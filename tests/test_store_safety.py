@@ -176,6 +176,7 @@ def _kill_after_first_store(command: list[str], out: Path, timeout: float = 120)
     proc.wait()
 
 
+@pytest.mark.slow  # 49x256x256 clips so that the kill lands inside the shard: ~15 s
 def test_a_killed_cue_job_reruns_to_the_same_bytes(tmp_path):
     render, depth = write_shard(tmp_path / "in", clips=6, frames=49, size=256)
     payload = json.dumps(config.validate({})["cues"])
