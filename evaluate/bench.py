@@ -77,11 +77,14 @@ def clip_files(folder: Path, clips: int, runs: int = 1) -> list[tuple[Path, Path
     ]
 
 
+def _per_run(files) -> list[list]:
+    """One empty list per generated run of the clips."""
+    return [[] for _ in files[0][2]]
+
+
 def reference_way(files, fps: int, scratch: Path):
     """Per-view metrics, run-major: [run][clip] generated and physical variance."""
-    runs = len(files[0][2])
-    generated = [[] for _ in range(runs)]
-    variance = [[] for _ in range(runs)]
+    generated, variance = _per_run(files), _per_run(files)
     for k, (truth, twin, ours) in enumerate(files):
         takes = [scratch / f"{k}_truth.mp4", scratch / f"{k}_twin.mp4"]
         for video, out in zip((truth, twin), takes, strict=True):
@@ -96,9 +99,8 @@ def reference_way(files, fps: int, scratch: Path):
 
 
 def pipeline_way(files, fps: int, workers: int):
-    runs = len(files[0][2])
-    generated = [[] for _ in range(runs)]
-    variance = [[] for _ in range(runs)]
+    generated, variance = _per_run(files), _per_run(files)
+    runs = len(generated)
     options = physics_iq.Options()
     with ThreadPoolExecutor(workers) as pool:
         for truth, twin, ours in files:

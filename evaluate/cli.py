@@ -93,7 +93,7 @@ def _tables(args: argparse.Namespace) -> None:
     if args.sampling:  # only the keys the notes use; the rest take their defaults
         values = json.loads(args.sampling)
         sampling = tuple(
-            config.section_from_json(name, json.dumps(values[name]))
+            config.section_settings(name, values[name], "--sampling")
             for name in ("train", "generate")
         )
     tables.gather(args.metrics, args.out, settings, sampling)

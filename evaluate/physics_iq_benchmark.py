@@ -69,23 +69,15 @@ def score_runs(
             },
         )
         pv = scored.metrics["take2"]
-        view = {"id": item.id, "view": item.view, "scenario": item.scenario}
+        view = {
+            "id": item.id,
+            "view": item.view,
+            "scenario": item.scenario,
+            "category": item.category,
+        }
         for k, run_rows in enumerate(rows):
-            run_rows.append(
-                {**view, "category": item.category, **scored.metrics[f"run{k}"].columns(pv)}
-            )
+            run_rows.append({**view, **scored.metrics[f"run{k}"].columns(pv)})
     return rows
-
-
-def score_run(
-    benchmark: Path,
-    generated: Path,
-    fps: int,
-    options: physics_iq.Options,
-    descriptions: Path | None = None,
-) -> list[dict[str, Any]]:
-    """One run: one row per view (`score_runs` of a single folder)."""
-    return score_runs(benchmark, [generated], fps, options, descriptions)[0]
 
 
 def write_run(rows: Sequence[Mapping[str, Any]], out: Path, run: Mapping[str, Any]) -> Path:

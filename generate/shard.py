@@ -20,7 +20,7 @@ import torch
 
 from stance import config, provenance, stores, video
 from stance.cues import store as cue_store
-from stance.settings import Generate, Train, Variant, as_dict, section
+from stance.settings import Generate, Train, Variant, as_dict
 from stance.train import aux_frames, components
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,7 @@ def read_trained(trained: Path) -> Trained:
         )
     variant = Variant(**{k: model_config[k] for k in config.VARIANT_KEYS})
     record = json.loads(path.read_text())
-    train = config.validate({"train": record["train"]}, source=str(path), whole=False)["train"]
-    return Trained(variant=variant, train=section("train", train))
+    return Trained(variant, config.section_settings("train", record["train"], str(path)))
 
 
 def generation_dtype(train_settings: Train, cuda: bool) -> torch.dtype:
@@ -159,19 +158,44 @@ def write_result(result, path: Path, fps: int) -> None:
         video.write_mp4(path.with_suffix(".aux.mp4"), result.aux, fps)
 
 
+def write_record(
+    out_dir: Path,
+    settings: Generate,
+    model_source: str,
+    trained: Path,
+    info: Trained,
+    code_hash: str,
+    **extra,
+) -> None:
+    """generate.resolved.json of a generation job: how it sampled, with which model and
+    variant (evaluation reads the variant from here), and `extra` facts of the job."""
+    provenance.write_resolved_config(
+        out_dir,
+        "generate",
+        {
+            "generate": as_dict(settings),
+            "model": model_source,
+            "trained": str(trained),
+            "variant": as_dict(info.variant),
+            "code_hash": code_hash,
+            **extra,
+        },
+    )
+
+
 def open_run(
     cue_dir: Path,
     out_dir: Path,
     model_source: str,
     trained: Path,
+    settings: Generate,
     allow_download: bool,
-    memory_profile: str,
     producer: str,
 ):
     """(pipeline, trained variant, cue store paths) of a generation job; no cue stores is
     an error naming the job (`producer`) that writes them."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    pipe, info = load_pipeline(model_source, trained, allow_download, memory_profile)
+    pipe, info = load_pipeline(model_source, trained, allow_download, settings.memory_profile)
     paths = sorted(cue_dir.glob("*.zarr"))
     if not paths:
         raise stores.StoreError(f"{cue_dir} holds no cue stores; run {producer}")
@@ -195,13 +219,7 @@ def generate_shard(
     from stance.train.captions import describe
 
     pipe, info, paths = open_run(
-        cue_dir,
-        out_dir,
-        model_source,
-        trained,
-        allow_download,
-        settings.memory_profile,
-        "the cue stage",
+        cue_dir, out_dir, model_source, trained, settings, allow_download, "the cue stage"
     )
     start = time.perf_counter()
     for path in tqdm(paths, desc=f"generate {cue_dir.name}", unit="clip"):
@@ -212,18 +230,15 @@ def generate_shard(
         if settings.cue_flip and info.variant.cue_mode != "none":
             flipped = sample(pipe, reversed_arrows(cue), prompt, frames, settings, max_text, info)
             write_result(flipped, out_dir / f"{path.stem}.flipped.mp4", fps)
-    provenance.write_resolved_config(
+    write_record(
         out_dir,
-        "generate",
-        {
-            "generate": as_dict(settings),
-            "model": model_source,
-            "trained": str(trained),
-            "variant": as_dict(info.variant),
-            "code_hash": code_hash,
-            "clips": [p.stem for p in paths],
-            "seconds": time.perf_counter() - start,
-        },
+        settings,
+        model_source,
+        trained,
+        info,
+        code_hash,
+        clips=[p.stem for p in paths],
+        seconds=time.perf_counter() - start,
     )
 
 
@@ -252,13 +267,7 @@ def generate_physics_iq(
     from tqdm import tqdm
 
     pipe, info, paths = open_run(
-        cue_dir,
-        out_dir,
-        model_source,
-        trained,
-        allow_download,
-        settings.memory_profile,
-        "the physics_iq_cues job",
+        cue_dir, out_dir, model_source, trained, settings, allow_download, "the physics_iq_cues job"
     )
     sampled, keep = benchmark_frames(fps)
     run_settings = dataclasses.replace(settings, seed=seed)
@@ -271,20 +280,17 @@ def generate_physics_iq(
             )
         result = sample(pipe, cue, cue.attrs["prompt"], sampled, run_settings, max_text, info)
         video.write_mp4(out_dir / f"{path.stem}.mp4", result.video[:keep], fps)
-    provenance.write_resolved_config(
+    write_record(
         out_dir,
-        "generate",
-        {
-            "generate": as_dict(run_settings),
-            "model": model_source,
-            "trained": str(trained),
-            "variant": as_dict(info.variant),
-            "code_hash": code_hash,
-            "fps": fps,
-            "frames": keep,
-            "views": [p.stem for p in paths],
-            "seconds": time.perf_counter() - start,
-        },
+        run_settings,
+        model_source,
+        trained,
+        info,
+        code_hash,
+        fps=fps,
+        frames=keep,
+        views=[p.stem for p in paths],
+        seconds=time.perf_counter() - start,
     )
 
 

@@ -178,7 +178,7 @@ def test_scoring_a_run_in_the_benchmark_layout_gives_the_reference_numbers(bench
     the reference's naming): per-view metrics and the score equal what the reference code
     printed for the same files."""
     bench_dir, descriptions, generated = benchmark
-    rows = bench.score_run(bench_dir, generated, synthetic.FPS, piq.Options(), descriptions)
+    (rows,) = bench.score_runs(bench_dir, [generated], synthetic.FPS, piq.Options(), descriptions)
     assert len(rows) == 9
     for row in rows:
         reference = REFERENCE["views"][f"{row['scenario']}/{row['view']}"]
@@ -208,7 +208,8 @@ def test_seeds_scored_together_equal_seeds_scored_alone(benchmark, tmp_path):
         bench_dir, [generated, other], synthetic.FPS, piq.Options(), descriptions
     )
     for run, rows in zip((generated, other), together, strict=True):
-        assert rows == bench.score_run(bench_dir, run, synthetic.FPS, piq.Options(), descriptions)
+        alone = bench.score_runs(bench_dir, [run], synthetic.FPS, piq.Options(), descriptions)
+        assert rows == alone[0]
     assert together[0] != together[1]
 
 
@@ -218,7 +219,7 @@ def test_a_missing_generated_video_is_a_clear_error(benchmark, tmp_path):
     shutil.copytree(generated, partial)
     next(partial.glob("0001_*.mp4")).unlink()
     with pytest.raises(piq.PhysicsIQError, match=r"0001_perspective-left_ballroll\.mp4 is missing"):
-        bench.score_run(bench_dir, partial, synthetic.FPS, piq.Options())
+        bench.score_runs(bench_dir, [partial], synthetic.FPS, piq.Options())
 
 
 def _rows(seed: int):
