@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from stance.errors import UserError
+from stance.evaluate import physics_iq
 
 FOLDER = "physics-IQ-benchmark"
 SOURCE_FPS = 30
@@ -192,8 +193,9 @@ def resample(frames: np.ndarray, source_fps: float, fps: int, max_seconds: float
 
 def read_rgb(path: str | Path) -> np.ndarray:
     """All frames of a video as (T,H,W,3) uint8 RGB, decoded by OpenCV as the reference
-    decodes them (its bundled FFmpeg: the same pixels as the reference's numbers)."""
-    capture, frames = cv2.VideoCapture(str(path)), []
+    decodes them (its bundled FFmpeg: the same pixels as the reference's numbers), on one
+    decoder thread (`physics_iq.open_video`)."""
+    capture, frames = physics_iq.open_video(path), []
     while True:
         ok, frame = capture.read()
         if not ok:

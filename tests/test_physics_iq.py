@@ -11,6 +11,7 @@ import pytest
 
 from stance.evaluate import physics_iq as piq
 from stance.evaluate import physics_iq_files as piq_files
+from stance.evaluate.bench import write_video
 from stance.evaluate.physics_iq import PhysicsIQError
 
 EXACT = piq.Options(scale=1.0, lossy_masks=False)  # full size, exact masks
@@ -304,3 +305,23 @@ def _masks_frame_by_frame(frames, threshold=10):
         binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, piq.KERNEL)
         masks[t] = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, piq.KERNEL) > 0
     return masks
+
+
+def test_frames_blurred_as_channels_equal_frame_by_frame_blur():
+    """More frames than one OpenCV image holds as channels (chunks), odd sizes, noise."""
+    grey = np.random.default_rng(5).integers(0, 256, (piq.MAX_CHANNELS + 23, 37, 29), np.uint8)
+    loop = np.stack([cv2.GaussianBlur(g, (5, 5), 0) for g in grey])
+    assert np.array_equal(piq.blur_frames(grey), loop)
+
+
+def test_single_thread_decoding_gives_the_default_decoders_pixels(tmp_path):
+    """The evaluation decodes on one FFmpeg thread; the reference lets OpenCV choose."""
+    rng = np.random.default_rng(6)
+    path = tmp_path / "v.mp4"
+    noise = rng.integers(0, 40, (24, 96, 96, 3))
+    write_video(path, np.clip(moving_square(24, 96, step=3) + noise, 0, 255).astype(np.uint8), 8)
+    default = piq_files.read_frames(path, 24, normalize=False)
+    capture, ours = piq.open_video(path), []
+    while (frame := capture.read())[0]:
+        ours.append(frame[1])
+    assert len(ours) == 24 and np.array_equal(np.stack(ours), np.stack(default))
