@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,38 +48,49 @@ def score_runs(
     video and take 2). Each view's takes are prepared once for all runs."""
     root = folder.root_of(benchmark)
     rows: list[list[dict[str, Any]]] = [[] for _ in runs]
-    for item in tqdm(folder.scan(root, fps, descriptions), desc="physics-iq", unit="view"):
-        paths = {f"run{k}": run / f"{item.name}.mp4" for k, run in enumerate(runs)}
-        for path in paths.values():
-            if not path.exists():
-                raise physics_iq.PhysicsIQError(
-                    f"{path} is missing: every benchmark view needs a generated video named "
-                    "<ID>_<view>_<scenario>.mp4; rerun the physics_iq_generate job"
-                )
-        take1 = folder.read_at(folder.testing_path(root, item, 1, fps), fps)
-        take2 = folder.read_at(folder.testing_path(root, item, 2, fps), fps)
-        generated = {key: folder.read_rgb(path) for key, path in paths.items()}
-        scored = physics_iq.score_view(
-            take1,
-            {"take2": take2, **generated},
-            fps,
-            options,
-            names={
-                "take1": f"{item.name} take 1",
-                "take2": f"{item.name} take 2",
-                **{key: str(path) for key, path in paths.items()},
-            },
-        )
-        pv = scored.metrics["take2"]
-        view = {
-            "id": item.id,
-            "view": item.view,
-            "scenario": item.scenario,
-            "category": item.category,
-        }
-        for k, run_rows in enumerate(rows):
-            run_rows.append({**view, **scored.metrics[f"run{k}"].columns(pv)})
+    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        for item in tqdm(folder.scan(root, fps, descriptions), desc="physics-iq", unit="view"):
+            for k, view_rows in enumerate(score_item(root, item, runs, fps, options, pool)):
+                rows[k].append(view_rows)
     return rows
+
+
+def score_item(root: Path, item, runs: Sequence[Path], fps: int, options, pool) -> list[dict]:
+    """One view's row per run; its videos decoded and prepared in the pool's threads."""
+    paths = {f"run{k}": run / f"{item.name}.mp4" for k, run in enumerate(runs)}
+    for path in paths.values():
+        if not path.exists():
+            raise physics_iq.PhysicsIQError(
+                f"{path} is missing: every benchmark view needs a generated video named "
+                "<ID>_<view>_<scenario>.mp4; rerun the physics_iq_generate job"
+            )
+    # the takes at fps (resampled where the download lacks that rate), runs as generated
+    takes = [
+        pool.submit(folder.read_at, folder.testing_path(root, item, k, fps), fps) for k in (1, 2)
+    ]
+    runs_read = {key: pool.submit(folder.read_rgb, path) for key, path in paths.items()}
+    take1, take2 = (future.result() for future in takes)
+    generated = {key: future.result() for key, future in runs_read.items()}
+    scored = physics_iq.score_view(
+        take1,
+        {"take2": take2, **generated},
+        fps,
+        options,
+        pool=pool,
+        names={
+            "take1": f"{item.name} take 1",
+            "take2": f"{item.name} take 2",
+            **{key: str(path) for key, path in paths.items()},
+        },
+    )
+    pv = scored.metrics["take2"]
+    view = {
+        "id": item.id,
+        "view": item.view,
+        "scenario": item.scenario,
+        "category": item.category,
+    }
+    return [{**view, **scored.metrics[f"run{k}"].columns(pv)} for k in range(len(runs))]
 
 
 def write_run(rows: Sequence[Mapping[str, Any]], out: Path, run: Mapping[str, Any]) -> Path:
