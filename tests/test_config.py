@@ -17,15 +17,7 @@ def test_empty_config_gets_every_default():
 
 @pytest.mark.parametrize(
     "path",
-    [
-        "config.yaml",
-        "configs/paper.yaml",
-        "configs/small.yaml",
-        "configs/small_long.yaml",
-        "configs/small_pca.yaml",
-        "configs/small_wide.yaml",
-        "configs/memory.yaml",
-    ],
+    ["config.yaml", *sorted(p.relative_to(REPO).as_posix() for p in REPO.glob("configs/*.yaml"))],
 )
 def test_shipped_configs_are_valid(path):
     cfg = config.load(REPO / path)
