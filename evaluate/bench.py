@@ -154,8 +154,8 @@ def run(args: argparse.Namespace) -> None:
             f" CPU {cpu:.2f} s, {1000 * cpu / scored:.0f} ms per generated video"
         )
     print(
-        f"  speed-up {slow_s / fast_s:.2f}x wall, {slow_cpu / fast_cpu:.2f}x CPU time (the work"
-        f" saved: with enough cores the wall speed-up approaches it); identical per-view"
+        f"  speed-up {slow_s / fast_s:.2f}x wall, {slow_cpu / fast_cpu:.2f}x CPU time (both"
+        f" procedures' FFmpeg threads counted); identical per-view"
         f" metrics, scores per run {scores}"
     )
 
