@@ -46,18 +46,11 @@ import cv2
 import numpy as np
 
 from stance.errors import UserError
+from stance.physics_iq_folder import opencv_frames
 from stance.settings import Evaluate
 
 KERNEL = np.ones((5, 5), np.uint8)
 MAX_CHANNELS = 128  # OpenCV filters take at most this many channels in one image
-
-
-def open_video(path) -> cv2.VideoCapture:
-    """An OpenCV (FFmpeg) capture that decodes on one thread: on small videos FFmpeg's
-    own threads cost more than they save, and the evaluation runs videos in parallel
-    instead. FFmpeg's decoders are bit-exact whatever their thread count (tested), so the
-    pixels are the reference's."""
-    return cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
 
 
 def blur_frames(grey: np.ndarray) -> np.ndarray:
@@ -117,14 +110,7 @@ def lossy_mask_roundtrip(masks: np.ndarray, size: tuple[int, int], fps: int) -> 
         for mask in masks:
             writer.write((mask[:h2, :w2] * 255).astype(np.uint8))
         writer.release()
-        capture = open_video(path)
-        frames = []
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            frames.append(frame[..., 0])  # 3 equal channels: resize one
-        capture.release()
+        frames = [frame[..., 0] for frame in opencv_frames(path)]  # 3 equal channels
     if len(frames) != t:
         raise RuntimeError(f"mask video round trip returned {len(frames)} of {t} frames")
     return resize_frames(np.stack(frames), size) > 127

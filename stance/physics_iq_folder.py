@@ -27,6 +27,7 @@ category "unknown".
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,6 @@ import cv2
 import numpy as np
 
 from stance.errors import UserError
-from stance.evaluate import physics_iq
 
 FOLDER = "physics-IQ-benchmark"
 SOURCE_FPS = 30
@@ -191,17 +191,27 @@ def resample(frames: np.ndarray, source_fps: float, fps: int, max_seconds: float
     return out
 
 
+def opencv_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """The BGR frames OpenCV's bundled FFmpeg decodes, on one decoder thread: on small
+    videos FFmpeg's own threads cost more than they save, and callers run videos in
+    parallel instead. FFmpeg's decoders are bit-exact whatever their thread count
+    (tested), so the pixels are those of a default capture."""
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            yield frame
+    finally:
+        capture.release()
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
     """All frames of a video as (T,H,W,3) uint8 RGB, decoded by OpenCV as the reference
     decodes them (its bundled FFmpeg: the same pixels as the reference's numbers), on one
-    decoder thread (`physics_iq.open_video`)."""
-    capture, frames = physics_iq.open_video(path), []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
+    decoder thread (`opencv_frames`)."""
+    frames = [cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) for frame in opencv_frames(path)]
     if not frames:
         raise BenchmarkError(f"{path} has no decodable frames: download it again")
     return np.stack(frames)

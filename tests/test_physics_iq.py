@@ -13,6 +13,7 @@ from stance.evaluate import physics_iq as piq
 from stance.evaluate import physics_iq_files as piq_files
 from stance.evaluate.bench import write_video
 from stance.evaluate.physics_iq import PhysicsIQError
+from stance.physics_iq_folder import opencv_frames
 
 EXACT = piq.Options(scale=1.0, lossy_masks=False)  # full size, exact masks
 
@@ -321,7 +322,5 @@ def test_single_thread_decoding_gives_the_default_decoders_pixels(tmp_path):
     noise = rng.integers(0, 40, (24, 96, 96, 3))
     write_video(path, np.clip(moving_square(24, 96, step=3) + noise, 0, 255).astype(np.uint8), 8)
     default = piq_files.read_frames(path, 24, normalize=False)
-    capture, ours = piq.open_video(path), []
-    while (frame := capture.read())[0]:
-        ours.append(frame[1])
+    ours = list(opencv_frames(path))
     assert len(ours) == 24 and np.array_equal(np.stack(ours), np.stack(default))
