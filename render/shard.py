@@ -100,7 +100,7 @@ def sample_valid(
             log.info("%s attempt %d rejected: %s", clip.clip_id, attempt, reason)
             reasons.append(str(reason))
     raise RuntimeError(
-        f"{clip.clip_id}: no physically valid scene in {render['max_attempts']} attempts "
+        f"{clip.clip_id}: no physically valid scene in {render.max_attempts} attempts "
         f"({reasons}); raise render.max_attempts or relax the scene settings"
     )
 

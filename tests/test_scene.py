@@ -116,3 +116,23 @@ def test_unknown_shape_and_family_fail_clearly():
         scene.shape_volume("blob", 1.0)
     with pytest.raises(ValueError, match="unknown scene family"):
         scene.sample_scene(0, 0, RENDER, family="fluids")
+
+
+def test_a_scene_rejected_at_every_attempt_fails_with_the_fix(monkeypatch):
+    """The physics checks reject every attempt: the error names the clip, the attempts and
+    the setting to raise (the render itself is replaced: only the retry loop is tested)."""
+    from stance.render import shard, worker
+    from stance.shards import Clip
+
+    attempts = []
+
+    def reject(spec, render, threads):
+        attempts.append(spec)
+        raise worker.PhysicsRejected("objects never touch")
+
+    monkeypatch.setattr(worker, "render_clip", reject)
+    render = config.section_settings("render", {"max_attempts": 3})
+    with pytest.raises(RuntimeError, match=r"train-00000007: no physically valid scene in 3"):
+        shard.sample_valid(Clip("train", 7), render, threads=1)
+    assert len(attempts) == 3
+    assert len({repr(spec) for spec in attempts}) == 3  # each attempt draws a new scene

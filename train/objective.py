@@ -85,12 +85,21 @@ def drop_cues(cues: torch.Tensor | None, probability: float, generator) -> torch
 
 
 def velocity_loss(scheduler, prediction, noisy, target, timesteps) -> torch.Tensor:
-    """v-prediction loss in x0 space, weighted by 1 / (1 - alphabar_t)."""
-    x0_hat = scheduler.get_velocity(prediction, noisy, timesteps)
+    """v-prediction loss in x0 space, weighted by 1 / (1 - alphabar_t), in float32 (the
+    weights reach ~1,176 at t = 0: a bf16 prediction is cast up before the arithmetic)."""
+    prediction = prediction.float()
+    x0_hat = scheduler.get_velocity(prediction, noisy.float(), timesteps)
     alphas = scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
-    weights = (1.0 / (1.0 - alphas)).to(prediction.dtype)
+    weights = (1.0 / (1.0 - alphas)).float()
+    target = target.float()
     per_sample = ((x0_hat - target) ** 2).flatten(1).mean(dim=1)
     return (weights * per_sample).mean()
+
+
+def parameter_dtype(transformer) -> torch.dtype:
+    """The dtype the model computes in: float32 under autocast (which casts per op), bf16
+    when DeepSpeed or a bf16 load cast the weights themselves (nothing casts the inputs)."""
+    return next(transformer.parameters()).dtype
 
 
 def training_step(
@@ -138,14 +147,19 @@ def training_step(
         aux_input = torch.cat([aux_noisy, aux_image], dim=2)
     cues = drop_cues(batch.get("cues"), settings.cue_dropout, generator)
     ofs = torch.full((latents.shape[0],), 2.0, device=device)
+    dtype = parameter_dtype(transformer)  # noise and loss stay float32, the model's input not
+
+    def cast(tensor):
+        return None if tensor is None else tensor.to(dtype)
+
     out = transformer(
-        hidden_states=torch.cat([noisy, image], dim=2),
-        encoder_hidden_states=batch["prompt_embeds"],
+        hidden_states=cast(torch.cat([noisy, image], dim=2)),
+        encoder_hidden_states=cast(batch["prompt_embeds"]),
         timestep=t,
         ofs=ofs,
         image_rotary_emb=rope,
-        cues=cues,
-        aux_hidden_states=aux_input,
+        cues=cast(cues),
+        aux_hidden_states=cast(aux_input),
         generator=generator,
     ).sample
     if aux_input is None:
