@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from stance import config, provenance, video
 from stance.evaluate import motion, physics_iq, quality
+from stance.generated import CONDITIONS, video_path
 from stance.palette import palette
 from stance.render import store as clip_store
 from stance.settings import Evaluate
@@ -34,6 +35,7 @@ from stance.stores import StoreError
 
 log = logging.getLogger(__name__)
 BASELINES = ("copy_first_frame", "twin")
+OWN_VIDEO = None  # a cue condition's video is the method's own video (it takes no cues)
 
 
 def fit(frames: np.ndarray, like: np.ndarray) -> np.ndarray:
@@ -53,48 +55,82 @@ def method_video(
     twin: np.ndarray,
     generated_dir: Path | None,
     external_dir: Path | None,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    takes_cues: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
     """(generated RGB at its own size and length, generated aux video fitted to the clip
-    or None, the reversed-cue generation fitted to the clip or None) of a method."""
+    or None, {cue condition: RGB fitted to the clip} of the other cue conditions it has).
+
+    A method that takes no cues (the baselines, a variant without cues) would make the
+    same video under every cue condition: OWN_VIDEO (its own video) stands for each."""
     if method == "copy_first_frame":
-        return np.repeat(clip[:1], len(clip), axis=0), None, None
-    if method == "twin":
-        return twin, None, None
-    folder = generated_dir if generated_dir is not None else external_dir / method
-    path = folder / f"{clip_id}.mp4"
-    if not path.exists():
-        raise StoreError(
-            f"{method}: no video for {clip_id} at {path}; generate it (stance "
-            f"generate) or drop {method} from the evaluated methods"
-        )
-    aux_path = path.with_suffix(".aux.mp4")
-    aux = fit(video.read_video(aux_path), clip) if aux_path.exists() else None
-    flipped_path = path.with_suffix(".flipped.mp4")
-    flipped = fit(video.read_video(flipped_path), clip) if flipped_path.exists() else None
-    return video.read_video(path), aux, flipped
+        own = np.repeat(clip[:1], len(clip), axis=0)
+    elif method == "twin":
+        own = twin
+    else:
+        folder = generated_dir if generated_dir is not None else external_dir / method
+        path = video_path(folder, clip_id)
+        if not path.exists():
+            raise StoreError(
+                f"{method}: no video for {clip_id} at {path}; generate it (stance "
+                f"generate) or drop {method} from the evaluated methods"
+            )
+        aux_path = video_path(folder, clip_id, aux=True)
+        aux = fit(video.read_video(aux_path), clip) if aux_path.exists() else None
+        own = video.read_video(path)
+        if takes_cues:
+            others = {}
+            for condition in CONDITIONS[1:]:
+                other = video_path(folder, clip_id, condition)
+                if other.exists():
+                    others[condition] = fit(video.read_video(other), clip)
+            return own, aux, others
+        return own, aux, dict.fromkeys(CONDITIONS[1:], OWN_VIDEO)
+    return own, None, dict.fromkeys(CONDITIONS[1:], OWN_VIDEO)
 
 
 def cue_following(
-    clip, generated: np.ndarray, flipped: np.ndarray | None, dynamic: np.ndarray
+    clip, generated: np.ndarray, others: Mapping[str, np.ndarray], dynamic: np.ndarray
 ) -> dict[str, list]:
-    """Per moving instance: motion error (px) and, with a reversed-cue video, reversal."""
+    """Per moving instance: motion error (px), |rendered displacement| and the
+    displacement along the rendered direction under each cue condition the method has
+    (`instance_along_<condition>_px`, "" = as given), and, with a reversed-cue video,
+    whether it reversed. The tables derive response, gain and follows from these."""
     truth = motion.truth_displacements(clip.tracks["image_positions"])
-    keep = motion.moving(truth) & dynamic
     labels = clip.arrays["segmentation"][0]
-    ours = motion.instance_displacements(generated, labels, len(truth))
-    out = {"instance_motion_error_px": motion.motion_errors(ours, truth, keep).tolist()}
+    measured = {"": motion.instance_displacements(generated, labels, len(truth))}
+    for condition, frames in others.items():
+        measured[condition] = (
+            measured[""]
+            if frames is OWN_VIDEO
+            else motion.instance_displacements(frames, labels, len(truth))
+        )
+    keep = motion.moving(truth) & dynamic & np.isfinite(measured[""]).all(-1)
+    out = {
+        "instance_motion_error_px": motion.motion_errors(measured[""], truth, keep).tolist(),
+        "instance_truth_px": np.linalg.norm(truth[keep], axis=-1).tolist(),
+    }
+    for condition in CONDITIONS:
+        values = measured.get(condition)
+        along = [] if values is None else motion.along(values[keep], truth[keep]).tolist()
+        out[motion.along_column(condition)] = along
     reversed_ = []
-    if flipped is not None:
-        theirs = motion.instance_displacements(flipped, labels, len(truth))
-        reversed_ = motion.reversed_by_flip(ours, theirs, truth, keep).tolist()
+    if "flipped" in measured:
+        reversed_ = motion.reversed_by_flip(measured[""], measured["flipped"], truth, keep)
     out["instance_flip_reversed"] = [bool(r) for r in reversed_]
     return out
 
 
 def evaluate_clip(
-    path: Path, method: str, settings: Evaluate, generated_dir, external_dir, aux_kind: str
+    path: Path,
+    method: str,
+    settings: Evaluate,
+    generated_dir,
+    external_dir,
+    aux_kind: str,
+    takes_cues: bool = True,
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """(metrics row, ground-truth RGB, generated RGB) of one clip."""
+    """(metrics row, ground-truth RGB, generated RGB) of one clip. takes_cues: False for a
+    variant without cues (its own video stands for every cue condition)."""
     clip = clip_store.read_clip(path, frames={"rgb": slice(None), "segmentation": [0]})
     rgb, attrs = clip.arrays["rgb"], clip.attrs
     twin_path = path.with_name(path.name.replace(".zarr", ".twin.zarr"))
@@ -107,8 +143,8 @@ def evaluate_clip(
         twin = clip_store.read_clip(twin_path, names=("rgb",)).arrays["rgb"]
     else:
         twin = rgb
-    generated, aux, flipped = method_video(
-        method, attrs["clip_id"], rgb, twin, generated_dir, external_dir
+    generated, aux, others = method_video(
+        method, attrs["clip_id"], rgb, twin, generated_dir, external_dir, takes_cues
     )
     opts = physics_iq.Options.from_settings(settings)
     fps = attrs["render"]["fps"]  # generated videos keep the clip's fps
@@ -139,8 +175,8 @@ def evaluate_clip(
         "trajectory_error": np.nan,
         "frames": len(generated),
         "real_motion_px": float(real.masks.sum(axis=(1, 2)).mean()),
-        "has_flip": flipped is not None,
-        **cue_following(clip, generated, flipped, dynamic),
+        "has_flip": "flipped" in others,
+        **cue_following(clip, generated, others, dynamic),
     }
     if aux is not None and aux_kind == "seg":
         colours = palette(np.arange(1, len(dynamic) + 1))
@@ -177,11 +213,12 @@ def evaluate_shard(
         else {}
     )
     aux_kind = variant.get("aux", "none")
+    takes_cues = variant.get("cue_mode") != "none"  # external methods: the videos they have
     manifest = pq.read_table(render_dir / "manifest.parquet").to_pandas().set_index("clip_id")
     rows = []
     for path in tqdm(clip_store.clip_paths(render_dir), desc=f"evaluate {method}", unit="clip"):
         row, rgb, ours = evaluate_clip(
-            path, method, settings, generated_dir, external_dir, aux_kind
+            path, method, settings, generated_dir, external_dir, aux_kind, takes_cues
         )
         row["small_object_split"] = bool(manifest.loc[row["clip_id"], "small_object_split"])
         row.update({key: variant.get(key) for key in config.VARIANT_KEYS})  # None: baselines

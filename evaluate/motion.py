@@ -10,6 +10,18 @@ rendered object's projected centre, last frame minus keyframe.
 - cue flip: generating again with every cue arrow reversed (same seed), an instance is
   reversed when its displacement along the ground-truth direction changes sign.
 Instances that barely move in the ground truth (< `min_motion_px`) are left out of both.
+
+Measures that separate control from chance, per moving instance, from a = displacement
+along the rendered direction with the cues as given and b = the same with every arrow
+reversed (|truth| = the rendered displacement's length):
+- directional response (a - b) / (2 |truth|): 1 = follows the arrow fully both ways, 0 =
+  the arrow's direction changes nothing (chance level 0; exactly 0 for a method that
+  takes no cues, whose reversed video is its own video);
+- motion gain a / |truth|: 0 = still, 1 = moves as far as the truth;
+- follows: a > b (chance 0.5 for a model whose motion ignores the arrow; a tie, as for a
+  method without cues, is not a follow).
+The placebo: the same model sampled with another test clip's cues (a and b measured
+along this clip's rendered direction) must score a response near 0.
 """
 
 from __future__ import annotations
@@ -99,3 +111,33 @@ def reversed_by_flip(
     ground-truth direction change sign when the cues were reversed?"""
     ok = keep & np.isfinite(generated).all(-1) & np.isfinite(flipped).all(-1)
     return np.sign(along(generated[ok], truth[ok])) * np.sign(along(flipped[ok], truth[ok])) < 0
+
+
+def directional_response(a: np.ndarray, b: np.ndarray, truth_px: np.ndarray) -> np.ndarray:
+    """(a - b) / (2 |truth|) per instance: a, b = displacements along the rendered
+    direction with the cues as given and reversed; truth_px = |rendered displacement|."""
+    return (np.asarray(a) - np.asarray(b)) / (2 * np.asarray(truth_px))
+
+
+def motion_gain(a: np.ndarray, truth_px: np.ndarray) -> np.ndarray:
+    """a / |truth| per instance: 0 = still, 1 = as far as the rendered object went."""
+    return np.asarray(a) / np.asarray(truth_px)
+
+
+def follows_share(a: np.ndarray, b: np.ndarray) -> tuple[float, float, int]:
+    """(share of instances with a > b, one-sided binomial p-value against 0.5, count).
+    Ties count as not following: a method without cues has a == b everywhere."""
+    from scipy.stats import binomtest
+
+    a, b = np.asarray(a), np.asarray(b)
+    if not len(a):
+        return np.nan, np.nan, 0
+    k = int((a > b).sum())
+    return k / len(a), float(binomtest(k, len(a), 0.5, alternative="greater").pvalue), len(a)
+
+
+def along_column(condition: str) -> str:
+    """The evaluation rows' column of per-instance displacements along the rendered
+    direction (px) under a cue condition (stance/generated.py): instance_along_px for the
+    cues as given, instance_along_flipped_px, instance_along_placebo_px, ..."""
+    return "_".join(["instance_along", *condition.split("."), "px"]).replace("__", "_")

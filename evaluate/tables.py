@@ -49,12 +49,14 @@ def records(frame: pd.DataFrame, prefix: str = "") -> list[physics_iq.ViewMetric
     ]
 
 
-def instance_mean(per_clip: pd.Series, bootstrap: int, seed: int = 0) -> tuple[float, str, int]:
-    """(mean over all instances, 95% bootstrap interval over clips, instance count) of
-    per-clip lists of instance values (errors, or booleans for a rate)."""
+def instance_stats(
+    per_clip: pd.Series, bootstrap: int, seed: int = 0
+) -> tuple[float, float, float, int]:
+    """(mean over all instances, 95 % bootstrap interval's low and high over clips,
+    instance count) of per-clip lists of instance values (numbers, or booleans for a rate)."""
     lists = [np.asarray(v, dtype=float) for v in per_clip if v is not None and len(v)]
     if not lists:
-        return np.nan, "n/a", 0
+        return np.nan, np.nan, np.nan, 0
     values = np.concatenate(lists)
     rng = np.random.default_rng(seed)
     means = [
@@ -62,7 +64,58 @@ def instance_mean(per_clip: pd.Series, bootstrap: int, seed: int = 0) -> tuple[f
         for _ in range(bootstrap)
     ]
     low, high = np.percentile(means, [2.5, 97.5]) if means else (np.nan, np.nan)
-    return float(values.mean()), f"[{low:.2f}, {high:.2f}]", len(values)
+    return float(values.mean()), float(low), float(high), len(values)
+
+
+def interval(low: float, high: float) -> str:
+    return "n/a" if np.isnan(low) else f"[{low:.2f}, {high:.2f}]"
+
+
+def instance_mean(per_clip: pd.Series, bootstrap: int, seed: int = 0) -> tuple[float, str, int]:
+    """(mean over all instances, 95% bootstrap interval over clips, instance count)."""
+    mean, low, high, count = instance_stats(per_clip, bootstrap, seed)
+    return mean, interval(low, high), count
+
+
+def per_instance(frame: pd.DataFrame, measure, *conditions: str) -> pd.Series:
+    """Per-clip lists of `measure(*along-direction lists, |truth|)` over the rows whose
+    videos cover every named cue condition ([] where one is missing)."""
+    columns = [motion.along_column(c) for c in conditions]
+
+    def clip(row):
+        lists = [np.asarray(row[c], dtype=float) for c in columns]
+        if any(len(v) == 0 for v in lists):
+            return []
+        return measure(*lists, np.asarray(row["instance_truth_px"], dtype=float)).tolist()
+
+    return frame.apply(clip, axis=1) if len(frame) else pd.Series([], dtype=object)
+
+
+def cue_control(frame: pd.DataFrame, bootstrap: int) -> dict[str, Any]:
+    """Directional response (cues as given and placebo), motion gain, the share of
+    instances that follow the arrow with its one-sided binomial p-value, the placebo's
+    reversal rate (reversal's measured chance level) and a still video's motion error."""
+    out: dict[str, Any] = {}
+    for name, conditions in (
+        ("directional_response", ("", "flipped")),
+        ("placebo_response", ("placebo", "placebo.flipped")),
+    ):
+        mean, low, high, n = instance_stats(
+            per_instance(frame, motion.directional_response, *conditions), bootstrap
+        )
+        out |= {name: mean, f"{name}_ci95": interval(low, high), f"{name}_instances": n}
+    mean, low, high, _ = instance_stats(per_instance(frame, motion.motion_gain, ""), bootstrap)
+    out |= {"motion_gain": mean, "motion_gain_ci95": interval(low, high)}
+    lists = per_instance(frame, lambda a, b, t: a - b, "", "flipped")
+    a_minus_b = np.concatenate([np.asarray(v, float) for v in lists if len(v)] or [[]])
+    share, p_value, _ = motion.follows_share(a_minus_b, np.zeros_like(a_minus_b))
+    out |= {"follows_share": share, "follows_p_value": p_value}
+    flips = per_instance(
+        frame, lambda a, b, t: np.sign(a) * np.sign(b) < 0, "placebo", "placebo.flipped"
+    )
+    out["placebo_reversal"] = instance_stats(flips, 0)[0]
+    out["still_error_px"] = instance_stats(frame["instance_truth_px"], 0)[0]
+    return out
 
 
 def summarise(frame: pd.DataFrame, bootstrap: int) -> dict[str, Any]:
@@ -95,6 +148,7 @@ def summarise(frame: pd.DataFrame, bootstrap: int) -> dict[str, Any]:
         cue_flip_reversal=flip,
         cue_flip_ci95=flip_ci,
         cue_flip_instances=flipped,
+        **cue_control(frame, bootstrap),
     )
     for name, network in FEATURE_NETWORKS.items():
         if f"{name}_real" in frame and len(frame) >= 2:
@@ -150,27 +204,61 @@ def ablation(table: pd.DataFrame, variants: Mapping[str, Mapping[str, Any]]) -> 
     return pd.DataFrame(out)
 
 
+CUE_COLUMNS = [
+    "method",
+    "split",
+    "clips",
+    "moving_instances",
+    "directional_response",
+    "directional_response_ci95",
+    "placebo_response",
+    "placebo_response_ci95",
+    "motion_gain",
+    "motion_gain_ci95",
+    "follows_share",
+    "follows_p_value",
+    "motion_error_px",
+    "motion_error_ci95",
+    "still_error_px",
+    "cue_flip_reversal",
+    "cue_flip_ci95",
+    "placebo_reversal",
+]
+
+
 def cue_following(table: pd.DataFrame, variants: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """Per method and split: motion error, its ratio to the trained variant without cues
-    (target <= 0.7 for the cue variants) and the cue-flip reversal rate (target >= 0.8)."""
+    """Per method and split: the control measures (directional response and its placebo,
+    motion gain, follows share and p-value), motion error with its ratio to the trained
+    variant without cues and a still video's error, and the cue-flip reversal with the
+    placebo's reversal (its measured chance level)."""
     uncued = [name for name, v in variants.items() if v["cue_mode"] == "none"]
-    columns = [
-        "method",
-        "split",
-        "clips",
-        "moving_instances",
-        "motion_error_px",
-        "motion_error_ci95",
-        "cue_flip_reversal",
-        "cue_flip_ci95",
-        "cue_flip_instances",
-    ]
-    out = table[columns].copy()
+    out = table[[c for c in CUE_COLUMNS if c in table]].copy()
     out["error_vs_no_cues"] = np.nan
     if uncued:
         base = table[table["method"] == uncued[0]].set_index("split")["motion_error_px"]
         out["error_vs_no_cues"] = out["motion_error_px"] / out["split"].map(base)
     return out
+
+
+def cue_following_note() -> str:
+    return (
+        f"Cue following: instances moving >= {motion.MIN_MOTION_PX:g} px in the ground truth, "
+        "tracked by chained Farneback flow from their keyframe masks; a, b = displacement "
+        "along the rendered direction with the cues as given and with every arrow reversed "
+        "(same seed). directional_response = (a - b) / (2 |truth|) (1 = follows the arrow "
+        "fully both ways; chance level 0; exactly 0 for a method without cues, whose "
+        "reversed video is its own); placebo_response = the same with another test clip's "
+        "cues (must be ~0); motion_gain = a / |truth| (0 = still, 1 = as far as the truth); "
+        "follows_share = share with a > b (chance 0.5; ties count as not following), "
+        "follows_p_value its one-sided binomial p-value against 0.5; motion error = "
+        "|generated - rendered displacement| (chance level: still_error_px, a still "
+        "video's error); cue_flip_reversal = share whose displacement along the rendered "
+        "direction changes sign when the arrows are reversed (chance level: "
+        "placebo_reversal, the same share under the placebo, about 0.5 for a model whose "
+        "motion ignores the arrow). Intervals: 95 % bootstrap over clips. Targets: "
+        "directional_response >= 0.5 (interval's low end >= 0.3), follows_share >= 0.8, "
+        "motion_gain >= 0.5, error_vs_no_cues <= 0.7, placebo_response within +-0.05."
+    )
 
 
 def published(table: pd.DataFrame, stance_variant: str) -> pd.DataFrame:
@@ -216,23 +304,69 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     plt.close(ax.figure)
 
 
+def parse_interval(text: str) -> tuple[float, float]:
+    """ "[low, high]" -> (low, high); NaNs for "n/a"."""
+    try:
+        low, high = (float(x) for x in str(text).strip("[]").split(","))
+    except ValueError:
+        return np.nan, np.nan
+    return low, high
+
+
+CUE_PANELS = (  # column, title, chance level, target
+    ("directional_response", "Directional response (a - b) / 2|truth|", 0.0, 0.5),
+    ("motion_gain", "Motion gain a / |truth|", 0.0, 0.5),
+    ("follows_share", "Share with a > b", 0.5, 0.8),
+    ("motion_error_px", "Motion error, px (lower = better)", None, None),
+)
+
+
 def plot_cue_following(table: pd.DataFrame, path: Path) -> None:
-    """Motion error (lower = better) and cue-flip reversal (higher = better) per method."""
+    """The control measures per method (all test clips) with 95 % intervals, their
+    chance levels (grey) and targets (green): directional response beside its placebo,
+    motion gain, follows share, and motion error beside a still video's error."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
-    error = table.pivot(index="method", columns="split", values="motion_error_px")
-    error.plot.bar(ax=left, rot=30)
-    left.set(ylabel="motion error, px (lower = better)", xlabel="", title="Motion error")
-    flips = table[table["cue_flip_instances"] > 0]
-    if len(flips):
-        rate = flips.pivot(index="method", columns="split", values="cue_flip_reversal")
-        rate.plot.bar(ax=right, rot=30)
-        right.axhline(0.8, color="grey", linestyle="--", linewidth=1)
-    right.set(ylim=(0, 1), ylabel="reversed instances", xlabel="", title="Cue flip")
+    rows = table[table["split"] == "all"].reset_index(drop=True)
+    fig, axes = plt.subplots(1, len(CUE_PANELS), figsize=(4 * len(CUE_PANELS), 3.6))
+    x = np.arange(len(rows))
+    for ax, (column, title, chance, target) in zip(axes, CUE_PANELS, strict=True):
+        paired = {
+            "directional_response": "placebo_response",
+            "motion_error_px": "still_error_px",
+        }.get(column)
+        width = 0.4 if paired else 0.8
+        bars = [(column, -width / 2 if paired else 0, "C0", "model")]
+        if paired:
+            label = "placebo" if paired == "placebo_response" else "still video"
+            bars.append((paired, width / 2, "0.6", label))
+        for name, shift, colour, label in bars:
+            values = rows[name].astype(float) if name in rows else pd.Series(np.nan, x)
+            ci = rows.get(f"{name}_ci95", pd.Series(["n/a"] * len(rows)))
+            low, high = np.array([parse_interval(c) for c in ci]).T.reshape(2, -1)
+            errors = np.abs(np.vstack([values - low, high - values]))
+            ax.bar(
+                x + shift,
+                values.fillna(0),
+                width,
+                color=colour,
+                label=label,
+                yerr=np.nan_to_num(errors),
+                capsize=3,
+            )
+            for k in np.flatnonzero(values.isna().to_numpy()):  # a missing bar, labelled
+                ax.text(x[k] + shift, 0, "n/a", ha="center", va="bottom", fontsize=7)
+        if chance is not None:
+            ax.axhline(chance, color="grey", linestyle="-", linewidth=1)
+        if target is not None:
+            ax.axhline(target, color="green", linestyle="--", linewidth=1)
+        ax.set_xticks(x, rows["method"], rotation=30, ha="right")
+        ax.set_title(title, fontsize=9)
+        if paired:
+            ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -307,14 +441,7 @@ def gather(
     ]
     if sampling is not None:
         notes.append(method_note(*sampling))
-    notes.append(
-        f"Cue following: instances moving >= {motion.MIN_MOTION_PX:g} px in the ground "
-        "truth, tracked by chained Farneback flow from their keyframe masks; motion error = "
-        "|generated - rendered displacement|, first to last frame; cue flip = the share of "
-        "instances whose displacement along the rendered direction reverses when the clip "
-        "is generated again with every cue arrow reversed (same seed). Targets (issue 15): "
-        "error_vs_no_cues <= 0.7, reversal >= 0.8."
-    )
+    notes.append(cue_following_note())
     if (rows["real_motion_px"] == 0).all():
         notes.append(
             "WARNING: the ground-truth clips produce no motion masks at this "

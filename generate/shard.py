@@ -1,9 +1,10 @@
 """Generate videos with a trained STANCE variant from cue stores (test clips or hints).
 
-Output folder: `<clip_id>.mp4` (RGB), `<clip_id>.aux.mp4` (decoded auxiliary stream, for
-RGB+Depth / RGB+Seg variants), with `generate.cue_flip` and a cue-conditioned variant also
-`<clip_id>.flipped.mp4` (+ `.flipped.aux.mp4`: the same seed with every cue arrow
-reversed), and `generate.resolved.json`.
+Output folder (layout: stance/generated.py): `<clip_id>.mp4` (RGB), `<clip_id>.aux.mp4`
+(decoded auxiliary stream, for RGB+Depth / RGB+Seg variants); for a cue-conditioned
+variant also, with `generate.cue_flip`, `<clip_id>.flipped.mp4` (the same seed with every
+cue arrow reversed) and, with `generate.placebo`, `<clip_id>.placebo.mp4` (another test
+clip's cues) and `<clip_id>.placebo.flipped.mp4`; and `generate.resolved.json`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stance import config, provenance, stores, video
+from stance import config, generated, provenance, stores, video
 from stance.cues import store as cue_store
 from stance.settings import Generate, Train, Variant, as_dict
 from stance.train import aux_frames, components
@@ -151,6 +152,27 @@ def reversed_arrows(cue: cue_store.CueClip) -> cue_store.CueClip:
     return dataclasses.replace(cue, cue=(cue.cue * sign.astype(np.float32)))
 
 
+def placebo_donors(clip_ids: list[str], seed: int) -> dict[str, str]:
+    """clip -> the other clip whose cue map its placebo is sampled with: one seeded cycle
+    through the clips, so no clip gets its own cues (none for a single clip)."""
+    if len(clip_ids) < 2:
+        return {}
+    order = [clip_ids[i] for i in np.random.default_rng([seed, 7]).permutation(len(clip_ids))]
+    return {clip: order[(k + 1) % len(order)] for k, clip in enumerate(order)}
+
+
+def cue_conditions(
+    cue: cue_store.CueClip, donor: cue_store.CueClip | None, flip: bool
+) -> dict[str, cue_store.CueClip]:
+    """condition (stance/generated.py) -> the clip with the cues to sample it with."""
+    out = {"": cue}
+    if donor is not None:
+        out["placebo"] = dataclasses.replace(cue, cue=donor.cue)
+    if flip:
+        out.update({f"{k}.flipped".lstrip("."): reversed_arrows(c) for k, c in out.items()})
+    return out
+
+
 def write_result(result, path: Path, fps: int) -> None:
     """`<name>.mp4` for RGB and `<name>.aux.mp4` for the auxiliary stream, if any."""
     video.write_mp4(path, result.video, fps)
@@ -222,14 +244,16 @@ def generate_shard(
         cue_dir, out_dir, model_source, trained, settings, allow_download, "the cue stage"
     )
     start = time.perf_counter()
+    cued = info.variant.cue_mode != "none"
+    by_id = {p.stem: p for p in paths}
+    donors = placebo_donors(sorted(by_id), settings.seed) if cued and settings.placebo else {}
     for path in tqdm(paths, desc=f"generate {cue_dir.name}", unit="clip"):
         cue = cue_store.read(path)
+        donor = cue_store.read(by_id[donors[path.stem]]) if path.stem in donors else None
         prompt = describe(_instances(cue))
-        result = sample(pipe, cue, prompt, frames, settings, max_text, info)
-        write_result(result, out_dir / f"{path.stem}.mp4", fps)
-        if settings.cue_flip and info.variant.cue_mode != "none":
-            flipped = sample(pipe, reversed_arrows(cue), prompt, frames, settings, max_text, info)
-            write_result(flipped, out_dir / f"{path.stem}.flipped.mp4", fps)
+        for condition, cues in cue_conditions(cue, donor, settings.cue_flip and cued).items():
+            result = sample(pipe, cues, prompt, frames, settings, max_text, info)
+            write_result(result, generated.video_path(out_dir, path.stem, condition), fps)
     write_record(
         out_dir,
         settings,
@@ -238,6 +262,7 @@ def generate_shard(
         info,
         code_hash,
         clips=[p.stem for p in paths],
+        placebo_donors=donors,
         seconds=time.perf_counter() - start,
     )
 

@@ -167,6 +167,7 @@ class Generate:
     splits: tuple[str, ...]
     memory_profile: str
     cue_flip: bool
+    placebo: bool
 
 
 @frozen

@@ -1,12 +1,14 @@
 """Cue-following metrics on synthetic videos with known motion: tracked displacements,
 motion error, the cue-flip reversal, their aggregation, and the reversed cue map."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from helpers import clip_arrays
 
-from stance import config, video
+from stance import config, generated, video
 from stance.cues import store as cue_store
 from stance.evaluate import metrics, motion, tables
 from stance.generate import shard as generate
@@ -79,6 +81,50 @@ def write_clip(path, velocities, starts):
     return frames
 
 
+def test_response_gain_and_follows_on_known_displacements():
+    truth = np.array([4.0, 8.0, 2.0])
+    a, b = np.array([4.0, 4.0, -1.0]), np.array([-4.0, 0.0, -1.0])
+    # full follow both ways; half as far one way, still the other; arrow ignored
+    np.testing.assert_allclose(motion.directional_response(a, b, truth), [1.0, 0.25, 0.0])
+    np.testing.assert_allclose(motion.motion_gain(a, truth), [1.0, 0.5, -0.5])
+    share, p_value, n = motion.follows_share(a, b)
+    assert (share, n) == (2 / 3, 3) and p_value == pytest.approx(0.5)  # P(X >= 2 | 3, 0.5)
+    share, p_value, _ = motion.follows_share(np.ones(20), np.zeros(20))
+    assert share == 1.0 and p_value == pytest.approx(0.5**20)
+    assert motion.follows_share(a, a)[0] == 0.0  # ties (no cues) never follow
+    assert np.isnan(motion.follows_share([], [])[0])
+
+
+def test_placebo_donors_are_a_seeded_derangement():
+    ids = [f"test-{k:08d}" for k in range(7)]
+    donors = generate.placebo_donors(ids, seed=0)
+    assert sorted(donors) == ids and sorted(donors.values()) == ids
+    assert all(donor != clip for clip, donor in donors.items())
+    assert donors == generate.placebo_donors(ids, seed=0)
+    assert donors != generate.placebo_donors(ids, seed=1)
+    assert generate.placebo_donors(ids[:1], seed=0) == {}  # no other clip to borrow from
+
+
+def test_cue_conditions_sample_reversed_and_borrowed_cue_maps():
+    def clip(value):
+        cue = np.full((1, 4, 4, 4), value, np.float32)
+        return cue_store.CueClip(
+            cue, np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint16), {}, {}
+        )
+
+    own, other = clip(1.0), clip(2.0)
+    conditions = generate.cue_conditions(own, other, flip=True)
+    assert list(conditions) == ["", "placebo", "flipped", "placebo.flipped"]
+    assert sorted(conditions) == sorted(generated.CONDITIONS)
+    assert conditions["placebo"].cue[0, 0, 0].tolist() == [2.0] * 4
+    assert conditions["placebo.flipped"].cue[0, 0, 0].tolist() == [-2.0, -2.0, -2.0, 2.0]
+    assert conditions["placebo"].keyframe is own.keyframe  # only the cue map is borrowed
+    assert list(generate.cue_conditions(own, None, flip=False)) == [""]
+    assert generated.video_path(Path("g"), "c", "placebo.flipped", aux=True) == Path(
+        "g/c.placebo.flipped.aux.mp4"
+    )
+
+
 def test_a_clip_row_scores_following_and_reversed_generations(tmp_path):
     velocities, starts = [(1.5, 0.0), (0.0, 1.0)], [(14, 30), (36, 14)]
     truth_frames = write_clip(tmp_path / "test-00000001.zarr", velocities, starts)
@@ -106,7 +152,59 @@ def test_a_clip_row_scores_following_and_reversed_generations(tmp_path):
     )
     # no motion at all: the error is the rendered displacement itself
     np.testing.assert_allclose(sorted(copy["instance_motion_error_px"]), [8.0, 12.0], atol=0.5)
-    assert not copy["has_flip"] and copy["instance_flip_reversed"] == []
+    assert copy["has_flip"] and copy["instance_flip_reversed"] == [False, False]
+    assert copy["instance_along_px"] == copy["instance_along_flipped_px"] == [0.0, 0.0]
+
+
+def test_control_measures_from_clips_with_known_motion(tmp_path):
+    """A model that follows the arrow both ways scores response ~1, gain ~1 and follows
+    every instance; its placebo (another clip's cues: here it stays still) ~0. A variant
+    without cues is scored on its own video for every condition: response exactly 0."""
+    velocities, starts = [(1.5, 0.0), (0.0, 1.0)], [(14, 30), (36, 14)]
+    clips, rows = ["test-00000001", "test-00000002"], {"follows": [], "backbone": []}
+    settings = config.section_settings("evaluate", {"pv_source": "deterministic", "scale": 1.0})
+    for k, clip_id in enumerate(clips):
+        shifted = [(x + 2 * k, y) for x, y in starts]
+        truth_frames = write_clip(tmp_path / f"{clip_id}.zarr", velocities, shifted)
+        folder = tmp_path / "follows"
+        folder.mkdir(exist_ok=True)
+        reversed_frames, _ = squares([(-vx, -vy) for vx, vy in velocities], shifted)
+        still = np.repeat(truth_frames[:1], T, axis=0)
+        for condition, frames in {
+            "": truth_frames,
+            "flipped": reversed_frames,
+            "placebo": still,
+            "placebo.flipped": still,
+        }.items():
+            video.write_mp4(generated.video_path(folder, clip_id, condition), frames, 12)
+        (tmp_path / "backbone").mkdir(exist_ok=True)
+        video.write_mp4(generated.video_path(tmp_path / "backbone", clip_id), truth_frames, 12)
+        for name, takes_cues in (("follows", True), ("backbone", False)):
+            row, _, _ = metrics.evaluate_clip(
+                tmp_path / f"{clip_id}.zarr",
+                name,
+                settings,
+                tmp_path / name,
+                None,
+                "none",
+                takes_cues,
+            )
+            rows[name].append({**row, "small_object_split": False})
+    follows = tables.cue_control(pd.DataFrame(rows["follows"]), bootstrap=100)
+    assert follows["directional_response"] == pytest.approx(1.0, abs=0.1)
+    assert follows["motion_gain"] == pytest.approx(1.0, abs=0.1)
+    assert abs(follows["placebo_response"]) < 0.05
+    assert follows["follows_share"] == 1.0 and follows["follows_p_value"] == 0.5**4
+    assert follows["still_error_px"] == pytest.approx(10.0, abs=0.1)  # |truth| 12 and 8
+    backbone = tables.cue_control(pd.DataFrame(rows["backbone"]), bootstrap=100)
+    assert backbone["directional_response"] == 0.0 and backbone["placebo_response"] == 0.0
+    assert backbone["directional_response_ci95"] == "[0.00, 0.00]"
+    assert backbone["follows_share"] == 0.0 and backbone["motion_gain"] > 0.9
+    table = tables.table1(pd.DataFrame(rows["follows"] + rows["backbone"]), bootstrap=50)
+    out = tables.cue_following(table, {"backbone": {"cue_mode": "none"}})
+    assert {"directional_response", "placebo_response", "follows_p_value"} <= set(out)
+    tables.plot_cue_following(out, tmp_path / "cue_following.png")
+    assert (tmp_path / "cue_following.png").stat().st_size > 10_000
 
 
 def test_instance_means_pool_instances_and_bootstrap_over_clips():
