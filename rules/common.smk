@@ -12,6 +12,7 @@ from stance import config as stance_config
 from stance import settings as stance_settings
 from stance import physics_iq_folder, provenance, shards
 from stance.train import launch
+from stance.train.pretraining import PRETRAIN_IGNORES
 
 # -- validation ---------------------------------------------------------------------------
 if not Path(stance.__file__).resolve().is_relative_to(Path(workflow.basedir).resolve()):
@@ -136,6 +137,15 @@ def variant_settings(wildcards):
     return json.dumps(section, sort_keys=True, separators=(",", ":"))
 
 
+def pretrain_settings():
+    """The `train` section as pretraining reads it: without what it ignores (the variants,
+    their cue and aux settings, the fine-tuning length) and without operational values.
+    """
+    ignored = (*launch.BABYSITTING, *PRETRAIN_IGNORES)
+    section = {k: v for k, v in config["train"].items() if k not in ignored}
+    return json.dumps(section, sort_keys=True, separators=(",", ":"))
+
+
 def sampling_settings():
     """How the variants are trained and sampled, for the tables' notes."""
     keys = {
@@ -169,6 +179,13 @@ def physics_iq_descriptions_arg(wildcards=None):
     return ["--descriptions", path] if path else []
 
 
+def training_threads():
+    """Every core of a local run: Snakemake sets OMP_NUM_THREADS to a job's threads (1
+    unless told), and a training step on one thread takes ~2x as long; training jobs then
+    run one after another. On a cluster the profile's set-threads decides."""
+    return max(1, min(workflow.cores or 1, os.cpu_count() or 1))
+
+
 def train_launcher(wildcards=None):
     return launch.command_prefix(SETTINGS.train)
 
@@ -183,6 +200,11 @@ def video_model_input(wildcards=None):
     """The tiny or small stack is built by the DAG (rules/models.smk)."""
     video = config["models"]["video"]
     return [video] if video in BUILT_VIDEO_MODELS else []
+
+
+def pretrained_input(wildcards=None):
+    """The shared pretrained backbone the variants start from, when there is one."""
+    return ["results/train/pretrained"] if config["train"]["pretrain_steps"] else []
 
 
 def physics_iq_inputs(wildcards=None):

@@ -20,11 +20,52 @@ rule encode_shard:
         " --code-hash {params.code:q} --out {output:q} > {log:q} 2>&1"
 
 
+rule pretrain_backbone:
+    input:
+        cache=lambda wildcards: shard_dirs("train", ["train"], folder="cache"),
+        model=video_model_input,
+    output:
+        report(
+            directory("results/train/pretrained"),
+            patterns=["loss_curve.png"],
+            caption="../report/captions/loss_curve.rst",
+            category="Training",
+            subcategory="pretrained backbone",
+        ),
+    log:
+        "logs/pretrain_backbone.log",
+    benchmark:
+        "benchmarks/pretrain_backbone.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: training_threads()
+    resources:  # operational: how the run is babysat (no rerun, the run resumes)
+        nodes=config["train"]["num_nodes"],
+        checkpoint_every=config["train"]["checkpoint_every"],
+        keep_checkpoints=config["train"]["keep_checkpoints"],
+        stop_before_limit_s=config["train"]["stop_before_limit_s"],
+    params:
+        model=config["models"]["video"],
+        settings=pretrain_settings(),
+        runs="results/train/runs",
+        launcher=train_launcher(),  # shell code built from validated values
+        code=code("stance.train.pretraining"),
+    shell:
+        "{params.launcher} train pretrain --cache {input.cache:q}"
+        " --model {params.model:q}"
+        " --settings {params.settings:q} --runs {params.runs:q}"
+        " --checkpoint-every {resources.checkpoint_every}"
+        " --keep-checkpoints {resources.keep_checkpoints}"
+        " --stop-before-limit-s {resources.stop_before_limit_s}"
+        " --code-hash {params.code:q} --out {output:q} > {log:q} 2>&1"
+
+
 rule train_variant:
     input:
         cache=lambda wildcards: shard_dirs("train", ["train"], folder="cache"),
         cues=lambda wildcards: shard_dirs("cues", ["train"]),
         model=video_model_input,
+        init=pretrained_input,
     output:
         report(
             directory("results/train/{variant}"),
@@ -39,6 +80,7 @@ rule train_variant:
         "benchmarks/train_variant/{variant}.tsv"
     conda:
         "../envs/train.yaml"
+    threads: training_threads()
     resources:  # operational: how the run is babysat (no rerun, the run resumes)
         nodes=config["train"]["num_nodes"],
         checkpoint_every=config["train"]["checkpoint_every"],
@@ -49,10 +91,11 @@ rule train_variant:
         settings=variant_settings,
         runs="results/train/runs",
         launcher=train_launcher(),  # shell code built from validated values
+        init=lambda wildcards, input: ["--init", input.init] if input.init else [],
         code=code("stance.train.trainer"),
     shell:
         "{params.launcher} train fit --cache {input.cache:q} --cues {input.cues:q}"
-        " --variant {wildcards.variant:q} --model {params.model:q}"
+        " --variant {wildcards.variant:q} --model {params.model:q} {params.init:q}"
         " --settings {params.settings:q} --runs {params.runs:q}"
         " --checkpoint-every {resources.checkpoint_every}"
         " --keep-checkpoints {resources.keep_checkpoints}"

@@ -144,8 +144,12 @@ def _semantic_errors(cfg: Mapping[str, Any], whole: bool) -> list[str]:
     return errors
 
 
-# results/train/ holds a folder per variant beside these two, so no variant takes their names.
-TRAIN_FOLDERS = {"cache": "the training cache", "runs": "the run state"}
+# results/train/ holds a folder per variant beside these, so no variant takes their names.
+TRAIN_FOLDERS = {
+    "cache": "the training cache",
+    "runs": "the run state",
+    "pretrained": "the shared pretrained backbone",
+}
 # The DAG builds these itself (rules/models.smk); any other model is a hub id or a folder.
 TINY_MODELS = {
     "depth": "results/models/tiny-depth-anything-v2",

@@ -133,6 +133,8 @@ class Variant:
 @frozen
 class Train:
     steps: int
+    pretrain_steps: int
+    lr_warmup_steps: int
     num_gpus: int
     num_nodes: int
     accelerate_config: str

@@ -1,6 +1,7 @@
 """Training on the tiny stack: the objective learns, runs resume after a kill, generation
 from user hints works end to end."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -14,13 +15,15 @@ from helpers import BIN, REPO, run_cli, write_cue_store
 from safetensors.torch import load_file, save_file
 
 from stance import config
-from stance.settings import as_dict
-from stance.train import components, encode, objective, tiny, trainer
+from stance.errors import UserError
+from stance.settings import Variant, as_dict
+from stance.train import components, encode, objective, pretraining, tiny, trainer
 
 SETTINGS = config.section_settings(
-    "train", {"learning_rate": 2e-3, "checkpoint_every": 4, "steps": 16}
+    "train", {"learning_rate": 2e-3, "checkpoint_every": 4, "steps": 16, "lr_warmup_steps": 6}
 )
 VARIANT = {"aux": "depth", "cue_mode": "dense_rope", "motion_tokens": 4}
+SETTINGS_VARIANT = Variant(**VARIANT)
 
 
 def write_cache(path, tensors):
@@ -80,6 +83,54 @@ def test_loss_is_finite_and_decreases_on_a_repeated_batch(stack):
         losses.append(float(loss.detach()))
     assert all(np.isfinite(losses))
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_warmup_rises_linearly_then_holds():
+    factor = trainer.warmup(3)
+    assert [factor(k) for k in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert trainer.warmup(0)(0) == 1.0
+
+
+def test_fine_tuning_starts_from_the_pretrained_backbone(stack, tmp_path):
+    """A variant built on the pretrained backbone takes its base weights and initialises
+    its own new modules (cue tokenizer, domain embedding) as from a base checkpoint."""
+    _, model_dir, _ = stack
+    backbone = components.stance_transformer(str(model_dir), {"cue_mode": "none"}, False)
+    with torch.no_grad():
+        for parameter in backbone.parameters():
+            parameter.add_(1.0)  # "pretrained": every tensor moved, new modules included
+    backbone.save_pretrained(tmp_path / "pre" / "transformer")
+    options = {"cue_mode": "dense_rope", "aux": "depth", "motion_tokens": 4}
+    torch.manual_seed(0)
+    tuned = components.stance_transformer(str(model_dir), options, False, init=tmp_path / "pre")
+    torch.manual_seed(0)
+    scratch = components.stance_transformer(str(model_dir), options, False)
+    pretrained, fresh = backbone.state_dict(), scratch.state_dict()
+    for name, value in tuned.state_dict().items():
+        new = name.startswith(tuned.new_module_prefixes)
+        assert torch.equal(value, fresh[name] if new else pretrained[name]), name
+    assert tuned.config.cue_mode == "dense_rope" and tuned.config.aux == "depth"
+    with pytest.raises(UserError, match="stance train pretrain"):
+        components.stance_transformer(str(model_dir), options, False, init=tmp_path / "none")
+
+
+def test_variants_need_the_backbone_when_pretraining_is_configured(stack, tmp_path):
+    _, model_dir, caches = stack
+    settings = dataclasses.replace(SETTINGS, pretrain_steps=5, variants={"v": SETTINGS_VARIANT})
+    with pytest.raises(UserError, match="--init"):
+        trainer.fit_variant(
+            [caches], [], tmp_path / "o", tmp_path / "r", settings, "v", str(model_dir), "x", False
+        )
+    with pytest.raises(UserError, match="pretrain_steps is 0"):
+        pretraining.pretrain_backbone(
+            [caches],
+            tmp_path / "o",
+            tmp_path / "r",
+            dataclasses.replace(settings, pretrain_steps=0),
+            str(model_dir),
+            "x",
+            False,
+        )
 
 
 def test_batch_order_is_a_function_of_the_step():
@@ -398,3 +449,28 @@ def test_the_shipped_bf16_launch_configs_train(stack, tmp_path, launch_config):
         losses[precision] = np.array([[float(x) for x in line.split(",")[1:]] for line in lines])
     assert losses["bf16"].shape == (3, 3) and np.isfinite(losses["bf16"]).all()
     np.testing.assert_allclose(losses["bf16"], losses["no"], rtol=0.05)
+
+
+@pytest.mark.slow
+def test_pretrain_then_fine_tune_from_the_command_line(stack, tmp_path):
+    """`stance train pretrain` (no cue stores read) then `stance train fit --init`: the
+    variant starts from the backbone's weights and records where it started."""
+    pretrain = _fit(stack, tmp_path / "runs", tmp_path / "pre", steps=2, pretrain_steps=2)
+    pretrain[2] = "pretrain"
+    cues = pretrain.index("--cues")
+    del pretrain[cues : cues + 2]
+    variant = pretrain.index("--variant")
+    del pretrain[variant : variant + 2]
+    done = subprocess.run(pretrain, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((tmp_path / "pre" / "train.resolved.json").read_text())
+    assert record["steps"] == 2 and list(record["variant"]) == ["pretrained"]
+    assert record["variant"]["pretrained"]["cue_mode"] == "none"
+    fit = _fit(stack, tmp_path / "runs", tmp_path / "tuned", steps=2, pretrain_steps=2)
+    refused = subprocess.run(fit, capture_output=True, text=True)
+    assert refused.returncode != 0 and "--init" in refused.stderr
+    done = subprocess.run([*fit, "--init", str(tmp_path / "pre")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"STANCE transformer from {tmp_path / 'pre'}" in done.stderr
+    record = json.loads((tmp_path / "tuned" / "train.resolved.json").read_text())
+    assert record["init"] == str(tmp_path / "pre")

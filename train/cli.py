@@ -25,26 +25,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     fit = sub.add_parser("fit", help="fine-tune one variant (accelerate; resumes by itself)")
     fit.set_defaults(run=_fit)
-    fit.add_argument("--cache", nargs="+", required=True, type=Path, help="cache folders")
+    fit.add_argument("--variant", required=True, help="name of a train.variants entry")
     fit.add_argument(
         "--cues", nargs="+", required=True, type=Path, help="cue folders of the same clips"
     )
-    fit.add_argument("--variant", required=True, help="name of a train.variants entry")
-    fit.add_argument("--out", required=True, type=Path, help="final model folder to write")
     fit.add_argument(
+        "--init",
+        type=Path,
+        help="pretrained backbone folder to fine-tune from (stance train pretrain's --out)",
+    )
+    _add_run_arguments(fit)
+    pre = sub.add_parser(
+        "pretrain", help="the shared backbone without cues (train.pretrain_steps steps)"
+    )
+    pre.set_defaults(run=_pretrain)
+    _add_run_arguments(pre)
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """What every training run takes: data, model, settings and where it writes."""
+    parser.add_argument("--cache", nargs="+", required=True, type=Path, help="cache folders")
+    parser.add_argument("--out", required=True, type=Path, help="final model folder to write")
+    parser.add_argument(
         "--runs",
         required=True,
         type=Path,
         help="folder for run state (checkpoints, TensorBoard); never deleted",
     )
-    fit.add_argument("--model", required=True, help="CogVideoX pipeline: hub id or folder")
-    fit.add_argument("--settings", required=True, help="JSON of the `train` config section")
+    parser.add_argument("--model", required=True, help="CogVideoX pipeline: hub id or folder")
+    parser.add_argument("--settings", required=True, help="JSON of the `train` config section")
     # Operational: how the run is babysat, never what it computes (the rule passes them
     # as resources, which Snakemake does not watch; they override the settings).
     for key in launch.BABYSITTING:
-        fit.add_argument(f"--{key.replace('_', '-')}", type=int, help=f"overrides train.{key}")
-    fit.add_argument("--code-hash", default="unknown")
-    fit.add_argument("--offline", action="store_true", help="never try the hub")
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, help=f"overrides train.{key}")
+    parser.add_argument("--code-hash", default="unknown")
+    parser.add_argument("--offline", action="store_true", help="never try the hub")
 
 
 def _encode(args: argparse.Namespace) -> None:
@@ -75,5 +90,23 @@ def _fit(args: argparse.Namespace) -> None:
         args.model,
         args.code_hash,
         allow_download=not args.offline,
+        init=args.init,
     )
     print(json.dumps({"variant": args.variant, "out": str(args.out)}))
+
+
+def _pretrain(args: argparse.Namespace) -> None:
+    from stance.train import pretraining
+
+    overrides = {k: getattr(args, k) for k in launch.BABYSITTING}
+    settings = config.section_from_json("train", args.settings, overrides)
+    pretraining.pretrain_backbone(
+        args.cache,
+        args.out,
+        args.runs,
+        settings,
+        args.model,
+        args.code_hash,
+        allow_download=not args.offline,
+    )
+    print(json.dumps({"variant": pretraining.PRETRAINED, "out": str(args.out)}))

@@ -93,21 +93,50 @@ def load_frozen(source: str, allow_download: bool = True, dtype=None) -> dict:
     return out
 
 
+def pretrained_transformer(init: Path, dtype=None):
+    """The shared backbone's transformer (`stance train pretrain`), as a base to fine-tune."""
+    from stance.train.model import StanceTransformer
+
+    folder = Path(init) / "transformer"
+    if not (folder / "config.json").exists():
+        raise UserError(
+            f"{init} holds no pretrained backbone (no transformer/config.json): run "
+            "`stance train pretrain` (rule pretrain_backbone) or set train.pretrain_steps: 0"
+        )
+    return StanceTransformer.from_pretrained(folder, torch_dtype=dtype)
+
+
 def stance_transformer(
-    source: str, options: Mapping[str, Any], allow_download: bool = True, dtype=None
+    source: str,
+    options: Mapping[str, Any],
+    allow_download: bool = True,
+    dtype=None,
+    init: Path | None = None,
 ):
-    """A StanceTransformer carrying every weight of the base CogVideoX transformer."""
+    """A StanceTransformer carrying every weight of the base CogVideoX transformer, or of
+    the pretrained backbone `init` (its new modules are not taken: each variant
+    initialises its own cue tokenizer and domain embedding, as from a base checkpoint)."""
     from diffusers import CogVideoXTransformer3DModel
 
     from stance.train.model import StanceTransformer
 
-    base = load_component(
-        CogVideoXTransformer3DModel, source, "transformer", allow_download, torch_dtype=dtype
-    )
-    vae = load_config(vae_class(source, allow_download), source, "vae", allow_download)
-    spatial = 2 ** (len(vae.block_out_channels) - 1)  # as diffusers' pipelines derive it
+    if init is not None:
+        base = pretrained_transformer(init, dtype)
+        source = str(init)
+    else:
+        base = load_component(
+            CogVideoXTransformer3DModel, source, "transformer", allow_download, torch_dtype=dtype
+        )
+    if init is None:
+        vae = load_config(vae_class(source, allow_download), source, "vae", allow_download)
+        spatial = 2 ** (len(vae.block_out_channels) - 1)  # as diffusers' pipelines derive it
+    else:
+        spatial = base.config.vae_spatial
     model = StanceTransformer.from_config({**base.config, "vae_spatial": spatial, **options})
-    missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
+    weights = {
+        k: v for k, v in base.state_dict().items() if not k.startswith(model.new_module_prefixes)
+    }
+    missing, unexpected = model.load_state_dict(weights, strict=False)
     unexpected_new = [k for k in missing if not k.startswith(model.new_module_prefixes)]
     if unexpected or unexpected_new:
         raise UserError(
@@ -117,7 +146,7 @@ def stance_transformer(
     log.info(
         "STANCE transformer from %s: %d base tensors, new modules %s",
         source,
-        len(base.state_dict()),
+        len(weights),
         sorted({k.split(".")[0] for k in missing}),
     )
     del base

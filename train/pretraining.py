@@ -1,0 +1,55 @@
+"""The shared backbone: one model trained without cues on the train clips, from which
+every variant is fine-tuned (train.pretrain_steps > 0), as the paper fine-tunes a
+pretrained video model. Light to import: the Snakefile reads PRETRAIN_IGNORES."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+from stance.errors import UserError
+from stance.settings import Train, Variant
+
+PRETRAINED = "pretrained"  # the shared backbone's name: results/train/pretrained
+# What pretraining ignores: it trains no cues and no auxiliary stream, and its length is
+# pretrain_steps. The rule leaves these out, so editing them never reruns it.
+PRETRAIN_IGNORES = ("steps", "variants", "cue_dropout", "lambda_aux", "aux_loss", "aux_keyframe")
+
+
+def pretrain_backbone(
+    cache_dirs: Sequence[Path],
+    out_dir: Path,
+    run_root: Path,
+    settings: Train,
+    model_source: str,
+    code_hash: str,
+    allow_download: bool = True,
+) -> Path:
+    """`stance train pretrain`: the shared backbone, trained without cues and without an
+    auxiliary stream for train.pretrain_steps steps from models.video's transformer. It
+    reads no cue stores, so a change of the cues never reruns it."""
+    if settings.pretrain_steps <= 0:
+        raise UserError(
+            "train.pretrain_steps is 0: there is no backbone to pretrain; set it to the "
+            "number of steps (variants are then fine-tuned from results/train/pretrained)"
+        )
+    from stance.train import trainer
+
+    backbone = Variant(aux="none", cue_mode="none", motion_tokens=1)
+    settings = dataclasses.replace(
+        settings, steps=settings.pretrain_steps, cue_dropout=0.0, variants={}
+    )
+    files = sorted(p for folder in cache_dirs for p in Path(folder).glob("*.safetensors"))
+    return trainer.train(
+        files,
+        (),
+        out_dir,
+        run_root,
+        settings,
+        PRETRAINED,
+        backbone,
+        model_source,
+        code_hash,
+        allow_download,
+    )
