@@ -61,6 +61,7 @@ METHODS = (
     VARIANTS + config["evaluate"]["baselines"] + config["evaluate"]["external_methods"]
 )
 PHYSICS_IQ = config["evaluate"]["physics_iq_benchmark"]  # None: no benchmark jobs
+VALIDATING = config["train"]["validate_every"] > 0 and "val" in SPLITS
 PHYSICS_IQ_RUNS = [
     f"{k:02d}" for k in range(1, config["evaluate"]["physics_iq_seeds"] + 1)
 ]
@@ -200,6 +201,18 @@ def video_model_input(wildcards=None):
     """The tiny or small stack is built by the DAG (rules/models.smk)."""
     video = config["models"]["video"]
     return [video] if video in BUILT_VIDEO_MODELS else []
+
+
+def validation_dirs(stage):
+    """The validation clips' render or cue shards, when training measures cue control."""
+    return shard_dirs(stage, ["val"]) if VALIDATING else []
+
+
+def training_code():
+    """What a variant's training job runs: the trainer, and the probe when it validates."""
+    return ["stance.train.trainer"] + (
+        ["stance.generate.validation"] if VALIDATING else []
+    )
 
 
 def pretrained_input(wildcards=None):

@@ -66,6 +66,8 @@ rule train_variant:
         cues=lambda wildcards: shard_dirs("cues", ["train"]),
         model=video_model_input,
         init=pretrained_input,
+        val_render=lambda wildcards: validation_dirs("render"),
+        val_cues=lambda wildcards: validation_dirs("cues"),
     output:
         report(
             directory("results/train/{variant}"),
@@ -92,10 +94,15 @@ rule train_variant:
         runs="results/train/runs",
         launcher=train_launcher(),  # shell code built from validated values
         init=lambda wildcards, input: ["--init", input.init] if input.init else [],
-        code=code("stance.train.trainer"),
+        validation=lambda wildcards, input: (
+            ["--val-render", *input.val_render, "--val-cues", *input.val_cues]
+            if input.val_render
+            else []
+        ),
+        code=code(*training_code()),
     shell:
         "{params.launcher} train fit --cache {input.cache:q} --cues {input.cues:q}"
-        " --variant {wildcards.variant:q} --model {params.model:q} {params.init:q}"
+        " --variant {wildcards.variant:q} --model {params.model:q} {params.init:q} {params.validation:q}"
         " --settings {params.settings:q} --runs {params.runs:q}"
         " --checkpoint-every {resources.checkpoint_every}"
         " --keep-checkpoints {resources.keep_checkpoints}"

@@ -135,6 +135,8 @@ class Train:
     steps: int
     pretrain_steps: int
     lr_warmup_steps: int
+    validate_every: int
+    validate_sampling_steps: int
     num_gpus: int
     num_nodes: int
     accelerate_config: str

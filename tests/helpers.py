@@ -36,7 +36,7 @@ TINY_DAG = {
         },
     },
     "render": {"resolution": 32, "frames": 5, "samples_per_pixel": 1},
-    "train": {"steps": 2, "checkpoint_every": 2},
+    "train": {"steps": 2, "pretrain_steps": 2, "checkpoint_every": 2},
 }
 VARIANTS = {"rgb_depth": {"aux": "depth", "cue_mode": "dense_rope", "motion_tokens": 4}}
 

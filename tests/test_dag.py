@@ -61,6 +61,7 @@ def test_editing_render_code_reruns_render_and_everything_after(workflow):
             "report_dataset": 1,
             "report_cues": 1,
             "encode_shard": 1,
+            "pretrain_backbone": 1,
             "train_variant": 1,
             "generate_shard": 1,
             "evaluate_shard": 3,  # the variant and both baselines
@@ -112,6 +113,7 @@ def test_changing_a_cue_value_reruns_cues_only(workflow):
 
 def test_a_training_value_reruns_training_not_encoding(workflow):
     assert workflow.pending(train={"learning_rate": 5e-4}) == {
+        "pretrain_backbone": 1,
         "train_variant": 1,
         "generate_shard": 1,
         "evaluate_shard": 1,
@@ -127,6 +129,18 @@ def test_a_new_variant_trains_only_itself(workflow):
     pending = workflow.pending(train={"variants": {"backbone": extra}})
     assert pending["train_variant"] == 1 and pending["generate_shard"] == 1
     assert "encode_shard" not in pending and "cue_shard" not in pending
+    assert "pretrain_backbone" not in pending  # the shared backbone is reused
+
+
+def test_fine_tuning_values_leave_the_pretrained_backbone_alone(workflow):
+    """The fine-tuning length and cue settings rerun the variants only; the pretraining
+    length reruns the backbone and every variant fine-tuned from it."""
+    for change in ({"steps": 3}, {"cue_dropout": 0.2}, {"aux_keyframe": "rgb"}):
+        pending = workflow.pending(train=change)
+        assert pending["train_variant"] == 1 and "pretrain_backbone" not in pending, change
+    pending = workflow.pending(train={"pretrain_steps": 3})
+    assert pending["pretrain_backbone"] == 1 and pending["train_variant"] == 1
+    assert "encode_shard" not in pending
 
 
 def test_operational_values_rerun_nothing(workflow):

@@ -474,3 +474,66 @@ def test_pretrain_then_fine_tune_from_the_command_line(stack, tmp_path):
     assert f"STANCE transformer from {tmp_path / 'pre'}" in done.stderr
     record = json.loads((tmp_path / "tuned" / "train.resolved.json").read_text())
     assert record["init"] == str(tmp_path / "pre")
+
+
+def write_validation_clip(root, size=32, frames=9):
+    """A validation clip: a render store whose one instance (rows 8-15, as the cue store
+    of helpers.write_cue_store) moves 1 px per frame to the right, and its cue store."""
+    from helpers import clip_arrays
+
+    from stance.render import store as clip_store
+
+    (root / "render").mkdir(parents=True)
+    (root / "cues").mkdir()
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (frames, size, size, 3), dtype=np.uint8)
+    seg = np.zeros((frames, size, size), np.uint16)
+    seg[:, 8:16] = 1
+    tracks = {
+        name: np.zeros((1, frames, *tail), dtype)
+        for name, (dtype, tail) in clip_store.TRACKS.items()
+    }
+    tracks["image_positions"][0] = np.stack([10.0 + np.arange(frames), np.full(frames, 12.0)], -1)
+    attrs = {"clip_id": "val-00000001", "instances": [{"mass": 1.0, "dynamic": True}]}
+    attrs["render"] = {"fps": 12}
+    clip_store.write_clip(
+        root / "render" / "val-00000001.zarr", clip_arrays(rgb, seg), tracks, attrs
+    )
+    write_cue_store(root / "cues" / "val-00000001.zarr", size)
+    return root / "render", root / "cues"
+
+
+def test_the_probe_scores_cue_control_of_a_model_in_training(stack, tmp_path):
+    """The validation probe samples a real (tiny) model with the cues as given and
+    reversed; without cues the reversed video is its own: response exactly 0."""
+    from stance.generate.validation import CueControlProbe
+
+    _, model_dir, _ = stack
+    render, cues = write_validation_clip(tmp_path)
+    settings = dataclasses.replace(SETTINGS, validate_every=2, validate_sampling_steps=2)
+    probe = CueControlProbe(str(model_dir), [render], [cues], settings, False)
+    cued = components.stance_transformer(str(model_dir), VARIANT, False)
+    row = probe(cued, SETTINGS_VARIANT, 7)
+    assert row["step"] == 7 and row["instances"] == 1
+    assert np.isfinite([row["response"], row["gain"], row["follows"]]).all()
+    assert cued.training  # left in training mode
+    plain = Variant(aux="none", cue_mode="none", motion_tokens=1)
+    backbone = components.stance_transformer(str(model_dir), as_dict(plain), False)
+    row = probe(backbone, plain, 7)
+    assert row["response"] == 0.0 and row["follows"] == 0.0
+    with pytest.raises(UserError, match="validate_every"):
+        CueControlProbe(str(model_dir), [render], [tmp_path], settings, False)
+
+
+@pytest.mark.slow
+def test_a_validating_run_logs_cue_control_at_its_cadence(stack, tmp_path):
+    render, cues = write_validation_clip(tmp_path / "val")
+    extra = {"validate_every": 2, "validate_sampling_steps": 2}
+    fit = _fit(stack, tmp_path / "runs", tmp_path / "out", steps=3, **extra)
+    fit += ["--val-render", str(render), "--val-cues", str(cues)]
+    done = subprocess.run(fit, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = (tmp_path / "out" / "validation.csv").read_text().splitlines()
+    assert lines[0] == "step,response,gain,follows,instances"
+    assert [int(line.split(",")[0]) for line in lines[1:]] == [2, 3]
+    assert (tmp_path / "out" / "validation.png").stat().st_size > 5_000

@@ -30,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cues", nargs="+", required=True, type=Path, help="cue folders of the same clips"
     )
     fit.add_argument(
+        "--val-render", nargs="*", type=Path, default=[], help="validation render folders"
+    )
+    fit.add_argument("--val-cues", nargs="*", type=Path, default=[], help="validation cue folders")
+    fit.add_argument(
         "--init",
         type=Path,
         help="pretrained backbone folder to fine-tune from (stance train pretrain's --out)",
@@ -80,6 +84,13 @@ def _fit(args: argparse.Namespace) -> None:
 
     overrides = {k: getattr(args, k) for k in launch.BABYSITTING}
     settings = config.section_from_json("train", args.settings, overrides)
+    probe = None
+    if settings.validate_every and (args.val_render or args.val_cues):
+        from stance.generate.validation import CueControlProbe
+
+        probe = CueControlProbe(
+            args.model, args.val_render, args.val_cues, settings, not args.offline
+        )
     trainer.fit_variant(
         args.cache,
         args.cues,
@@ -91,6 +102,7 @@ def _fit(args: argparse.Namespace) -> None:
         args.code_hash,
         allow_download=not args.offline,
         init=args.init,
+        probe=probe,
     )
     print(json.dumps({"variant": args.variant, "out": str(args.out)}))
 

@@ -270,9 +270,11 @@ def fit_variant(
     code_hash: str,
     allow_download: bool = True,
     init: Path | None = None,
+    probe=None,
 ) -> Path:
     """`stance train fit`: train the named variant on every cache file of the folders,
-    from models.video's transformer or, with `init`, from the pretrained backbone."""
+    from models.video's transformer or, with `init`, from the pretrained backbone; a
+    `probe` (generate/validation.py) measures cue control on the validation clips."""
     if variant_name not in settings.variants:
         raise UserError(
             f"unknown variant {variant_name!r}; train.variants has {sorted(settings.variants)}"
@@ -297,6 +299,7 @@ def fit_variant(
         code_hash,
         allow_download,
         init,
+        probe,
     )
 
 
@@ -312,6 +315,7 @@ def train(
     code_hash: str,
     allow_download: bool = True,
     init: Path | None = None,
+    probe=None,
 ) -> Path:
     """Train one variant; returns the final model folder (a diffusers transformer)."""
     from accelerate import Accelerator
@@ -395,6 +399,8 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         keep_losses(losses_path, start_step)
         note(run_dir, "start", start_step, processes=accelerator.num_processes)
+        if probe is not None:
+            probe.start(run_dir, start_step)
     progress = tqdm(
         range(start_step, settings.steps),
         initial=start_step,
@@ -444,6 +450,8 @@ def train(
                 )
         done = step + 1
         step_seconds.append(time.perf_counter() - started)
+        if probe is not None and (done % settings.validate_every == 0 or done == settings.steps):
+            validate(accelerator, probe, model, variant, done)
         started = time.perf_counter()
         if deadline is not None and time.time() > deadline - settings.stop_before_limit_s:
             log.warning("%.0f s left before the job's time limit", deadline - time.time())
@@ -467,6 +475,8 @@ def train(
         final = out_dir / "transformer"
         accelerator.unwrap_model(model).save_pretrained(final)
         plot_losses(losses_path, out_dir / "loss_curve.png", variant_name)
+        if probe is not None:
+            probe.finish(out_dir, variant_name)
         shutil.copy(losses_path, out_dir / "losses.csv")
         provenance.write_resolved_config(
             out_dir,
@@ -484,6 +494,14 @@ def train(
             },
         )
     return out_dir
+
+
+def validate(accelerator, probe, model, variant: Variant, step: int) -> None:
+    """The probe's row at this step on the main process (the others wait), logged."""
+    if accelerator.is_main_process:
+        row = probe.check(accelerator.unwrap_model(model), variant, step)
+        accelerator.log({f"val/{k}": v for k, v in row.items() if k != "step"}, step=step)
+    accelerator.wait_for_everyone()
 
 
 def step_pace(seconds: Sequence[float]) -> dict[str, float]:
