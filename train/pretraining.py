@@ -12,9 +12,19 @@ from stance.errors import UserError
 from stance.settings import Train, Variant
 
 PRETRAINED = "pretrained"  # the shared backbone's name: results/train/pretrained
-# What pretraining ignores: it trains no cues and no auxiliary stream, and its length is
-# pretrain_steps. The rule leaves these out, so editing them never reruns it.
-PRETRAIN_IGNORES = ("steps", "variants", "cue_dropout", "lambda_aux", "aux_loss", "aux_keyframe")
+# What pretraining ignores: it trains no cues and no auxiliary stream, is not validated
+# on cue control, and its length is pretrain_steps. The rule leaves these out, so
+# editing them never reruns it.
+PRETRAIN_IGNORES = (
+    "steps",
+    "variants",
+    "cue_dropout",
+    "lambda_aux",
+    "aux_loss",
+    "aux_keyframe",
+    "validate_every",
+    "validate_sampling_steps",
+)
 
 
 def pretrain_backbone(

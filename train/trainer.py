@@ -172,10 +172,10 @@ def loader_workers(device: torch.device) -> int:
     return 0 if device.type == "cpu" else min(4, max(1, (os.cpu_count() or 2) // 2))
 
 
-# Settings that change how a run is babysat, not what it computes: editing them resumes
-# the same run instead of starting a new one. `variants` is left out too: a run hashes its
-# own variant only, so adding another variant does not restart this one.
-OPERATIONAL_KEYS = (*launch.BABYSITTING, "variants")
+# Settings that change how a run is babysat or watched, not the weights it computes:
+# editing them resumes the same run instead of starting a new one. `variants` is left out
+# too: a run hashes its own variant only, so adding another variant does not restart it.
+OPERATIONAL_KEYS = (*launch.BABYSITTING, "variants", "validate_every", "validate_sampling_steps")
 
 
 def run_hash(
