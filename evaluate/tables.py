@@ -386,6 +386,8 @@ def method_note(train: Train, generate: Generate) -> str:
     else:
         text = f"text guidance {scale:g}" if scale > 1 else "no text guidance"
         guidance = f"{text} and a separate cue guidance {cue:g}"
+    if generate.use_dynamic_cfg and scale > 1:
+        guidance += " (text scale on diffusers' dynamic cosine schedule, use_dynamic_cfg)"
     return (
         f"STANCE variants: trained with cue dropout {train.cue_dropout:g}, auxiliary "
         f"stream conditioned on its {'own' if train.aux_keyframe == 'aux' else 'RGB'} "

@@ -11,6 +11,7 @@ cues are guided separately (`guidance_branches`, `guide`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,13 @@ def guide(preds: list[torch.Tensor], text_scale: float, cue_scale: float | None,
     return base + cue_scale * (full - text)
 
 
+def dynamic_guidance(scale: float, steps: int, timestep: int) -> float:
+    """The text guidance scale at a timestep under diffusers' `use_dynamic_cfg` (what
+    THUDM samples CogVideoX-1.5 with): 1 + scale (1 - cos(pi ((steps - t) / steps)^5)) / 2,
+    with t the scheduler's timestep value, exactly as diffusers' I2V pipeline computes it."""
+    return 1 + scale * (1 - math.cos(math.pi * ((steps - timestep) / steps) ** 5.0)) / 2
+
+
 class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
     def keyframe_pixels(self, image: np.ndarray, dtype) -> torch.Tensor:
         """(H,W,3) uint8 -> (1, 3, H, W) in [-1, 1] on the execution device."""
@@ -84,12 +92,14 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
         aux_keyframe: np.ndarray | None = None,
         cue_guidance: float | None = None,
         image_latent_scaling: str = "pipeline",
+        use_dynamic_cfg: bool = False,
     ) -> Generated:
         """Sample a clip from a keyframe (H,W,3 uint8) and a cue map (H,W,C float32).
 
         aux_keyframe: the auxiliary stream's own keyframe (H,W,3 uint8), or None to
         condition it on the RGB keyframe (`train.aux_keyframe`). image_latent_scaling: the
         training setting, so that the keyframe latent is scaled as in training.
+        use_dynamic_cfg: the text guidance follows `dynamic_guidance` over the steps.
         """
         height, width = image.shape[:2]
         device = self._execution_device
@@ -160,8 +170,10 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
             )[0]
             preds = list(out) if aux else [out]
             states = [latents, aux_latents]
+            scale = dynamic_guidance(guidance_scale, steps, int(t)) if use_dynamic_cfg else None
             for k, pred in enumerate(preds):
-                pred = guide(list(pred.float().chunk(n)), guidance_scale, cue_guidance, cued)
+                text_scale = guidance_scale if scale is None else scale
+                pred = guide(list(pred.float().chunk(n)), text_scale, cue_guidance, cued)
                 states[k], old[k] = self.scheduler.step(
                     pred,
                     old[k],

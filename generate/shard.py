@@ -140,6 +140,7 @@ def sample(
         aux_keyframe=aux_keyframe,
         cue_guidance=settings.cue_guidance,
         image_latent_scaling=info.train.image_latent_scaling,
+        use_dynamic_cfg=settings.use_dynamic_cfg,
     )
 
 

@@ -151,7 +151,7 @@ def sampling_settings():
     """How the variants are trained and sampled, for the tables' notes."""
     keys = {
         "train": ("cue_dropout", "aux_keyframe", "image_noise"),
-        "generate": ("steps", "guidance_scale", "cue_guidance"),
+        "generate": ("steps", "guidance_scale", "cue_guidance", "use_dynamic_cfg"),
     }
     values = {s: {k: config[s][k] for k in names} for s, names in keys.items()}
     return json.dumps(values, sort_keys=True, separators=(",", ":"))

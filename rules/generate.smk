@@ -16,7 +16,7 @@ rule generate_shard:
         memory_profile=config["generate"]["memory_profile"],
     params:
         model=config["models"]["video"],
-        settings=settings("generate", without=("memory_profile",)),
+        settings=settings("generate", without=("memory_profile", "splits")),
         max_text=config["train"]["max_text_seq_length"],
         frames=config["render"]["frames"],
         fps=config["render"]["fps"],
@@ -46,7 +46,10 @@ rule physics_iq_generate:
         memory_profile=config["generate"]["memory_profile"],
     params:
         model=config["models"]["video"],
-        settings=settings("generate", only=("steps", "guidance_scale", "cue_guidance")),
+        settings=settings(
+            "generate",
+            only=("steps", "guidance_scale", "cue_guidance", "use_dynamic_cfg"),
+        ),
         seed=lambda wildcards: config["generate"]["seed"] + int(wildcards.run) - 1,
         max_text=config["train"]["max_text_seq_length"],
         fps=config["render"]["fps"],

@@ -167,6 +167,7 @@ class Generate:
     steps: int
     guidance_scale: float
     cue_guidance: float | None
+    use_dynamic_cfg: bool
     seed: int
     splits: tuple[str, ...]
     memory_profile: str

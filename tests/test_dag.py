@@ -132,6 +132,11 @@ def test_a_new_variant_trains_only_itself(workflow):
     assert "pretrain_backbone" not in pending  # the shared backbone is reused
 
 
+def test_a_new_generated_split_leaves_existing_generations_alone(workflow):
+    pending = workflow.pending(generate={"splits": ["test", "train"]})
+    assert pending["generate_shard"] == 1  # the train shard only: the test shard is kept
+
+
 def test_fine_tuning_values_leave_the_pretrained_backbone_alone(workflow):
     """The fine-tuning length and cue settings rerun the variants only; the pretraining
     length reruns the backbone and every variant fine-tuned from it."""

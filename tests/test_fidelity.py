@@ -344,3 +344,34 @@ def test_the_tables_describe_training_and_guidance():
     assert "text guidance 6 and a separate cue guidance 2.5" in method_note(
         defaults.train, generate
     )
+
+
+def test_dynamic_guidance_is_diffusers_schedule_and_changes_the_samples(model_dir):
+    """The schedule equals the expression diffusers' I2V pipeline evaluates (read from its
+    installed source), and sampling with it differs from a constant text scale."""
+    import inspect
+    import math
+    import re
+
+    from diffusers import CogVideoXImageToVideoPipeline
+
+    from stance.generate.pipeline import dynamic_guidance
+
+    source = inspect.getsource(CogVideoXImageToVideoPipeline.__call__)
+    found = re.search(
+        r"self\._guidance_scale = (1 \+ guidance_scale \* \(.*?\) / 2\s*\))", source, re.S
+    )
+    assert found, "diffusers' use_dynamic_cfg expression moved: re-check dynamic_guidance"
+    expression = " ".join(found.group(1).split())
+    for steps, t in ((50, 999), (50, 20), (20, 1), (4, 750)):
+        scope = {
+            "math": math,
+            "guidance_scale": 6.0,
+            "num_inference_steps": steps,
+            "t": torch.tensor(t),
+        }
+        assert dynamic_guidance(6.0, steps, t) == pytest.approx(eval(expression, scope))
+    pipe = make_pipe(model_dir)
+    constant = pipe.generate(KEY, None, "a cube", 9, 2, 6.0, seed=0).video
+    dynamic = pipe.generate(KEY, None, "a cube", 9, 2, 6.0, seed=0, use_dynamic_cfg=True).video
+    assert not np.array_equal(constant, dynamic)
