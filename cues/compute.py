@@ -67,7 +67,9 @@ def from_render(
     estimated = dz.estimate(disparity, seg_pair, num_ids, steps, dz_params, gt_depth)[1:]
     literal_params = dataclasses.replace(dz_params, method="literal")
     literal = dz.estimate(disparity, seg_pair, num_ids, steps, literal_params)
-    truth = dz.ground_truth(gt_depth, seg_pair, num_ids, steps, dz_params.erode_px)[1:]
+    truth = dz.ground_truth(
+        gt_depth, seg_pair, num_ids, steps, dz_params.erode_px, dz_params.units
+    )[1:]
     mass_kg = np.array([inst["mass"] for inst in clip.attrs["instances"]])
     mass_channel = mass.normalise(mass_kg, settings.mass)
     # NaN (an instance invisible in the reference frames) paints as 0: no motion evidence.

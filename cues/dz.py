@@ -9,8 +9,14 @@ Methods (config `cues.dz.method`):
 - `literal`: the paper's formula read literally: mean over the frame-0 mask of the raw
   predicted disparity change. Kept for comparison: it is uncorrelated with true dz.
 
-dz is in metres per frame when aligned to ground truth (Kubric), else in the predicted
-disparity's own units. Positive dz = moving away from the camera.
+Units (`cues.dz.units`): `relative` (the default) = the depth change per frame as a
+fraction of the instance's depth in the first reference frame, (z_k - z_0) / (k z_0):
+scale-free, so a rendered clip (depth aligned to the true depth) and a real video (depth
+known only up to scale, aligned to its first frame) give dz on the same scale, and a
+model trained on one reads the other as it was trained. `absolute` = metres per frame
+when aligned to ground truth (Kubric), else the predicted disparity's own arbitrary
+units: usable only where every clip has metric depth. Positive dz = moving away from the
+camera. The `literal` method is always in raw disparity units.
 """
 
 from __future__ import annotations
@@ -76,21 +82,36 @@ def estimate(
                 raise ValueError("cues.dz.align_to=ground_truth needs rendered depth")
             valid = gt_depth[t] < SKY_DEPTH
             reference = np.where(valid, 1.0 / np.maximum(gt_depth[t], 1e-6), 0.0)
-        else:  # first_frame: the first frame defines the (relative) depth scale
-            valid = np.ones(seg[t].shape, dtype=bool)
+        else:  # first_frame: the first frame defines the (relative) depth scale; its
+            # objects are no background either (the fit pairs the same pixel in both frames)
+            valid = ~kernel.dilate_foreground(seg[0], params.dilate_px)
             reference = disparity[0]
         depth = aligned_depth(disparity[t], reference, seg[t], valid, params.dilate_px)
         depths.append(instance_depths(depth, seg[t], num_ids, params.erode_px))
-    return (depths[1] - depths[0]) / steps
+    return depth_change(depths[0], depths[1], steps, params.units)
+
+
+def depth_change(z0: np.ndarray, z1: np.ndarray, steps: int, units: str) -> np.ndarray:
+    """Per-frame depth change in `units`: metres (absolute) or a fraction of z0 (relative)."""
+    per_frame = (z1 - z0) / steps
+    if units == "absolute":
+        return per_frame
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return per_frame / z0
 
 
 def ground_truth(
-    gt_depth: np.ndarray, seg: np.ndarray, num_ids: int, steps: int, erode_px: int
+    gt_depth: np.ndarray,
+    seg: np.ndarray,
+    num_ids: int,
+    steps: int,
+    erode_px: int,
+    units: str,
 ) -> np.ndarray:
-    """The same statistic on rendered depth pairs (metres per frame): what `estimate` aims at."""
+    """The same statistic on rendered depth pairs, in `units`: what `estimate` aims at."""
     z0 = instance_depths(gt_depth[0], seg[0], num_ids, erode_px)
     z1 = instance_depths(gt_depth[1], seg[1], num_ids, erode_px)
-    return (z1 - z0) / steps
+    return depth_change(z0, z1, steps, units)
 
 
 def agreement(estimated: np.ndarray, truth: np.ndarray) -> dict[str, float]:

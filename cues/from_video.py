@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from stance import physics_iq_folder, provenance, stores
 from stance.cues import dz, mass, store, visualize
+from stance.errors import UserError
 from stance.evaluate.physics_iq import motion_masks
 from stance.settings import Cues, Depth, as_dict
 
@@ -107,6 +108,12 @@ def video_cue(
     velocity = instance_velocity(frames, labels, pairs)
     first = len(frames) - 1 - pairs
     depth_pair = disparity(np.stack([frames[first], keyframe]))
+    if settings.dz.units != "relative":
+        raise UserError(
+            "cues.dz.units is absolute (metres per frame), which a video without metric "
+            "depth cannot give: set cues.dz.units: relative (and train with it) so that "
+            "benchmark cues have the scale the model was trained on"
+        )
     dz_params = dataclasses.replace(settings.dz, align_to="first_frame")  # no ground truth here
     dz_values = dz.estimate(depth_pair, np.stack([labels, labels]), n + 1, pairs, dz_params)[1:]
     mass_kg = np.full(n, video.mass_kg)

@@ -8,7 +8,8 @@ A hint file (YAML or JSON; paths relative to it):
       - mask: masks/ball.png              # PNG, non-zero = inside ...
         arrow: [2.0, -0.5]                # (dx, dy) px/frame, x right, y down ...
         mass: 1.2                         # kg
-        dz: 0.0                           # optional, metres/frame (+ = away)
+        dz: 0.0                           # optional, + = away; cues.dz.units: relative
+                                          # = fraction of its depth per frame, absolute = m/frame
       - mask: {rle: {size: [H, W], counts: [5, 3, ...]}}   # ... or COCO uncompressed RLE
         arrow: {direction_deg: 90, speed: 1.5}             # ... or angle (0 = +x, 90 = +y)
         mass: 0.4
@@ -48,7 +49,7 @@ INSTANCE_KEYS = {"mask", "arrow", "mass", "dz"}
 MAX_PIXELS = 4096 * 4096  # keyframe, masks, depth: refused above this, before decoding
 MAX_INSTANCES = 255  # the label map and cue tokens of one keyframe
 MAX_HINT_BYTES = 64 * 2**20  # inline RLE masks of a 4096x4096 keyframe fit easily
-MAX_DZ = 10.0  # metres/frame: far beyond any rigid-body motion of the training data
+MAX_DZ = 10.0  # m/frame or x depth/frame: far beyond any rigid-body motion in the data
 IMAGE_FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "TIFF"}
 
 
@@ -233,7 +234,7 @@ def parse_instances(
         check_arrow(arrow, shape, where)
         dz = _finite(item.get("dz", 0.0), f"{where}: dz")
         if abs(dz) > MAX_DZ:
-            raise HintError(f"{where}: dz is {dz:g} m/frame; expected |dz| <= {MAX_DZ:g}")
+            raise HintError(f"{where}: dz is {dz:g} per frame; expected |dz| <= {MAX_DZ:g}")
         parsed.append(Instance(mask, arrow, mass_kg, dz))
     return parsed
 

@@ -14,8 +14,9 @@ One zarr v3 group per clip, `results/cues/{split}/{shard}/<clip_id>.zarr` (or wh
 | instances/<column>       | float32 | (N,)        | per-instance table, columns INSTANCE_COLUMNS |
 
 Channels (CHANNELS): u, v = mean flow inside the instance in px/frame (x right, y down);
-dz = depth change in metres/frame (+ = away from the camera; relative units when not
-aligned to ground truth); mass = normalised mass (`cues.mass`).
+dz = depth change per frame (+ = away from the camera) in `cues.dz.units`: relative (a
+fraction of the instance's depth) or absolute (metres when aligned to ground truth);
+mass = normalised mass (`cues.mass`). The store's attrs record the dz settings.
 Instance columns: u, v, dz, mass_kg, mass_channel, area_px (keyframe pixels), and for
 rendered clips the references dz_gt (same statistic on rendered depth), dz_centre
 (change of the centre's camera distance) and dz_literal (the literal formula); NaN when

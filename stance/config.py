@@ -110,6 +110,11 @@ def _semantic_errors(cfg: Mapping[str, Any], whole: bool) -> list[str]:
             f"- render.family_mix: {json.dumps(render['family_mix'])} has no positive weight;"
             " expected at least one family with weight > 0"
         )
+    if cfg["evaluate"]["physics_iq_benchmark"] and cfg["cues"]["dz"]["units"] == "absolute":
+        errors.append(
+            "- cues.dz.units: absolute (metres per frame) cannot be measured on the "
+            "benchmark's real videos; expected relative with evaluate.physics_iq_benchmark"
+        )
     variants, shown = cfg["train"]["variants"], cfg["evaluate"]["stance_variant"]
     for name in sorted(set(variants) & set(TRAIN_FOLDERS)):
         errors.append(

@@ -89,6 +89,7 @@ class Dz:
     align_to: str
     erode_px: int
     dilate_px: int
+    units: str
 
 
 @frozen

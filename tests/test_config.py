@@ -140,6 +140,15 @@ def test_variants_cannot_take_the_names_of_the_train_stages_own_folders():
         config.validate({"train": {"variants": variants}, "evaluate": {"stance_variant": "cache"}})
 
 
+def test_the_benchmark_track_needs_scale_free_dz(tmp_path):
+    cfg = {"cues": {"dz": {"units": "absolute"}}, "evaluate": {"physics_iq_benchmark": "b"}}
+    with pytest.raises(config.ConfigError, match=r"cues.dz.units: absolute .* expected relative"):
+        config.validate(cfg)
+    cfg["cues"]["dz"]["units"] = "relative"
+    assert config.validate(cfg)["cues"]["dz"]["units"] == "relative"
+    assert config.defaults().cues.dz.units == "relative"
+
+
 # any YAML document: a resolved config or a ConfigError, never another exception
 _scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
 _values = st.recursive(

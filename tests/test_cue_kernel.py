@@ -81,12 +81,14 @@ def test_aligned_median_is_exact_under_flicker_and_literal_is_not():
     seg, depth = _receding_square()
     rng = np.random.default_rng(3)
     disparity = 1.0 / depth * rng.uniform(0.8, 1.2, (4, 1, 1)) + rng.uniform(-0.05, 0.05, (4, 1, 1))
-    params = Dz(method="aligned_median", align_to="ground_truth", erode_px=1, dilate_px=2)
+    params = Dz(
+        method="aligned_median", align_to="ground_truth", erode_px=1, dilate_px=2, units="absolute"
+    )
     pair = [0, 3]
     disparity, seg, depth = disparity[pair], seg[pair], depth[pair]
     estimated = dz.estimate(disparity, seg, 2, 3, params, depth)
     assert estimated[1] == pytest.approx(0.2, rel=1e-3)
-    assert dz.ground_truth(depth, seg, 2, 3, 1)[1] == pytest.approx(0.2, rel=1e-4)
+    assert dz.ground_truth(depth, seg, 2, 3, 1, "absolute")[1] == pytest.approx(0.2, rel=1e-4)
     literal = dz.estimate(disparity, seg, 2, 3, dataclasses.replace(params, method="literal"))
     assert abs(literal[1] - 0.2) > 0.05
     relative = dz.estimate(
@@ -95,9 +97,34 @@ def test_aligned_median_is_exact_under_flicker_and_literal_is_not():
     assert np.sign(relative[1]) == 1.0
 
 
+def test_relative_dz_agrees_between_rendered_depth_and_a_video_without_it():
+    """The same receding square through the render path (disparity aligned to the true
+    depth) and the benchmark path (first-frame alignment of a disparity known only up to
+    an arbitrary scale, here 7x): relative dz agrees; absolute dz differs by that scale."""
+    seg, depth = _receding_square()
+    pair = [0, 3]
+    seg, depth = seg[pair], depth[pair]
+    disparity = 7.0 / depth  # a relative depth model: right up to its scale
+    rendered = Dz(
+        method="aligned_median", align_to="ground_truth", erode_px=1, dilate_px=2, units="relative"
+    )
+    video = dataclasses.replace(rendered, align_to="first_frame")
+    from_render = dz.estimate(disparity, seg, 2, 3, rendered, depth)[1]
+    from_video = dz.estimate(disparity, seg, 2, 3, video)[1]
+    assert from_render == pytest.approx(0.6 / 3 / 3.0, rel=1e-3)  # 0.2 m/frame at 3 m
+    assert from_video == pytest.approx(from_render, rel=1e-3)
+    truth = dz.ground_truth(depth, seg, 2, 3, 1, units="relative")[1]
+    assert truth == pytest.approx(from_render, rel=1e-4)
+    absolute = [dataclasses.replace(p, units="absolute") for p in (rendered, video)]
+    metres, arbitrary = (dz.estimate(disparity, seg, 2, 3, p, depth)[1] for p in absolute)
+    assert metres == pytest.approx(0.2, rel=1e-3) and arbitrary == pytest.approx(0.2 / 7, rel=1e-3)
+
+
 def test_ground_truth_alignment_needs_rendered_depth():
     seg, depth = _receding_square()
-    params = Dz(method="aligned_median", align_to="ground_truth", erode_px=1, dilate_px=2)
+    params = Dz(
+        method="aligned_median", align_to="ground_truth", erode_px=1, dilate_px=2, units="absolute"
+    )
     with pytest.raises(ValueError, match="needs rendered depth"):
         dz.estimate(1.0 / depth[[0, 3]], seg[[0, 3]], 2, 3, params)
 
