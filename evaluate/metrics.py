@@ -34,7 +34,6 @@ from stance.settings import Evaluate
 from stance.stores import StoreError
 
 log = logging.getLogger(__name__)
-BASELINES = ("copy_first_frame", "twin")
 OWN_VIDEO = None  # a cue condition's video is the method's own video (it takes no cues)
 
 

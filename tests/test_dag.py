@@ -109,6 +109,7 @@ def test_changing_a_cue_value_reruns_cues_only(workflow):
     result = workflow.snakemake("-n", "--quiet", "rules", configfiles=("cue.yaml",))
     text = result.stdout + result.stderr
     assert "cue_shard" in text and "render_shard" not in text and "depth_shard" not in text
+    assert "encode_shard" not in text  # the VAE cache holds no cues
 
 
 def test_a_training_value_reruns_training_not_encoding(workflow):

@@ -276,20 +276,48 @@ documents = (
 )
 
 
+small = st.floats(-2, 2, allow_nan=False)
+valid_instance = st.fixed_dictionaries(
+    {"arrow": st.tuples(small, small).map(list), "mass": st.floats(0.01, 50)},
+    optional={"dz": st.floats(-0.5, 0.5)},
+)
+valid_documents = st.fixed_dictionaries(
+    {
+        "keyframe": st.just("key.png"),
+        "instances": st.lists(valid_instance, min_size=1, max_size=3).map(
+            lambda items: [{"mask": f"ball{k}.png", **item} for k, item in enumerate(items)]
+        ),
+    }
+)
+# a quarter of the drawn documents are valid (they must give a store), the rest anything
+drawn = st.integers(0, 3).flatmap(
+    lambda k: (
+        valid_documents.map(lambda d: (True, d)) if k == 0 else documents.map(lambda d: (False, d))
+    )
+)
+
+
 @settings(max_examples=150, deadline=None)
-@given(documents)
-def test_any_hint_document_is_a_store_or_a_user_error(tmp_path_factory, document):
+@given(drawn)
+def test_any_hint_document_is_a_store_or_a_user_error(tmp_path_factory, drawn):
     from stance.errors import UserError
+
+    valid, document = drawn
 
     folder = tmp_path_factory.mktemp("fuzz")
     Image.fromarray(np.full((16, 20, 3), 90, np.uint8)).save(folder / "key.png")
     ball = np.zeros((16, 20), np.uint8)
     ball[4:8, 4:8] = 255
     Image.fromarray(ball).save(folder / "ball.png")
+    for k in range(3):  # three disjoint masks for the valid documents
+        disk = np.zeros((16, 20), np.uint8)
+        disk[10:14, 2 + 6 * k : 6 + 6 * k] = 255
+        Image.fromarray(disk).save(folder / f"ball{k}.png")
     path = folder / "hints.yaml"
     path.write_text(yaml.safe_dump(document))
     try:
         cue = hints.load(path, MASS)
     except UserError:
+        assert not valid, document
         return
     store.read(store.write(folder / "cue.zarr", cue))

@@ -107,10 +107,16 @@ def test_map2d_ablation_adds_no_tokens(models):
     base, _ = models
     stance = StanceTransformer(**tiny.TRANSFORMER, cue_mode="map2d").eval()
     stance.load_state_dict(base.state_dict(), strict=False)
-    cues = torch.ones(B, 4, 32, 32)
+    cues = torch.zeros(B, 4, 32, 32)
+    cues[:, :, 8:16, 8:16] = torch.tensor([1.5, -0.5, 0.1, 0.3])[:, None, None]
     with torch.no_grad():
         out = stance(**_inputs(), cues=cues).sample
-    assert out.shape == (B, F, 4, H, W)
+        reversed_ = stance(
+            **_inputs(), cues=cues * torch.tensor([-1, -1, -1, 1])[:, None, None]
+        ).sample
+        without = stance(**_inputs(), cues=None).sample
+    assert out.shape == (B, F, 4, H, W)  # no extra tokens reach the output
+    assert not torch.allclose(out, without) and not torch.allclose(out, reversed_)
 
 
 def test_save_and_load_round_trip(models, tmp_path):
