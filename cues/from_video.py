@@ -5,7 +5,7 @@ estimated from the frames before the switch frame, at the generation size (the f
 squeezed to the model's square, as generation squeezes the switch frame; scoring resizes
 the generated video back to the real one's aspect):
 - instances: connected components (8-connected) of the Physics-IQ motion mask at the last
-  conditioning frame (`evaluate.physics_iq.motion_masks`, the benchmark's own notion of
+  conditioning frame (`stance.motion_masks`, the benchmark's own notion of
   "moving"), at least `min_area_px` pixels, the `max_instances` largest;
 - arrow (u, v): the mean Farneback optical flow inside each instance over the last
   `cue_frames` frame pairs, computed from each frame back to the one before on the later
@@ -35,7 +35,7 @@ from tqdm import tqdm
 from stance import physics_iq_folder, provenance, stores
 from stance.cues import dz, mass, store, visualize
 from stance.errors import UserError
-from stance.evaluate.physics_iq import motion_masks
+from stance.motion_masks import motion_masks
 from stance.settings import Cues, Depth, as_dict
 
 log = logging.getLogger(__name__)

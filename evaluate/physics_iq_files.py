@@ -18,7 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stance.evaluate.physics_iq import KERNEL, ViewMetrics
+from stance.evaluate.physics_iq import ViewMetrics
+from stance.motion_masks import KERNEL
 
 
 def write_mask_video(video: Path, out: Path, threshold: int = 10) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import physics_iq_synthetic as synthetic
 import pytest
 
+from stance import motion_masks
 from stance.evaluate import physics_iq as piq
 from stance.evaluate import physics_iq_files as piq_files
 from stance.evaluate.bench import write_video
@@ -303,16 +304,18 @@ def _masks_frame_by_frame(frames, threshold=10):
         cv2.accumulateWeighted(grey, average, 0.3)
         diff = cv2.absdiff(grey, cv2.convertScaleAbs(average))
         _, binary = cv2.threshold(diff, threshold, 255, cv2.THRESH_BINARY)
-        binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, piq.KERNEL)
-        masks[t] = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, piq.KERNEL) > 0
+        binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, motion_masks.KERNEL)
+        masks[t] = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, motion_masks.KERNEL) > 0
     return masks
 
 
 def test_frames_blurred_as_channels_equal_frame_by_frame_blur():
     """More frames than one OpenCV image holds as channels (chunks), odd sizes, noise."""
-    grey = np.random.default_rng(5).integers(0, 256, (piq.MAX_CHANNELS + 23, 37, 29), np.uint8)
+    grey = np.random.default_rng(5).integers(
+        0, 256, (motion_masks.MAX_CHANNELS + 23, 37, 29), np.uint8
+    )
     loop = np.stack([cv2.GaussianBlur(g, (5, 5), 0) for g in grey])
-    assert np.array_equal(piq.blur_frames(grey), loop)
+    assert np.array_equal(motion_masks.blur_frames(grey), loop)
 
 
 def test_single_thread_decoding_gives_the_default_decoders_pixels(tmp_path):
