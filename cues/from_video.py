@@ -162,7 +162,7 @@ def write_physics_iq_cues(
 ) -> None:
     """One cue store per benchmark view (`<ID>_<view>_<scenario>.zarr`) + a picture."""
     from stance.depth import model as depth_model
-    from stance.depth.shard import predict, resolve_device
+    from stance.depth.model import predict, resolve_device
 
     root = physics_iq_folder.root_of(benchmark)
     views = physics_iq_folder.scan(root, fps, descriptions)

@@ -5,62 +5,15 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import nullcontext
 from pathlib import Path
-
-import numpy as np
 
 from stance import provenance, stores
 from stance.depth import store as depth_store
+from stance.depth.model import predict, resolve_device
 from stance.render import store as clip_store
 from stance.settings import Depth, as_dict
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str, dtype: str) -> tuple[str, str]:
-    """'auto' -> CUDA with bf16 when a GPU is present, else CPU float32."""
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if dtype == "auto":
-        dtype = "bfloat16" if device.startswith("cuda") else "float32"
-    return device, dtype
-
-
-def predict(
-    model,
-    processor,
-    frames: np.ndarray,
-    input_size: int,
-    batch_size: int,
-    device: str,
-    dtype: str,
-) -> np.ndarray:
-    """(T,H,W,3) uint8 frames -> (T,H,W) float32 disparity at the frames' own size."""
-    import torch
-
-    t, h, w, _ = frames.shape
-    out = np.empty((t, h, w), dtype=np.float32)
-    autocast = (  # the same mixed-precision path on CUDA and (bf16) on CPU
-        torch.autocast(device_type=device.split(":")[0], dtype=getattr(torch, dtype))
-        if dtype != "float32"
-        else nullcontext()
-    )
-    size = {"height": input_size, "width": input_size}
-    for start in range(0, t, batch_size):
-        batch = list(frames[start : start + batch_size])
-        inputs = processor(images=batch, return_tensors="pt", size=size).to(device)
-        with torch.inference_mode(), autocast:
-            outputs = model(**inputs)
-        outputs.predicted_depth = outputs.predicted_depth.float()
-        resized = processor.post_process_depth_estimation(
-            outputs, target_sizes=[(h, w)] * len(batch)
-        )
-        for k, item in enumerate(resized):
-            out[start + k] = item["predicted_depth"].cpu().numpy()
-    return out
 
 
 def run_shard(

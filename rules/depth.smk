@@ -17,7 +17,7 @@ rule depth_shard:
     params:
         model=config["models"]["depth"],
         settings=settings("depth", without=("batch_size", "device")),
-        code=code("stance.depth"),
+        code=code("stance.depth.shard"),
     shell:
         "stance depth shard --render {input.render:q} --model {params.model:q}"
         " --settings {params.settings:q} --batch-size {resources.depth_batch_size}"
