@@ -1,4 +1,5 @@
-"""The results page: the evaluation tables, every variant's loss curve on one plot,
+"""The results page: the evaluation tables, every variant's loss curve on one plot (the
+pretrained backbone's too), cue control on the validation clips during training,
 cue-comparison videos (ground truth | no cues | cues | reversed cues) of the test clips,
 and the video autoencoder's reconstruction PSNR on those clips.
 
@@ -25,20 +26,50 @@ PANELS = ("ground truth", "no cues", "cues", "reversed cues")
 
 
 def loss_curves(losses: dict[str, Path], path: Path, window: int = 25) -> None:
-    """Every variant's training loss (running mean over `window` steps) on one plot."""
+    """Every variant's training loss (running mean over `window` steps, fewer for a short
+    run: a tenth of its steps) on one plot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
-    for name, csv in sorted(losses.items()):
-        frame = pd.read_csv(csv)
+    frames = {name: pd.read_csv(csv) for name, csv in sorted(losses.items())}
+    longest = max((len(f) for f in frames.values()), default=0)
+    window = max(1, min(window, longest // 10))
+    for name, frame in frames.items():
         smooth = frame["loss"].rolling(window, min_periods=1).mean()
-        ax.plot(frame["step"], smooth, label=name)
-    ax.set(xlabel="step", ylabel=f"loss (mean of {window} steps)", title="Training loss")
+        ax.plot(frame["step"], smooth, label=name, alpha=0.8)
+    label = f"loss (mean of {window} steps)" if window > 1 else "loss"
+    ax.set(xlabel="step", ylabel=label, title="Training loss")
     ax.set_yscale("log")
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def validation_curves(logs: dict[str, Path], path: Path) -> None:
+    """Cue control on the validation clips during training (train.validate_every), per
+    variant: directional response (solid) and motion gain (dashed) against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    for k, (name, csv) in enumerate(sorted(logs.items())):
+        frame = pd.read_csv(csv)
+        colour = f"C{k}"
+        ax.plot(frame["step"], frame["response"], marker="o", color=colour, label=name)
+        ax.plot(frame["step"], frame["gain"], linestyle="--", color=colour)
+    ax.axhline(0, color="grey", linewidth=1)
+    ax.set(
+        xlabel="step",
+        ylabel="response (solid), gain (dashed)",
+        title="Cue control on the validation clips during training",
+    )
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -120,6 +151,10 @@ def write(
     out_dir.mkdir(parents=True, exist_ok=True)
     losses = {d.name: d / "losses.csv" for d in trained if (d / "losses.csv").exists()}
     loss_curves(losses, out_dir / "loss_curves.png")
+    validations = {d.name: d / "validation.csv" for d in trained}
+    validations = {k: v for k, v in validations.items() if v.exists()}
+    if validations:
+        validation_curves(validations, out_dir / "validation_curves.png")
     ids = [p.stem for p in clip_store.clip_paths(render_dir)][:clips]
     videos_dir = out_dir / "cue_comparison"
     videos_dir.mkdir(exist_ok=True)
@@ -150,6 +185,8 @@ def write(
         autoencoder,
         "",
         "![loss curves](loss_curves.png)",
+        "",
+        "![cue control during training](validation_curves.png)" if validations else "",
         "",
         "![cue comparison: last frames](cue_comparison.png)",
         "",

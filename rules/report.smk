@@ -82,7 +82,7 @@ rule report_results:
     input:
         unpack(results_page_inputs),
         tables="results/evaluate/tables.md",
-        trained=expand("results/train/{variant}", variant=VARIANTS),
+        trained=expand("results/train/{variant}", variant=VARIANTS) + pretrained_input(),
         model=video_model_input,
         render=lambda wildcards: shard_dirs("render", EVAL_SPLITS)[0],
     output:
