@@ -277,15 +277,67 @@ def published(table: pd.DataFrame, stance_variant: str) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+# What the Markdown and LaTeX tables show (the CSVs keep every column): the paper's
+# Table 1 columns, and the cue-control measures without their bookkeeping columns.
+SHOWN = {
+    "table1": [
+        "method",
+        "split",
+        "clips",
+        "physics_iq",
+        "st_iou",
+        "s_iou",
+        "ws_iou",
+        "mse",
+        "fvd",
+        "cd_fvd",
+        "psnr",
+        "ssim",
+        "trajectory_error_px",
+    ],
+    "cue_following": [
+        "method",
+        "split",
+        "moving_instances",
+        "directional_response",
+        "directional_response_ci95",
+        "placebo_response",
+        "motion_gain",
+        "motion_gain_ci95",
+        "follows_share",
+        "follows_p_value",
+        "motion_error_px",
+        "error_vs_no_cues",
+        "still_error_px",
+        "cue_flip_reversal",
+        "placebo_reversal",
+    ],
+}
+
+
+def shown(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    columns = SHOWN.get(name)
+    out = frame if columns is None else frame[[c for c in columns if c in frame]].copy()
+    if "follows_p_value" in out:  # small p-values in two significant digits, not 0.00
+        out["follows_p_value"] = out["follows_p_value"].map(
+            lambda p: "n/a" if pd.isna(p) else f"{p:.2g}"
+        )
+    return out
+
+
 def write_all(tables: Mapping[str, pd.DataFrame], out_dir: Path, notes: Sequence[str]) -> None:
+    """Every table as CSV (all columns), LaTeX and Markdown (the SHOWN columns)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = ["# Results", "", *notes, ""]
     for name, frame in tables.items():
         frame.to_csv(out_dir / f"{name}.csv", index=False)
         (out_dir / f"{name}.tex").write_text(
-            frame.to_latex(index=False, float_format="%.2f", na_rep="--")
+            shown(name, frame).to_latex(index=False, float_format="%.2f", na_rep="n/a")
         )
-        lines += [f"## {name}", "", frame.to_markdown(index=False, floatfmt=".2f"), ""]
+        table = shown(name, frame).to_markdown(index=False, floatfmt=".2f")
+        lines += [f"## {name}", "", table.replace(" nan ", " n/a "), ""]
+        if SHOWN.get(name):
+            lines += [f"All columns: {name}.csv.", ""]
     (out_dir / "tables.md").write_text("\n".join(lines))
 
 
