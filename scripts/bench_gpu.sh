@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Paper-scale figures on one CUDA GPU (README "Benchmarks on a GPU"): the STANCE transformer
+# Paper-scale figures on one CUDA GPU (docs/benchmarks.md, "Benchmarks on a GPU"): the STANCE transformer
 # at CogVideoX1.5-5B geometry (random weights) for one training step, and Depth-Anything-V2
 # Large at 518 px. Needs the project installed (`stance` on PATH or STANCE="python3 -m ...").
 # Usage: bash scripts/bench_gpu.sh [train|depth|all]   (prints figures; OOM is reported)

@@ -3,7 +3,7 @@
     python scripts/peak_memory.py RUN_DIR        # RUN_DIR holds benchmarks/<rule>/...tsv
 
 Prints a Markdown table: jobs, peak RSS (max_rss, MB) and longest wall time per rule.
-Used with configs/memory.yaml for the README's table at the paper's clip geometry.
+Used with configs/memory.yaml for the table in docs/benchmarks.md at the paper's clip geometry.
 """
 
 from __future__ import annotations

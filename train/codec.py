@@ -14,7 +14,7 @@ outputs, so the encode stage, training and the generation pipeline use it unchan
 With `projection_channels: k` the folded vectors are projected onto k principal
 directions fitted on training clips and whitened (`fit_projection`, a PCA): lossy, but a transformer
 token of 2x2x2 latent positions then carries 8k values instead of 8 x 192, so a narrow
-model can predict all of it (see README, "Why the samples stay noisy").
+model can predict all of it (see docs/small_scale.md, "Why the samples stay noisy").
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--memory-profile",
         choices=["full", "offload", "sequential"],
-        help="default: generate.memory_profile of the model's config (README: peak memory)",
+        help="default: generate.memory_profile of the model's config (peak memory: "
+        "docs/benchmarks.md)",
     )
 
 
