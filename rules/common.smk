@@ -184,7 +184,13 @@ def training_threads():
     """Every core of a local run: Snakemake sets OMP_NUM_THREADS to a job's threads (1
     unless told), and a training step on one thread takes ~2x as long; training jobs then
     run one after another. On a cluster the profile's set-threads decides."""
-    return max(1, min(workflow.cores or 1, os.cpu_count() or 1))
+    try:
+        cores = workflow.cores
+    except (
+        WorkflowError
+    ):  # no --cores: a cluster executor, whose profile sets the threads
+        return 1
+    return max(1, min(cores or 1, os.cpu_count() or 1))
 
 
 def train_launcher(wildcards=None):
