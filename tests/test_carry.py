@@ -12,7 +12,7 @@ from safetensors import safe_open
 
 from stance import stores
 from stance.render import store
-from stance.train import carry, encode, tiny, trainer
+from stance.train import carry, data, encode, tiny
 
 
 def write_render_shard(shard, clips=2, frames=9, size=16):
@@ -80,10 +80,10 @@ def test_an_unpacked_pack_is_the_encode_stages_cache(run, tmp_path):
         diff = filecmp.dircmp(zarr_dir, unpacked / zarr_dir.name)
         assert not diff.left_only and not diff.right_only and not diff.diff_files
     # and the trainer reads them as it reads the encode stage's output
-    dataset = trainer.CacheDataset(
+    dataset = data.CacheDataset(
         sorted((tmp_path / "latents/00000").glob("*.safetensors")),
         "none",
-        trainer.cue_store_paths([unpacked]),
+        data.cue_store_paths([unpacked]),
     )
     assert dataset[1]["cues"].shape == (4, 16, 16)
 
@@ -105,7 +105,7 @@ def test_bad_packs_and_mismatched_shards_are_refused(run, tmp_path):
 
 
 def test_step_batches_are_the_steps_indices_from_the_resume_step():
-    batches = list(trainer.StepBatches(3, 7, 4, 10, 0, 0, 1))
-    assert batches == [trainer.batch_indices(s, 4, 10, 0) for s in range(3, 7)]
-    assert len(trainer.StepBatches(7, 7, 4, 10, 0, 0, 1)) == 0
-    assert trainer.loader_workers(torch.device("cpu")) == 0
+    batches = list(data.StepBatches(3, 7, 4, 10, 0, 0, 1))
+    assert batches == [data.batch_indices(s, 4, 10, 0) for s in range(3, 7)]
+    assert len(data.StepBatches(7, 7, 4, 10, 0, 0, 1)) == 0
+    assert data.loader_workers(torch.device("cpu")) == 0

@@ -17,7 +17,16 @@ from safetensors.torch import load_file, save_file
 from stance import config
 from stance.errors import UserError
 from stance.settings import Variant, as_dict
-from stance.train import components, encode, objective, pretraining, tiny, trainer
+from stance.train import (
+    babysitting,
+    components,
+    data,
+    encode,
+    objective,
+    pretraining,
+    tiny,
+    trainer,
+)
 
 SETTINGS = config.section_settings(
     "train", {"learning_rate": 2e-3, "checkpoint_every": 4, "steps": 16, "lr_warmup_steps": 6}
@@ -68,9 +77,9 @@ def test_loss_is_finite_and_decreases_on_a_repeated_batch(stack):
     vae_config = components.load_config(
         __import__("diffusers").AutoencoderKLCogVideoX, str(model_dir), "vae", False
     )
-    cues = trainer.cue_store_paths([caches.parent / "cues"])
-    data = trainer.CacheDataset(sorted(caches.glob("*.safetensors")), "depth", cues, "cached")
-    batch = torch.utils.data.default_collate([data[0], data[1]])
+    cues = data.cue_store_paths([caches.parent / "cues"])
+    dataset = data.CacheDataset(sorted(caches.glob("*.safetensors")), "depth", cues, "cached")
+    batch = torch.utils.data.default_collate([dataset[0], dataset[1]])
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(25):
@@ -134,11 +143,11 @@ def test_variants_need_the_backbone_when_pretraining_is_configured(stack, tmp_pa
 
 
 def test_batch_order_is_a_function_of_the_step():
-    first = [trainer.batch_indices(s, 2, 5, seed=3) for s in range(10)]
-    assert first == [trainer.batch_indices(s, 2, 5, seed=3) for s in range(10)]
-    epoch = sorted(i for s in range(5) for i in trainer.batch_indices(s, 1, 5, seed=3))
+    first = [data.batch_indices(s, 2, 5, seed=3) for s in range(10)]
+    assert first == [data.batch_indices(s, 2, 5, seed=3) for s in range(10)]
+    epoch = sorted(i for s in range(5) for i in data.batch_indices(s, 1, 5, seed=3))
     assert epoch == list(range(5))  # every clip once per epoch
-    assert trainer.batch_indices(0, 1, 5, 3, rank=0, world=2) != trainer.batch_indices(
+    assert data.batch_indices(0, 1, 5, 3, rank=0, world=2) != data.batch_indices(
         0, 1, 5, 3, rank=1, world=2
     )
 
@@ -317,8 +326,8 @@ def test_the_trainer_stops_before_the_job_time_limit(stack, tmp_path):
 
 
 def test_squeue_end_times_parse():
-    assert trainer.parse_end_time("N/A") is None
-    assert trainer.parse_end_time("2026-11-21T12:00:00\n") == time.mktime(
+    assert babysitting.parse_end_time("N/A") is None
+    assert babysitting.parse_end_time("2026-11-21T12:00:00\n") == time.mktime(
         time.strptime("2026-11-21T12:00:00", "%Y-%m-%dT%H:%M:%S")
     )
 
