@@ -61,30 +61,28 @@ def method_video(
 
     A method that takes no cues (the baselines, a variant without cues) would make the
     same video under every cue condition: OWN_VIDEO (its own video) stands for each."""
+    aux, own_for_all = None, dict.fromkeys(CONDITIONS[1:], OWN_VIDEO)
     if method == "copy_first_frame":
-        own = np.repeat(clip[:1], len(clip), axis=0)
-    elif method == "twin":
-        own = twin
-    else:
-        folder = generated_dir if generated_dir is not None else external_dir / method
-        path = video_path(folder, clip_id)
-        if not path.exists():
-            raise StoreError(
-                f"{method}: no video for {clip_id} at {path}; generate it (stance "
-                f"generate) or drop {method} from the evaluated methods"
-            )
-        aux_path = video_path(folder, clip_id, aux=True)
-        aux = fit(video.read_video(aux_path), clip) if aux_path.exists() else None
-        own = video.read_video(path)
-        if takes_cues:
-            others = {}
-            for condition in CONDITIONS[1:]:
-                other = video_path(folder, clip_id, condition)
-                if other.exists():
-                    others[condition] = fit(video.read_video(other), clip)
-            return own, aux, others
-        return own, aux, dict.fromkeys(CONDITIONS[1:], OWN_VIDEO)
-    return own, None, dict.fromkeys(CONDITIONS[1:], OWN_VIDEO)
+        return np.repeat(clip[:1], len(clip), axis=0), aux, own_for_all
+    if method == "twin":
+        return twin, aux, own_for_all
+    folder = generated_dir if generated_dir is not None else external_dir / method
+    path = video_path(folder, clip_id)
+    if not path.exists():
+        raise StoreError(
+            f"{method}: no video for {clip_id} at {path}; generate it (stance "
+            f"generate) or drop {method} from the evaluated methods"
+        )
+    aux_path = video_path(folder, clip_id, aux=True)
+    aux = fit(video.read_video(aux_path), clip) if aux_path.exists() else None
+    if not takes_cues:
+        return video.read_video(path), aux, own_for_all
+    others = {
+        condition: fit(video.read_video(other), clip)
+        for condition in CONDITIONS[1:]
+        if (other := video_path(folder, clip_id, condition)).exists()
+    }
+    return video.read_video(path), aux, others
 
 
 def cue_following(

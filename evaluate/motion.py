@@ -140,4 +140,4 @@ def along_column(condition: str) -> str:
     """The evaluation rows' column of per-instance displacements along the rendered
     direction (px) under a cue condition (stance/generated.py): instance_along_px for the
     cues as given, instance_along_flipped_px, instance_along_placebo_px, ..."""
-    return "_".join(["instance_along", *condition.split("."), "px"]).replace("__", "_")
+    return "_".join(["instance_along", *filter(None, condition.split(".")), "px"])

@@ -170,9 +170,12 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
             )[0]
             preds = list(out) if aux else [out]
             states = [latents, aux_latents]
-            scale = dynamic_guidance(guidance_scale, steps, int(t)) if use_dynamic_cfg else None
+            text_scale = (
+                dynamic_guidance(guidance_scale, steps, int(t))
+                if use_dynamic_cfg
+                else guidance_scale
+            )
             for k, pred in enumerate(preds):
-                text_scale = guidance_scale if scale is None else scale
                 pred = guide(list(pred.float().chunk(n)), text_scale, cue_guidance, cued)
                 states[k], old[k] = self.scheduler.step(
                     pred,

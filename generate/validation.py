@@ -45,12 +45,13 @@ class CueControlProbe:
 
         cues = {p.stem: p for folder in cue_dirs for p in sorted(Path(folder).glob("*.zarr"))}
         clips = [p for folder in render_dirs for p in clip_store.clip_paths(Path(folder))]
-        self.pairs = [(clip, cues[clip.stem]) for clip in clips if clip.stem in cues]
-        if not self.pairs:
+        pairs = [(clip, cues[clip.stem]) for clip in clips if clip.stem in cues]
+        if not pairs:
             raise UserError(
                 "train.validate_every is set but no validation clip has both a render and a "
                 "cue store: give data.splits.val clips, or set train.validate_every: 0"
             )
+        self.clips = [read_clip(clip, cue) for clip, cue in pairs]  # once, not every check
         self.settings = settings
         self.frozen = components.load_frozen(model_source, allow_download)
         self.sampling = config.section_settings(
@@ -87,8 +88,7 @@ class CueControlProbe:
     def __call__(self, transformer, variant: Variant, step: int) -> dict[str, float]:
         """{response, gain, follows, instances} of the model as it is at `step`."""
         from stance.generate.pipeline import StanceImageToVideoPipeline
-        from stance.generate.shard import Trained, _instances, reversed_arrows, sample
-        from stance.train.captions import describe
+        from stance.generate.shard import Trained, reversed_arrows, sample
 
         pipe = StanceImageToVideoPipeline(transformer=transformer, **self.frozen)
         pipe.set_progress_bar_config(disable=True)
@@ -98,13 +98,8 @@ class CueControlProbe:
         was_training = transformer.training
         transformer.eval()
         try:
-            for clip_path, cue_path in self.pairs:
-                clip = clip_store.read_clip(
-                    clip_path, frames={"rgb": slice(None), "segmentation": [0]}
-                )
+            for clip, cue, prompt in self.clips:
                 rgb = clip.arrays["rgb"]
-                cue = cue_store.read(cue_path)
-                prompt = describe(_instances(cue))
                 args = (prompt, len(rgb), self.sampling, self.settings.max_text_seq_length, info)
                 with torch.no_grad():
                     video = metrics.fit(sample(pipe, cue, *args).video, rgb)
@@ -120,6 +115,16 @@ class CueControlProbe:
         finally:
             transformer.train(was_training)
         return summarise(step, np.array(a), np.array(b), np.array(truth))
+
+
+def read_clip(clip_path: Path, cue_path: Path):
+    """(render store: RGB + keyframe labels + tracks, cue store, prompt) of a validation clip."""
+    from stance.generate.shard import _instances
+    from stance.train.captions import describe
+
+    clip = clip_store.read_clip(clip_path, frames={"rgb": slice(None), "segmentation": [0]})
+    cue = cue_store.read(cue_path)
+    return clip, cue, describe(_instances(cue))
 
 
 def summarise(step: int, a: np.ndarray, b: np.ndarray, truth: np.ndarray) -> dict[str, float]:

@@ -34,9 +34,8 @@ class CacheDataset(torch.utils.data.Dataset):
                 "no training cache files (*.safetensors): run the encode "
                 "stage (stance train encode)"
             )
-        missing = (
-            [] if cue_stores is None else sorted(p.stem for p in files if p.stem not in cue_stores)
-        )
+        known = cue_stores if cue_stores is not None else {p.stem for p in files}
+        missing = sorted(p.stem for p in files if p.stem not in known)
         if missing:
             raise stores.StoreError(
                 f"no cue store for {len(missing)} cached clip(s) ({', '.join(missing[:3])}"
@@ -86,6 +85,11 @@ class CacheDataset(torch.utils.data.Dataset):
         cue = cue_store.read_cue(self.cue_stores[self.files[index].stem])
         item["cues"] = torch.from_numpy(cue[0]).permute(2, 0, 1).contiguous()
         return item
+
+
+def cache_files(folders: Sequence[Path]) -> list[Path]:
+    """The training cache files (*.safetensors) of the cache shard folders, sorted."""
+    return sorted(p for folder in folders for p in Path(folder).glob("*.safetensors"))
 
 
 def cue_store_paths(folders: Sequence[Path]) -> dict[str, Path]:

@@ -44,13 +44,13 @@ def pretrain_backbone(
             "train.pretrain_steps is 0: there is no backbone to pretrain; set it to the "
             "number of steps (variants are then fine-tuned from results/train/pretrained)"
         )
-    from stance.train import trainer
+    from stance.train import data, trainer
 
     backbone = Variant(aux="none", cue_mode="none", motion_tokens=1)
     settings = dataclasses.replace(
         settings, steps=settings.pretrain_steps, cue_dropout=0.0, variants={}
     )
-    files = sorted(p for folder in cache_dirs for p in Path(folder).glob("*.safetensors"))
+    files = data.cache_files(cache_dirs)
     return trainer.train(
         files,
         (),

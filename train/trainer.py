@@ -44,7 +44,13 @@ from stance.train.babysitting import (
     note,
     save_checkpoint,
 )
-from stance.train.data import CacheDataset, StepBatches, cue_store_paths, loader_workers
+from stance.train.data import (
+    CacheDataset,
+    StepBatches,
+    cache_files,
+    cue_store_paths,
+    loader_workers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +130,7 @@ def fit_variant(
             "the pretrained backbone; pass --init <its folder> (stance train pretrain writes "
             "it) or set train.pretrain_steps: 0 to train from models.video as given"
         )
-    files = sorted(p for folder in cache_dirs for p in Path(folder).glob("*.safetensors"))
+    files = cache_files(cache_dirs)
     variant = settings.variants[variant_name]
     return train(
         files,
