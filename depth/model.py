@@ -141,7 +141,9 @@ def resolve_device(device: str, dtype: str) -> tuple[str, str]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if dtype == "auto":
-        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+        from stance import precision
+
+        dtype = str(precision.inference_dtype(device)).removeprefix("torch.")
     return device, dtype
 
 

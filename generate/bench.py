@@ -65,7 +65,8 @@ def build(geometry: str, device: str, dtype):
 def main(argv: list[str] | None = None) -> None:
     import torch
 
-    from stance.generate import shard
+    from stance import precision
+    from stance.generate import sampling
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--geometry", choices=["tiny", "5b"], default="tiny")
@@ -73,13 +74,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=4, help="sampling steps measured (>= 3)")
     parser.add_argument("--video-steps", type=int, default=50, help="steps of a real video")
-    parser.add_argument("--profiles", nargs="+", default=list(shard.MEMORY_PROFILES))
+    parser.add_argument("--profiles", nargs="+", default=list(sampling.MEMORY_PROFILES))
     args = parser.parse_args(argv)
     if args.steps < 3:
         parser.error("--steps must be at least 3 (the steady pace is measured from step 2)")
 
     cuda = torch.cuda.is_available()
-    dtype = torch.bfloat16 if cuda else torch.float32
+    dtype = precision.inference_dtype("cuda" if cuda else "cpu")
     key = np.random.default_rng(0).integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)
     cues = np.zeros((args.size, args.size, 4), np.float32)
     cues[args.size // 4 : args.size // 2, args.size // 4 : args.size // 2, :2] = 1.5
@@ -105,13 +106,13 @@ def run_profile(args, profile: str, key, cues, cuda: bool, dtype):
     """(video, seconds of a 1-step video, seconds per extra step, peak GPU GiB)."""
     import torch
 
-    from stance.generate import shard
+    from stance.generate import sampling
 
     torch.manual_seed(0)  # the same random weights for every profile
     pipe, max_text = build(args.geometry, "cuda" if cuda else "cpu", dtype)
     if cuda and profile != "full":
         pipe.to("cpu")
-    shard.apply_memory_profile(pipe, profile, cuda)
+    sampling.apply_memory_profile(pipe, profile, cuda)
     pipe.set_progress_bar_config(disable=True)
     if cuda:
         torch.cuda.reset_peak_memory_stats()

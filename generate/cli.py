@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from stance import config
-from stance.settings import Generate
+from stance.settings import replace
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hints.add_argument("--frames", type=int, help="default: render.frames of the config")
     hints.add_argument(
         "--memory-profile",
-        choices=["full", "offload", "sequential"],
+        choices=config.choices("generate", "memory_profile"),
         help="default: generate.memory_profile of the config",
     )
     hints.add_argument("--offline", action="store_true")
@@ -56,68 +55,58 @@ def _add_run_arguments(parser: argparse.ArgumentParser, cues: str, out: str) -> 
     parser.add_argument("--code-hash", default="unknown")
     parser.add_argument(
         "--memory-profile",
-        choices=["full", "offload", "sequential"],
+        choices=config.choices("generate", "memory_profile"),
         help="overrides generate.memory_profile of --settings (operational)",
     )
     parser.add_argument("--offline", action="store_true")
 
 
-def _settings(args: argparse.Namespace) -> Generate:
-    """The `generate` section of --settings with the operational --memory-profile."""
+def _request(args: argparse.Namespace):
+    """The job's request from its flags: the `generate` section of --settings with the
+    operational --memory-profile, the trained variant, the base model and the video facts."""
+    from stance.generate.jobs import Request
+
     overrides = {"memory_profile": args.memory_profile}
-    return config.section_from_json("generate", args.settings, overrides)
+    return Request(
+        trained=args.trained,
+        model=args.model,
+        settings=config.section_from_json("generate", args.settings, overrides),
+        max_text=args.max_text,
+        fps=args.fps,
+        code_hash=args.code_hash,
+        allow_download=not args.offline,
+    )
 
 
 def _shard(args: argparse.Namespace) -> None:
-    from stance.generate import shard
+    from stance.generate import jobs
 
-    shard.generate_shard(
-        args.cues,
-        args.trained,
-        args.out,
-        args.model,
-        _settings(args),
-        args.max_text,
-        args.frames,
-        args.fps,
-        args.code_hash,
-        not args.offline,
-    )
+    jobs.generate_shard(_request(args), cue_dir=args.cues, out_dir=args.out, frames=args.frames)
 
 
 def _physics_iq(args: argparse.Namespace) -> None:
-    from stance.generate import shard
+    from stance.generate import jobs
 
-    shard.generate_physics_iq(
-        args.cues,
-        args.trained,
-        args.out,
-        args.model,
-        _settings(args),
-        args.max_text,
-        args.fps,
-        args.seed,
-        args.code_hash,
-        not args.offline,
-    )
+    jobs.generate_physics_iq(_request(args), cue_dir=args.cues, out_dir=args.out, seed=args.seed)
 
 
 def _hints(args: argparse.Namespace) -> None:
-    from stance.generate import shard
+    """A hint store is a user's, outside the DAG: every value comes from their config."""
+    from stance.generate import jobs
 
     cfg = config.load_settings(args.config)
     settings = cfg.generate
     if args.memory_profile:
-        settings = dataclasses.replace(settings, memory_profile=args.memory_profile)
-    shard.generate_from_store(
-        args.store,
-        args.trained,
-        args.out,
-        cfg.models.video,
-        settings,
-        cfg.train.max_text_seq_length,
-        args.frames or cfg.render.frames,
-        cfg.render.fps,
-        args.prompt,
-        not args.offline,
+        settings = replace(settings, memory_profile=args.memory_profile)
+    request = jobs.Request(
+        trained=args.trained,
+        model=cfg.models.video,
+        settings=settings,
+        max_text=cfg.train.max_text_seq_length,
+        fps=cfg.render.fps,
+        allow_download=not args.offline,
+    )
+    frames = args.frames or cfg.render.frames
+    jobs.generate_from_store(
+        request, store=args.store, out=args.out, frames=frames, prompt=args.prompt
     )

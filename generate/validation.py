@@ -88,7 +88,7 @@ class CueControlProbe:
     def __call__(self, transformer, variant: Variant, step: int) -> dict[str, float]:
         """{response, gain, follows, instances} of the model as it is at `step`."""
         from stance.generate.pipeline import StanceImageToVideoPipeline
-        from stance.generate.shard import Trained, reversed_arrows, sample
+        from stance.generate.sampling import Trained, reversed_arrows, sample
 
         pipe = StanceImageToVideoPipeline(transformer=transformer, **self.frozen)
         pipe.set_progress_bar_config(disable=True)
@@ -100,12 +100,18 @@ class CueControlProbe:
         try:
             for clip, cue, prompt in self.clips:
                 rgb = clip.arrays["rgb"]
-                args = (prompt, len(rgb), self.sampling, self.settings.max_text_seq_length, info)
+                args = {
+                    "prompt": prompt,
+                    "frames": len(rgb),
+                    "settings": self.sampling,
+                    "max_text": self.settings.max_text_seq_length,
+                    "info": info,
+                }
                 with torch.no_grad():
-                    video = metrics.fit(sample(pipe, cue, *args).video, rgb)
+                    video = metrics.fit(sample(pipe, cue, **args).video, rgb)
                     others = {"flipped": metrics.OWN_VIDEO}
                     if cued:
-                        flipped = sample(pipe, reversed_arrows(cue), *args).video
+                        flipped = sample(pipe, reversed_arrows(cue), **args).video
                         others["flipped"] = metrics.fit(flipped, rgb)
                 dynamic = np.array([inst["dynamic"] for inst in clip.attrs["instances"]])
                 row = metrics.cue_following(clip, video, others, dynamic)
@@ -119,12 +125,12 @@ class CueControlProbe:
 
 def read_clip(clip_path: Path, cue_path: Path):
     """(render store: RGB + keyframe labels + tracks, cue store, prompt) of a validation clip."""
-    from stance.generate.shard import _instances
+    from stance.generate.sampling import caption_instances
     from stance.train.captions import describe
 
     clip = clip_store.read_clip(clip_path, frames={"rgb": slice(None), "segmentation": [0]})
     cue = cue_store.read(cue_path)
-    return clip, cue, describe(_instances(cue))
+    return clip, cue, describe(caption_instances(cue))
 
 
 def summarise(step: int, a: np.ndarray, b: np.ndarray, truth: np.ndarray) -> dict[str, float]:

@@ -10,7 +10,6 @@ Overhead ratio = whole clip wall time / seconds inside Cycles renders (the floor
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 import time
@@ -84,7 +83,7 @@ def run(args: argparse.Namespace) -> None:
         "samples_per_pixel": args.spp,
         "threads": args.threads,
     }
-    render = config.section_from_json("render", json.dumps(values))
+    render = config.section_settings("render", values, source="stance bench render")
     kubric_compat.load()  # import cost (~1.5 s) is paid once per job, not per clip
     totals = {"stance": [0.0, 0.0], "kubric stock": [0.0, 0.0]}
     out = Path(tempfile.mkdtemp(prefix="stance-bench-"))

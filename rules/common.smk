@@ -68,6 +68,11 @@ PHYSICS_IQ_RUNS = [
 TINY_DEPTH_MODEL = stance_config.TINY_MODELS["depth"]
 TINY_VIDEO_MODEL = stance_config.TINY_MODELS["video"]
 BUILT_VIDEO_MODELS = stance_config.BUILT_MODELS["video"]
+BUILT_FROM_NOTHING = [
+    s
+    for s in stance_config.BUILT_VIDEO_SIZES
+    if s not in stance_config.FITTED_VIDEO_SIZES
+]
 
 
 wildcard_constraints:
@@ -118,13 +123,15 @@ def evaluated(wildcards=None):
 # -- params helpers -----------------------------------------------------------------------
 def settings(section, only=None, without=()):
     """Config values a job reads, as compact JSON: passed to the CLI and watched by
-    Snakemake. `only`/`without` keep a job's params to what changes its output: values it
-    does not read, and operational values (passed as threads/resources, which Snakemake
-    does not watch), never rerun it."""
+    Snakemake. `only`/`without` keep a job's params to what changes its output (values it
+    does not read never rerun it; the job cannot read what is left out). The schema's
+    operational keys are always left out: rules pass them as threads/resources, which
+    Snakemake does not watch."""
+    skipped = (*stance_config.operational(section), *without)
     values = {
         k: v
         for k, v in config[section].items()
-        if (only is None or k in only) and k not in without
+        if (only is None or k in only) and k not in skipped
     }
     return json.dumps(values, sort_keys=True, separators=(",", ":"))
 

@@ -60,7 +60,7 @@ rule physics_iq_cues:
         descriptions=physics_iq_descriptions_arg,
         settings=settings("cues", only=("dz", "mass", "from_video")),
         depth_model=config["models"]["depth"],
-        depth_settings=settings("depth", without=("batch_size", "device")),
+        depth_settings=settings("depth"),
         size=config["render"]["resolution"],
         fps=config["render"]["fps"],
         code=code("stance.cues.from_video"),

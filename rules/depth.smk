@@ -16,7 +16,7 @@ rule depth_shard:
         depth_device=config["depth"]["device"],
     params:
         model=config["models"]["depth"],
-        settings=settings("depth", without=("batch_size", "device")),
+        settings=settings("depth"),
         code=code("stance.depth.shard"),
     shell:
         "stance depth shard --render {input.render:q} --model {params.model:q}"

@@ -16,11 +16,11 @@ rule generate_shard:
         memory_profile=config["generate"]["memory_profile"],
     params:
         model=config["models"]["video"],
-        settings=settings("generate", without=("memory_profile", "splits")),
+        settings=settings("generate", without=("splits",)),
         max_text=config["train"]["max_text_seq_length"],
         frames=config["render"]["frames"],
         fps=config["render"]["fps"],
-        code=code("stance.generate.shard"),
+        code=code("stance.generate.jobs"),
     shell:
         "stance generate shard --cues {input.cues:q} --trained {input.trained:q}"
         " --model {params.model:q} --settings {params.settings:q}"
@@ -53,7 +53,7 @@ rule physics_iq_generate:
         seed=lambda wildcards: config["generate"]["seed"] + int(wildcards.run) - 1,
         max_text=config["train"]["max_text_seq_length"],
         fps=config["render"]["fps"],
-        code=code("stance.generate.shard"),
+        code=code("stance.generate.jobs"),
     shell:
         "stance generate physics-iq --cues {input.cues:q} --trained {input.trained:q}"
         " --model {params.model:q} --settings {params.settings:q} --seed {params.seed}"

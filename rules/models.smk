@@ -21,7 +21,7 @@ rule video_model:
     benchmark:
         "benchmarks/{size}_video_model.tsv"
     wildcard_constraints:
-        size="tiny|small|smallwide",
+        size="|".join(BUILT_FROM_NOTHING),
     conda:
         "../envs/train.yaml"
     params:
@@ -34,7 +34,7 @@ rule fitted_video_model:
     input:
         renders=lambda wildcards: shard_dirs("render", ["train"]),
     output:
-        directory("results/models/smallpca-cogvideox-i2v"),
+        directory(stance_config.built_video_model("smallpca")),
     log:
         "logs/smallpca_video_model.log",
     benchmark:

@@ -10,7 +10,7 @@ rule render_shard:
     threads: config["render"]["threads"]
     params:
         seeds=shard_seeds,
-        settings=settings("render", without=("threads",)),
+        settings=settings("render"),
         code=code("stance.render.shard"),
     shell:
         "stance render shard --split {wildcards.split:q} --seeds {params.seeds:q}"

@@ -39,6 +39,23 @@ def schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
+@cache
+def operational(section: str) -> tuple[str, ...]:
+    """The keys of `section` marked `x-operational` in the schema: how a job runs (threads,
+    batch size, device, memory profile, checkpoint cadence), never what it computes. Rules
+    pass them as resources, which Snakemake does not watch, and leave them out of the
+    --settings JSON (and of run hashes)."""
+    properties = schema()["properties"][section]["properties"]
+    return tuple(key for key, node in properties.items() if node.get("x-operational"))
+
+
+@cache
+def choices(section: str, key: str) -> tuple[str, ...]:
+    """The values the schema allows for `section.key` (one place for every list of them:
+    CLI choices, checks, benches)."""
+    return tuple(schema()["properties"][section]["properties"][key]["enum"])
+
+
 def _fill_defaults(validator_class):
     """A validator that writes schema defaults into the instance before checking it."""
     validate_properties = validator_class.VALIDATORS["properties"]
@@ -155,24 +172,33 @@ TRAIN_FOLDERS = {
     "runs": "the run state",
     "pretrained": "the shared pretrained backbone",
 }
-# The DAG builds these itself (rules/models.smk); any other model is a hub id or a folder.
+# The video stacks the DAG builds itself (rules/models.smk, `stance models make-tiny`, from
+# stance.train.tiny): "tiny" for the embedded config; "small" (configs/small.yaml) trained
+# from scratch with the invertible codec as its VAE; "smallpca" (configs/small_pca.yaml)
+# the codec projected on 16 directions fitted on the train clips; "smallwide"
+# (configs/small_wide.yaml). Any other model is a hub id or a folder.
+BUILT_VIDEO_SIZES = ("tiny", "small", "smallpca", "smallwide")
+FITTED_VIDEO_SIZES = ("smallpca",)  # built from the train renders, the others from nothing
+
+
+def built_video_model(size: str) -> str:
+    return f"results/models/{size}-cogvideox-i2v"
+
+
 TINY_MODELS = {
     "depth": "results/models/tiny-depth-anything-v2",
-    "video": "results/models/tiny-cogvideox-i2v",
+    "video": built_video_model("tiny"),
 }
-# configs/small.yaml's stack: trained from scratch, with the invertible codec as its VAE;
-# configs/small_pca.yaml's: the codec projected on 16 directions fitted on the train clips.
-SMALL_VIDEO_MODEL = "results/models/small-cogvideox-i2v"
-SMALL_PCA_VIDEO_MODEL = "results/models/smallpca-cogvideox-i2v"
-SMALL_WIDE_VIDEO_MODEL = "results/models/smallwide-cogvideox-i2v"  # configs/small_wide.yaml
+SMALL_VIDEO_MODEL = built_video_model("small")
 BUILT_MODELS = {
     "depth": {TINY_MODELS["depth"]: "tiny"},
-    "video": {
-        TINY_MODELS["video"]: "tiny",
-        SMALL_VIDEO_MODEL: "small",
-        SMALL_PCA_VIDEO_MODEL: "smallpca",
-        SMALL_WIDE_VIDEO_MODEL: "smallwide",
-    },
+    "video": {built_video_model(size): size for size in BUILT_VIDEO_SIZES},
+}
+# the config each built stack is trained with (the demo reads it beside a trained variant)
+BUILT_VIDEO_CONFIGS = {
+    built_video_model("small"): "configs/small.yaml",
+    built_video_model("smallpca"): "configs/small_pca.yaml",
+    built_video_model("smallwide"): "configs/small_wide.yaml",
 }
 MODEL_EXAMPLES = {
     "depth": "depth-anything/Depth-Anything-V2-Large-hf",
@@ -211,7 +237,8 @@ def validate(cfg: Mapping[str, Any] | None, source: str = "config", whole: bool 
 def section_from_json(section: str, text: str, overrides: Mapping[str, Any] | None = None):
     """One validated config section, typed (`stance.settings`), from a JSON object (how
     rules pass settings to the CLI), with `overrides` (operational values the rule passes
-    as flags; None = not given)."""
+    as flags; None = not given). Only the keys given can be read: a job that reads a key
+    its rule did not pass fails (UnpassedSetting) instead of using the schema default."""
     try:
         values = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -221,7 +248,9 @@ def section_from_json(section: str, text: str, overrides: Mapping[str, Any] | No
         ) from exc
     if isinstance(values, dict):
         values |= {k: v for k, v in (overrides or {}).items() if v is not None}
-    return section_settings(section, values, source=f"--settings ({section})")
+    typed = section_settings(section, values, source=f"--settings ({section})")
+    # the schema fills the keys left out (for validation); reading one of them raises
+    return settings.restrict(typed, section, values if isinstance(values, dict) else ())
 
 
 def section_settings(section: str, values: Any = None, source: str = "config"):

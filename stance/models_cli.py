@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from stance import config
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -24,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument(
         "--size",
-        choices=["tiny", "small", "smallpca", "smallwide"],
+        choices=config.BUILT_VIDEO_SIZES,
         default="tiny",
         help="video only: small = configs/small.yaml's from-scratch stack (invertible "
         "codec); smallwide = the same codec, a wider patch-1 transformer; smallpca = "
@@ -55,8 +57,11 @@ def _make_tiny(args: argparse.Namespace) -> None:
     else:
         from stance.train import tiny
 
-        if (args.size == "smallpca") != bool(args.fit_renders):
-            raise SystemExit("--fit-renders goes with --size smallpca (and only with it)")
+        if (args.size in config.FITTED_VIDEO_SIZES) != bool(args.fit_renders):
+            raise SystemExit(
+                f"--fit-renders goes with --size {' or '.join(config.FITTED_VIDEO_SIZES)}"
+                " (and only with it)"
+            )
         tiny.make_tiny(args.out, seed=args.seed, size=args.size, fit_renders=args.fit_renders)
 
 

@@ -35,3 +35,9 @@ def resolve(setting: str, cuda: bool | None = None) -> str:
         return setting
     cuda = torch.cuda.is_available() if cuda is None else cuda
     return "bf16" if cuda or cpu_has_bf16() else "no"
+
+
+def inference_dtype(device: str | torch.device) -> torch.dtype:
+    """What frozen networks run in when the config says `auto`: bf16 on a GPU, float32
+    on a CPU (where frozen encoders and samplers gain little and drift from references)."""
+    return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from stance.errors import UserError
 
 frozen = dataclasses.dataclass(frozen=True)
 
@@ -249,13 +251,93 @@ def section(name: str, values: Mapping[str, Any]):
 
 
 def as_dict(settings) -> dict[str, Any]:
-    """The plain, JSON-ready mapping of typed settings (tuples become lists)."""
-    return _plain(dataclasses.asdict(settings))
+    """The plain, JSON-ready mapping of typed settings (tuples become lists); a job's
+    restricted settings give only the keys it was passed."""
+    return _plain(settings)
 
 
 def _plain(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: _plain(getattr(value, name)) for name in _readable(value)}
     if isinstance(value, dict):
         return {key: _plain(v) for key, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+# -- a job reads only what its rule passed ---------------------------------------------------
+class UnpassedSetting(UserError):
+    """A job read a config key that its rule does not pass (so Snakemake would not rerun
+    the job when the key changes, and the job would silently use the schema default)."""
+
+
+class _Restricted:
+    """Mixin for a section whose withheld keys raise on reading instead of giving the
+    schema default (`restrict`)."""
+
+    _withheld: frozenset[str]
+    _section: str
+
+    def __getattribute__(self, name: str):
+        if name in object.__getattribute__(self, "_withheld"):
+            section = object.__getattribute__(self, "_section")
+            raise UnpassedSetting(
+                f"{section}.{name} was not passed to this job: the --settings JSON of its "
+                f"rule leaves it out, so the job would use the schema default instead of "
+                f"your value. Add '{name}' to the keys the rule passes (settings() in "
+                "rules/*.smk), which also makes Snakemake rerun the job when it changes"
+            )
+        return object.__getattribute__(self, name)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in _readable(self))
+        return f"{type(self).__name__}({shown}; withheld {sorted(self._withheld)})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and as_dict(self) == as_dict(other)
+
+    __hash__ = None
+
+    def __reduce__(self):  # picklable (DataLoader workers), restriction kept
+        base = type(self).__mro__[2]
+        return _rebuild, (base, as_fields(self), self._section, self._withheld)
+
+
+def restrict(settings, section: str, given: Iterable[str]):
+    """`settings` (one section) where reading a key not in `given` raises UnpassedSetting."""
+    withheld = frozenset(f.name for f in dataclasses.fields(settings)) - set(given)
+    if not withheld:
+        return settings
+    return _rebuild(type(settings), as_fields(settings), section, withheld)
+
+
+def replace(settings, **changes):
+    """dataclasses.replace that keeps a restriction (a key set here becomes readable)."""
+    withheld = getattr(settings, "_withheld", frozenset())
+    base = type(settings).__mro__[2] if withheld else type(settings)
+    fresh = base(**(as_fields(settings) | changes))
+    if not withheld - set(changes):
+        return fresh
+    return _rebuild(base, as_fields(fresh), settings._section, withheld - set(changes))
+
+
+def as_fields(settings) -> dict[str, Any]:
+    """Every field's value, withheld ones included (for rebuilding, never for reading)."""
+    return {f.name: object.__getattribute__(settings, f.name) for f in dataclasses.fields(settings)}
+
+
+def _rebuild(cls: type, state: dict[str, Any], section: str, withheld: frozenset[str]):
+    restricted = _RESTRICTED.setdefault(cls, type(cls.__name__, (_Restricted, cls), {}))
+    instance = restricted(**state)
+    object.__setattr__(instance, "_withheld", frozenset(withheld))
+    object.__setattr__(instance, "_section", section)
+    return instance
+
+
+_RESTRICTED: dict[type, type] = {}
+
+
+def _readable(settings) -> list[str]:
+    withheld = getattr(settings, "_withheld", frozenset())
+    return [f.name for f in dataclasses.fields(settings) if f.name not in withheld]

@@ -11,7 +11,7 @@ from helpers import clip_arrays
 from stance import config, generated, video
 from stance.cues import store as cue_store
 from stance.evaluate import metrics, motion, tables
-from stance.generate import shard as generate
+from stance.generate import sampling as generate
 from stance.render import store
 
 T, S = 9, 48

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from stance import config
-from stance.generate import shard as generate
+from stance.generate import sampling as generate
 from stance.generate.pipeline import StanceImageToVideoPipeline, guidance_branches, guide
 from stance.train import aux_frames, components, encode, objective, tiny, trainer
 from stance.train.model import StanceTransformer, select_sites

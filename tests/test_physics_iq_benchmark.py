@@ -18,7 +18,7 @@ from stance.cues import from_video
 from stance.cues import store as cue_store
 from stance.evaluate import physics_iq as piq
 from stance.evaluate import physics_iq_benchmark as bench
-from stance.generate.shard import benchmark_frames
+from stance.generate.jobs import benchmark_frames
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "physics_iq_reference.json").read_text())
 

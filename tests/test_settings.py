@@ -96,3 +96,40 @@ def test_bad_section_values_are_config_errors_before_any_typing():
 def test_a_class_and_schema_mismatch_names_both_files():
     with pytest.raises(TypeError, match=r"settings\.py and stance/config\.schema\.yaml disagree"):
         settings.build(settings.Mass, {"normalization": "log"})
+
+
+def test_a_job_reads_only_the_keys_its_rule_passed():
+    """A key left out of --settings raises on reading (naming the key and the fix) instead
+    of silently giving the schema default; the keys given read, copy, pickle and replace."""
+    import pickle
+
+    given = {"steps": 5, "variants": {"v": {"aux": "none", "cue_mode": "none"}}}
+    train = config.section_from_json("train", json.dumps(given))
+    assert train.steps == 5 and train.variants["v"].motion_tokens == 16  # nested: filled
+    with pytest.raises(settings.UnpassedSetting, match=r"train\.learning_rate .*rules/"):
+        _ = train.learning_rate
+    assert settings.as_dict(train) == {
+        "steps": 5,
+        "variants": {"v": {"aux": "none", "cue_mode": "none", "motion_tokens": 16}},
+    }
+    assert "withheld" in repr(train) and "learning_rate" in repr(train)
+    copied = pickle.loads(pickle.dumps(train))  # DataLoader workers get a pickled copy
+    assert copied == train
+    with pytest.raises(settings.UnpassedSetting):
+        _ = copied.seed
+    changed = settings.replace(train, learning_rate=0.5, steps=7)
+    assert (changed.learning_rate, changed.steps) == (0.5, 7)
+    with pytest.raises(settings.UnpassedSetting):
+        _ = changed.seed
+    # an operational override given as a flag counts as passed; None means not given
+    flagged = config.section_from_json("train", json.dumps(given), {"checkpoint_every": 9})
+    assert flagged.checkpoint_every == 9
+    unflagged = config.section_from_json("train", json.dumps(given), {"checkpoint_every": None})
+    with pytest.raises(settings.UnpassedSetting):
+        _ = unflagged.checkpoint_every
+
+
+def test_a_whole_section_is_not_restricted():
+    whole = config.defaults().depth
+    passed = config.section_from_json("depth", json.dumps(settings.as_dict(whole)))
+    assert type(passed) is type(whole) and passed == whole

@@ -110,26 +110,26 @@ def test_the_results_page_reports_the_codec_as_exact(small_dir, tmp_path):
 
 
 def test_every_memory_profile_samples_the_same_video_on_cpu(tmp_path):
-    from stance.generate import shard
+    from stance.generate import sampling
 
     model_dir = tiny.make_tiny(tmp_path / "tiny")
     key = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     cues = np.zeros((32, 32, 4), np.float32)
     cues[8:16, 8:16, :2] = 1.0
     videos = {}
-    for profile in shard.MEMORY_PROFILES:
+    for profile in sampling.MEMORY_PROFILES:
         frozen = components.load_frozen(str(model_dir), False)
         torch.manual_seed(0)  # the new cue modules start from the same random weights
         model = components.stance_transformer(str(model_dir), {"motion_tokens": 4}, False)
         pipe = StanceImageToVideoPipeline(transformer=model.eval(), **frozen)
-        shard.apply_memory_profile(pipe, profile, cuda=False)
+        sampling.apply_memory_profile(pipe, profile, cuda=False)
         pipe.set_progress_bar_config(disable=True)
         videos[profile] = pipe.generate(key, cues, "a cube", 9, 2, 1.0, seed=0).video
     assert pipe.vae.use_slicing and pipe.vae.use_tiling  # sequential slices and tiles
     for profile in ("offload", "sequential"):
         np.testing.assert_array_equal(videos[profile], videos["full"])
     with pytest.raises(config.ConfigError, match="memory_profile 'low'"):
-        shard.apply_memory_profile(pipe, "low", cuda=False)
+        sampling.apply_memory_profile(pipe, "low", cuda=False)
 
 
 def test_a_full_rank_projection_is_exact_and_fitting_sets_unit_moment():

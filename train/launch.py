@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import shlex
 
+from stance import config
 from stance.settings import Train
 
 RENDEZVOUS_PORT = 29500
-# How a training run is babysat, never what it computes: passed to the job as Snakemake
-# resources (no rerun), left out of the run hash (a change resumes the same run).
-BABYSITTING = ("checkpoint_every", "keep_checkpoints", "stop_before_limit_s")
+# How a training run is babysat, never what it computes (the schema's operational train
+# keys): passed to the job as Snakemake resources (no rerun), left out of the run hash (a
+# change resumes the same run).
+BABYSITTING = config.operational("train")
 
 
 def command_prefix(train: Train) -> str:

@@ -4,12 +4,11 @@ pretrained video model. Light to import: the Snakefile reads PRETRAIN_IGNORES.""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
 from stance.errors import UserError
-from stance.settings import Train, Variant
+from stance.settings import Train, Variant, replace
 
 PRETRAINED = "pretrained"  # the shared backbone's name: results/train/pretrained
 # What pretraining ignores: it trains no cues and no auxiliary stream, is not validated
@@ -47,7 +46,7 @@ def pretrain_backbone(
     from stance.train import data, trainer
 
     backbone = Variant(aux="none", cue_mode="none", motion_tokens=1)
-    settings = dataclasses.replace(
+    settings = replace(  # keeps the restriction to the keys the rule passed
         settings, steps=settings.pretrain_steps, cue_dropout=0.0, variants={}
     )
     files = data.cache_files(cache_dirs)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from stance import config
+
 log = logging.getLogger(__name__)
 
 # Words of the captions `captions.describe` writes (anything else maps to <unk>).
@@ -132,7 +134,7 @@ SMALL_WIDE_TRANSFORMER = dict(
     patch_size=1,
     patch_size_t=1,
 )
-SIZES = ("tiny", "small", "smallpca", "smallwide")
+SIZES = config.BUILT_VIDEO_SIZES
 SCHEDULER = dict(
     prediction_type="v_prediction",
     rescale_betas_zero_snr=True,

@@ -8,6 +8,8 @@ import logging
 import time
 from pathlib import Path
 
+from stance import config
+
 log = logging.getLogger(__name__)
 
 
@@ -23,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
     parser.add_argument(
         "--memory-profile",
-        choices=["full", "offload", "sequential"],
+        choices=config.choices("generate", "memory_profile"),
         help="default: generate.memory_profile of the model's config (peak memory: "
         "docs/benchmarks.md)",
     )

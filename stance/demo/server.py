@@ -38,18 +38,18 @@ class Generator:
     """The trained pipeline, loaded once; one generation at a time."""
 
     def __init__(self, model: demo.Model):
-        from stance.generate import shard
+        from stance.generate import sampling
 
         self.model = model
         profile = model.cfg.generate.memory_profile
-        self.pipe, self.info = shard.load_pipeline(
+        self.pipe, self.info = sampling.load_pipeline(
             model.record["model"], model.trained, memory_profile=profile
         )
         self.lock = threading.Lock()
 
     def run(self, sess: demo.Session) -> None:
         from stance import video
-        from stance.generate import shard
+        from stance.generate import sampling
         from stance.report.videos import compose
 
         cfg = self.model.cfg
@@ -63,14 +63,14 @@ class Generator:
 
         with self.lock:
             self.pipe.progress_bar = tracked
-            result = shard.sample(
+            result = sampling.sample(
                 self.pipe,
                 cue,
-                PROMPT,
-                self.model.frames,
-                cfg.generate,
-                cfg.train.max_text_seq_length,
-                self.info,
+                prompt=PROMPT,
+                frames=self.model.frames,
+                settings=cfg.generate,
+                max_text=cfg.train.max_text_seq_length,
+                info=self.info,
             )
         panels = [result.video] + ([result.aux] if result.aux is not None else [])
         with tempfile.TemporaryDirectory() as tmp:

@@ -104,12 +104,7 @@ def find_model(results: Path = Path("results"), trained: Path | None = None) -> 
     if not record_path.exists():
         raise DemoError(f"{trained} is not a trained variant folder (no train.resolved.json)")
     record = json.loads(record_path.read_text())
-    configs = {
-        config.SMALL_VIDEO_MODEL: "configs/small.yaml",
-        config.SMALL_PCA_VIDEO_MODEL: "configs/small_pca.yaml",
-        config.SMALL_WIDE_VIDEO_MODEL: "configs/small_wide.yaml",
-    }
-    config_path = Path(configs.get(record["model"], "config.yaml"))
+    config_path = Path(config.BUILT_VIDEO_CONFIGS.get(record["model"], "config.yaml"))
     return Model(trained, config_path, config.load_settings(config_path), record)
 
 

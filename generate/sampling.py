@@ -1,27 +1,22 @@
-"""Generate videos with a trained STANCE variant from cue stores (test clips or hints).
-
-Output folder (layout: stance/generated.py): `<clip_id>.mp4` (RGB), `<clip_id>.aux.mp4`
-(decoded auxiliary stream, for RGB+Depth / RGB+Seg variants); for a cue-conditioned
-variant also, with `generate.cue_flip`, `<clip_id>.flipped.mp4` (the same seed with every
-cue arrow reversed) and, with `generate.placebo`, `<clip_id>.placebo.mp4` (another test
-clip's cues) and `<clip_id>.placebo.flipped.mp4`; and `generate.resolved.json`.
-"""
+"""The generation API: load a trained STANCE variant as a pipeline (`load_pipeline`) and
+sample a video from one cue clip (`sample`), with the cue conditions the evaluation
+compares (reversed arrows, another clip's cues). The generation jobs (`jobs`), the demo
+and the training's validation probe all sample through here."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from stance import config, generated, provenance, stores, video
+from stance import config, precision, stores, video
 from stance.cues import store as cue_store
-from stance.settings import Generate, Train, Variant, as_dict
+from stance.settings import Generate, Train, Variant
 from stance.train import aux_frames, components
 
 log = logging.getLogger(__name__)
@@ -58,13 +53,13 @@ def read_trained(trained: Path) -> Trained:
 
 def generation_dtype(train_settings: Train, cuda: bool) -> torch.dtype:
     """The dtype the variant was trained in: bf16/fp16 autocast on GPUs, float32 on CPU."""
-    precision = train_settings.mixed_precision
-    if not cuda or precision == "no":
+    mode = train_settings.mixed_precision
+    if not cuda or mode == "no":
         return torch.float32
-    return torch.float16 if precision == "fp16" else torch.bfloat16
+    return torch.float16 if mode == "fp16" else precision.inference_dtype("cuda")
 
 
-MEMORY_PROFILES = ("full", "offload", "sequential")
+MEMORY_PROFILES = config.choices("generate", "memory_profile")
 
 
 def apply_memory_profile(pipe, profile: str, cuda: bool) -> None:
@@ -117,12 +112,14 @@ def load_pipeline(
 def sample(
     pipe,
     cue: cue_store.CueClip,
+    *,
     prompt: str,
     frames: int,
     settings: Generate,
     max_text: int,
     info: Trained,
 ):
+    """One video (and its auxiliary stream) from `cue`'s keyframe and cue map."""
     cues = cue.cue[0] if pipe.transformer.config.cue_mode != "none" else None
     aux_keyframe = None
     if info.aux != "none" and info.train.aux_keyframe == "aux":
@@ -181,146 +178,7 @@ def write_result(result, path: Path, fps: int) -> None:
         video.write_mp4(path.with_suffix(".aux.mp4"), result.aux, fps)
 
 
-def write_record(
-    out_dir: Path,
-    settings: Generate,
-    model_source: str,
-    trained: Path,
-    info: Trained,
-    code_hash: str,
-    **extra,
-) -> None:
-    """generate.resolved.json of a generation job: how it sampled, with which model and
-    variant (evaluation reads the variant from here), and `extra` facts of the job."""
-    provenance.write_resolved_config(
-        out_dir,
-        "generate",
-        {
-            "generate": as_dict(settings),
-            "model": model_source,
-            "trained": str(trained),
-            "variant": as_dict(info.variant),
-            "code_hash": code_hash,
-            **extra,
-        },
-    )
-
-
-def open_run(
-    cue_dir: Path,
-    out_dir: Path,
-    model_source: str,
-    trained: Path,
-    settings: Generate,
-    allow_download: bool,
-    producer: str,
-):
-    """(pipeline, trained variant, cue store paths) of a generation job; no cue stores is
-    an error naming the job (`producer`) that writes them."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pipe, info = load_pipeline(model_source, trained, allow_download, settings.memory_profile)
-    paths = sorted(cue_dir.glob("*.zarr"))
-    if not paths:
-        raise stores.StoreError(f"{cue_dir} holds no cue stores; run {producer}")
-    return pipe, info, paths
-
-
-def generate_shard(
-    cue_dir: Path,
-    trained: Path,
-    out_dir: Path,
-    model_source: str,
-    settings: Generate,
-    max_text: int,
-    frames: int,
-    fps: int,
-    code_hash: str,
-    allow_download: bool = True,
-) -> None:
-    from tqdm import tqdm
-
-    from stance.train.captions import describe
-
-    pipe, info, paths = open_run(
-        cue_dir, out_dir, model_source, trained, settings, allow_download, "the cue stage"
-    )
-    start = time.perf_counter()
-    cued = info.variant.cue_mode != "none"
-    by_id = {p.stem: p for p in paths}
-    donors = placebo_donors(sorted(by_id), settings.seed) if cued and settings.placebo else {}
-    for path in tqdm(paths, desc=f"generate {cue_dir.name}", unit="clip"):
-        cue = cue_store.read(path)
-        donor = cue_store.read(by_id[donors[path.stem]]) if path.stem in donors else None
-        prompt = describe(_instances(cue))
-        for condition, cues in cue_conditions(cue, donor, settings.cue_flip and cued).items():
-            result = sample(pipe, cues, prompt, frames, settings, max_text, info)
-            write_result(result, generated.video_path(out_dir, path.stem, condition), fps)
-    write_record(
-        out_dir,
-        settings,
-        model_source,
-        trained,
-        info,
-        code_hash,
-        clips=[p.stem for p in paths],
-        placebo_donors=donors,
-        seconds=time.perf_counter() - start,
-    )
-
-
-def benchmark_frames(fps: int, seconds: int = 5) -> tuple[int, int]:
-    """(frames to sample, frames to keep): CogVideoX samples 4k + 1 frames, the benchmark
-    scores exactly fps x seconds (16 fps: 81 sampled, the first 80 kept)."""
-    keep = fps * seconds
-    return 4 * -(-(keep - 1) // 4) + 1, keep
-
-
-def generate_physics_iq(
-    cue_dir: Path,
-    trained: Path,
-    out_dir: Path,
-    model_source: str,
-    settings: Generate,
-    max_text: int,
-    fps: int,
-    seed: int,
-    code_hash: str,
-    allow_download: bool = True,
-) -> None:
-    """One benchmark run: every Physics-IQ view's switch frame + cues + description ->
-    `<ID>_<view>_<scenario>.mp4`, exactly fps x 5 frames at `fps` (the reference's
-    naming and length, so the folder can also be scored by the reference code)."""
-    from tqdm import tqdm
-
-    pipe, info, paths = open_run(
-        cue_dir, out_dir, model_source, trained, settings, allow_download, "the physics_iq_cues job"
-    )
-    sampled, keep = benchmark_frames(fps)
-    run_settings = dataclasses.replace(settings, seed=seed)
-    start = time.perf_counter()
-    for path in tqdm(paths, desc=f"physics-iq seed {seed}", unit="view"):
-        cue = cue_store.read(path)
-        if cue.attrs.get("source") != "physics_iq":
-            raise stores.StoreError(
-                f"{path} is not a Physics-IQ cue store (source {cue.attrs.get('source')})"
-            )
-        result = sample(pipe, cue, cue.attrs["prompt"], sampled, run_settings, max_text, info)
-        video.write_mp4(out_dir / f"{path.stem}.mp4", result.video[:keep], fps)
-    write_record(
-        out_dir,
-        run_settings,
-        model_source,
-        trained,
-        info,
-        code_hash,
-        fps=fps,
-        frames=keep,
-        views=[p.stem for p in paths],
-        seconds=time.perf_counter() - start,
-    )
-
-
-def _instances(cue: cue_store.CueClip) -> list[dict]:
+def caption_instances(cue: cue_store.CueClip) -> list[dict]:
     """Caption inputs from the render store the cue came from (colour/shape/material)."""
     from stance.render import store as clip_store
 
@@ -331,31 +189,3 @@ def _instances(cue: cue_store.CueClip) -> list[dict]:
         {"color": (0.5, 0.5, 0.5), "material": "rubber", "shape": "object"}
         for _ in cue.instances["u"]
     ]
-
-
-def generate_from_store(
-    store_path: Path,
-    trained: Path,
-    out: Path,
-    model_source: str,
-    settings: Generate,
-    max_text: int,
-    frames: int,
-    fps: int,
-    prompt: str,
-    allow_download: bool = True,
-) -> Path:
-    pipe, info = load_pipeline(model_source, trained, allow_download, settings.memory_profile)
-    result = sample(
-        pipe,
-        cue_store.read(store_path),
-        prompt,
-        frames,
-        settings,
-        max_text,
-        info,
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_result(result, out, fps)
-    log.info("generated %s", out)
-    return out
