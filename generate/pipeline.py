@@ -60,6 +60,36 @@ def dynamic_guidance(scale: float, steps: int, timestep: int) -> float:
     return 1 + scale * (1 - math.cos(math.pi * ((steps - timestep) / steps) ** 5.0)) / 2
 
 
+@dataclass
+class Start:
+    """Where sampling starts: noise latents, the keyframe condition, the padding frames
+    (dropped after decoding) and, for RGB+aux models, the auxiliary stream's pair."""
+
+    latents: torch.Tensor
+    condition: torch.Tensor
+    extra: int
+    aux_latents: torch.Tensor | None = None
+    aux_condition: torch.Tensor | None = None
+
+
+@dataclass
+class Guidance:
+    """How the branch predictions combine at a step (`guide`); with `dynamic_steps` set
+    the text scale follows `dynamic_guidance` over that many steps."""
+
+    branches: list[tuple[bool, bool]]
+    text_scale: float
+    cue_scale: float | None
+    cued: bool
+    dynamic_steps: int | None = None
+
+    def combine(self, preds: list[torch.Tensor], timestep: int) -> torch.Tensor:
+        text_scale = self.text_scale
+        if self.dynamic_steps is not None:
+            text_scale = dynamic_guidance(self.text_scale, self.dynamic_steps, timestep)
+        return guide(preds, text_scale, self.cue_scale, self.cued)
+
+
 class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
     def keyframe_pixels(self, image: np.ndarray, dtype) -> torch.Tensor:
         """(H,W,3) uint8 -> (1, 3, H, W) in [-1, 1] on the execution device."""
@@ -101,31 +131,55 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
         training setting, so that the keyframe latent is scaled as in training.
         use_dynamic_cfg: the text guidance follows `dynamic_guidance` over the steps.
         """
-        height, width = image.shape[:2]
         device = self._execution_device
         generator = torch.Generator(device="cpu").manual_seed(seed)
         cued = cues is not None
-        branches = guidance_branches(guidance_scale, cue_guidance, cued)
+        guidance = Guidance(
+            guidance_branches(guidance_scale, cue_guidance, cued),
+            guidance_scale,
+            cue_guidance,
+            cued,
+            steps if use_dynamic_cfg else None,
+        )
+        prompt_embeds = self._prompt_batch(prompt, guidance.branches, max_sequence_length)
+        self.scheduler.set_timesteps(steps, device=device)
+        start = self._start(image, num_frames, prompt_embeds.dtype, generator, image_latent_scaling)
+        if aux:
+            self._start_aux(start, aux_keyframe, generator, image_latent_scaling)
+        height, width = image.shape[:2]
+        rope = self._prepare_rotary_positional_embeddings(
+            height, width, start.latents.size(1), device
+        )
+        cue_map = self._cue_batch(cues, guidance.branches, prompt_embeds.dtype) if cued else None
+        latents, aux_latents = self._denoise(
+            start, prompt_embeds, rope, cue_map, guidance, generator
+        )
+        video = self._decode(latents[:, start.extra :])
+        return Generated(video, self._decode(aux_latents[:, start.extra :]) if aux else None)
+
+    def _prompt_batch(self, prompt: str, branches, max_sequence_length: int) -> torch.Tensor:
+        """The text embeddings of every guidance branch, batched in branch order."""
         positive, negative = self.encode_prompt(
             prompt,
             "",
             do_classifier_free_guidance=any(not text for text, _ in branches),
             num_videos_per_prompt=1,
             max_sequence_length=max_sequence_length,
-            device=device,
+            device=self._execution_device,
         )
-        prompt_embeds = torch.cat([positive if text else negative for text, _ in branches])
-        self.scheduler.set_timesteps(steps, device=device)
-        timesteps = self.scheduler.timesteps
+        return torch.cat([positive if text else negative for text, _ in branches])
 
+    def _start(self, image, num_frames: int, dtype, generator, image_latent_scaling: str):
+        """Noise latents (frames padded for patch_size_t) and the keyframe condition."""
+        height, width = image.shape[:2]
         latent_frames = (num_frames - 1) // self.vae_scale_factor_temporal + 1
         p_t = self.transformer.config.patch_size_t
         extra = objective.padding_frames(latent_frames, p_t)
         frames = num_frames + extra * self.vae_scale_factor_temporal
-        pixels = self.keyframe_pixels(image, prompt_embeds.dtype)
+        pixels = self.keyframe_pixels(image, dtype)
         channels = self.transformer.config.in_channels // 2
         latents, image_latents = self.prepare_latents(
-            pixels, 1, channels, frames, height, width, prompt_embeds.dtype, device, generator
+            pixels, 1, channels, frames, height, width, dtype, self._execution_device, generator
         )
         # The condition is rebuilt by the function training uses (keyframe at latent frame
         # 0 only), rescaled only when training scaled it differently from the pipeline.
@@ -133,24 +187,35 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
         if image_latent_scaling != "pipeline":
             key = key / objective.image_latent_scale(self.vae.config, "pipeline")
             key = key * objective.image_latent_scale(self.vae.config, image_latent_scaling)
-        image_latents = objective.conditioning_latents(key, latents.shape[1], p_t)
-        aux_latents = aux_condition = None
-        if aux:
-            aux_latents = torch.randn(latents.shape, generator=generator).to(latents)
-            aux_condition = image_latents
-            if aux_keyframe is not None:
-                raw = self.encode_keyframe(aux_keyframe, generator, prompt_embeds.dtype)
-                scale = objective.image_latent_scale(self.vae.config, image_latent_scaling)
-                aux_condition = objective.conditioning_latents(raw * scale, latents.shape[1], p_t)
-        rope = self._prepare_rotary_positional_embeddings(height, width, latents.size(1), device)
-        cue_map = None
-        if cued:
-            cue_map = torch.from_numpy(np.ascontiguousarray(cues)).permute(2, 0, 1)[None]
-            cue_map = cue_map.to(device, prompt_embeds.dtype)
-            cue_map = torch.cat(
-                [cue_map if on else torch.zeros_like(cue_map) for _, on in branches]
-            )
-        n = len(branches)
+        condition = objective.conditioning_latents(key, latents.shape[1], p_t)
+        return Start(latents, condition, extra)
+
+    def _start_aux(self, start: Start, aux_keyframe, generator, image_latent_scaling: str):
+        """The auxiliary stream's noise and condition: its own keyframe's latent, or the
+        RGB keyframe's (`train.aux_keyframe`)."""
+        start.aux_latents = torch.randn(start.latents.shape, generator=generator)
+        start.aux_latents = start.aux_latents.to(start.latents)
+        start.aux_condition = start.condition
+        if aux_keyframe is not None:
+            raw = self.encode_keyframe(aux_keyframe, generator, start.latents.dtype)
+            scale = objective.image_latent_scale(self.vae.config, image_latent_scaling)
+            p_t = self.transformer.config.patch_size_t
+            frames = start.latents.shape[1]
+            start.aux_condition = objective.conditioning_latents(raw * scale, frames, p_t)
+
+    def _cue_batch(self, cues: np.ndarray, branches, dtype) -> torch.Tensor:
+        """(H,W,C) cue map -> one (C,H,W) map per branch, zeros where the branch drops cues."""
+        cue_map = torch.from_numpy(np.ascontiguousarray(cues)).permute(2, 0, 1)[None]
+        cue_map = cue_map.to(self._execution_device, dtype)
+        return torch.cat([cue_map if on else torch.zeros_like(cue_map) for _, on in branches])
+
+    def _denoise(self, start: Start, prompt_embeds, rope, cue_map, guidance: Guidance, generator):
+        """The sampling loop: every branch in one batched forward per step, guided, then
+        one DPM step per stream (RGB and, if any, aux)."""
+        timesteps = self.scheduler.timesteps
+        n = len(guidance.branches)
+        latents, aux_latents = start.latents, start.aux_latents
+        aux = aux_latents is not None
         old = [None, None]
         for i, t in enumerate(self.progress_bar(timesteps)):
 
@@ -159,24 +224,19 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
                 return torch.cat([x, torch.cat([cond] * n)], dim=2)
 
             out = self.transformer(
-                hidden_states=model_input(latents, image_latents),
+                hidden_states=model_input(latents, start.condition),
                 encoder_hidden_states=prompt_embeds,
                 timestep=t.expand(n),
                 ofs=latents.new_full((1,), 2.0) if self.transformer.config.ofs_embed_dim else None,
                 image_rotary_emb=rope,
                 cues=cue_map,
-                aux_hidden_states=model_input(aux_latents, aux_condition) if aux else None,
+                aux_hidden_states=model_input(aux_latents, start.aux_condition) if aux else None,
                 return_dict=False,
             )[0]
             preds = list(out) if aux else [out]
             states = [latents, aux_latents]
-            text_scale = (
-                dynamic_guidance(guidance_scale, steps, int(t))
-                if use_dynamic_cfg
-                else guidance_scale
-            )
             for k, pred in enumerate(preds):
-                pred = guide(list(pred.float().chunk(n)), text_scale, cue_guidance, cued)
+                pred = guidance.combine(list(pred.float().chunk(n)), int(t))
                 states[k], old[k] = self.scheduler.step(
                     pred,
                     old[k],
@@ -189,8 +249,7 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
             latents, aux_latents = (
                 s.to(prompt_embeds.dtype) if s is not None else None for s in states
             )
-        video = self._decode(latents[:, extra:])
-        return Generated(video, self._decode(aux_latents[:, extra:]) if aux else None)
+        return latents, aux_latents
 
     def _decode(self, latents: torch.Tensor) -> np.ndarray:
         frames = self.video_processor.postprocess_video(

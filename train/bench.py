@@ -82,33 +82,77 @@ def measure(args: argparse.Namespace, precision: str) -> float:
     """Print one setting's figures; returns its seconds per step."""
     import torch
 
-    from stance.train import objective, tiny
-    from stance.train.model import StanceTransformer
-
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
+    model, geometry, spatial = build_model(args, precision, device)
+    dtype = torch.float32 if precision == "fp32" else torch.bfloat16
+    inputs = random_inputs(args, model, geometry, spatial, dtype, device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.95))
+    weights = next(model.parameters()).dtype
+    autocast = torch.autocast(device, dtype, enabled=weights != dtype)
+
+    def step():
+        with autocast:
+            out = model(**inputs).sample
+        outs = out if isinstance(out, tuple) else (out,)
+        loss = sum(o.float().square().mean() for o in outs)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    seconds = time_steps(step, args.steps, cuda)
+    if seconds != seconds:  # out of memory
+        print(
+            f"train bench: {args.geometry} geometry, {precision}, aux {args.aux}, "
+            f"gradient checkpointing {args.gradient_checkpointing}: out of memory on "
+            f"{torch.cuda.get_device_name()} "
+            f"(peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB)"
+        )
+        return seconds
+    report(args, precision, model, geometry, spatial, seconds, cuda)
+    return seconds
+
+
+def build_model(args: argparse.Namespace, precision: str, device: str):
+    """(STANCE transformer of the bench geometry in the setting's weights, its geometry,
+    the codec's spatial compression)."""
+    import torch
+
+    from stance.train import tiny
+    from stance.train.model import StanceTransformer
+
     geometry = dict(
         {"5b": COGVIDEOX15_5B, "small": tiny.SMALL_TRANSFORMER}.get(args.geometry, tiny.TRANSFORMER)
     )
     spatial = tiny.SMALL_CODEC["spatial_compression_ratio"] if args.geometry == "small" else 8
     if args.layers:
         geometry["num_layers"] = args.layers
-    dtype = torch.float32 if precision == "fp32" else torch.bfloat16
-    weights = torch.float32 if precision in ("autocast", "fp32") else dtype
+    weights = torch.float32 if precision in ("autocast", "fp32") else torch.bfloat16
     with torch.device(device):  # initialise on the GPU: 5B random weights in seconds
         model = StanceTransformer(
             **geometry, motion_tokens=args.motion_tokens, vae_spatial=spatial
         ).to(weights)
     if args.gradient_checkpointing:
         model.enable_gradient_checkpointing()
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.95))
+    return model.train(), geometry, spatial
+
+
+def latent_grid(args: argparse.Namespace, spatial: int) -> tuple[int, int, int]:
+    """(latent frames padded for patch_size_t 2, latent height, latent width)."""
     latent_frames = (args.frames - 1) // 4 + 1
     latent_frames += latent_frames % 2
-    channels = geometry["in_channels"] // 2
+    return latent_frames, args.size // spatial, (args.width or args.size) // spatial
+
+
+def random_inputs(args, model, geometry: dict, spatial: int, dtype, device: str) -> dict:
+    """One random batch of the model's inputs (keyword arguments of its forward)."""
+    import torch
+
+    from stance.train import objective
+
+    latent_frames, lat_h, lat_w = latent_grid(args, spatial)
     height, width = args.size, args.width or args.size
-    lat_h, lat_w = height // spatial, width // spatial
-    batch = args.batch_size
+    batch, channels = args.batch_size, geometry["in_channels"] // 2
     g = torch.Generator(device).manual_seed(0)
 
     def rand(*shape):
@@ -119,52 +163,47 @@ def measure(args: argparse.Namespace, precision: str) -> float:
     text = rand(batch, geometry["max_text_seq_length"], geometry["text_embed_dim"])
     cues = torch.zeros(batch, 4, height, width, device=device, dtype=dtype)
     cues[..., height // 4 : height // 2, width // 4 : width // 2] = 1.0
-    rope = objective.rotary_embedding(model.config, height, width, latent_frames, device)
-    timestep = torch.full((batch,), 500, device=device)
-    ofs = torch.full((batch,), 2.0, device=device)
+    return {
+        "hidden_states": hidden,
+        "encoder_hidden_states": text,
+        "timestep": torch.full((batch,), 500, device=device),
+        "ofs": torch.full((batch,), 2.0, device=device),
+        "image_rotary_emb": objective.rotary_embedding(
+            model.config, height, width, latent_frames, device
+        ),
+        "cues": cues,
+        "aux_hidden_states": aux,
+    }
 
-    autocast = torch.autocast(device, dtype, enabled=weights != dtype)
-    streams = 2 if args.aux else 1
 
-    def step():
-        with autocast:
-            out = model(
-                hidden,
-                text,
-                timestep,
-                ofs=ofs,
-                image_rotary_emb=rope,
-                cues=cues,
-                aux_hidden_states=aux,
-            ).sample
-        outs = out if isinstance(out, tuple) else (out,)
-        loss = sum(o.float().square().mean() for o in outs)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+def time_steps(step, steps: int, cuda: bool) -> float:
+    """Seconds per step over `steps` after a warm-up step; NaN when it runs out of memory."""
+    import torch
 
     try:
         step()  # warm-up (allocations, kernels)
     except torch.OutOfMemoryError:
-        print(
-            f"train bench: {args.geometry} geometry, {precision}, streams "
-            f"{streams}, gradient checkpointing {args.gradient_checkpointing}: "
-            f"out of memory on {torch.cuda.get_device_name()} "
-            f"(peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB)"
-        )
         return float("nan")
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    for _ in range(args.steps):
+    for _ in range(steps):
         step()
     if cuda:
         torch.cuda.synchronize()
-    seconds = (time.perf_counter() - start) / args.steps
+    return (time.perf_counter() - start) / steps
+
+
+def report(args, precision: str, model, geometry: dict, spatial: int, seconds: float, cuda: bool):
+    """Print the setting, tokens/s, peak memory, FLOPs and (on a known GPU) MFU."""
+    import torch
+
+    latent_frames, lat_h, lat_w = latent_grid(args, spatial)
+    streams = 2 if args.aux else 1
     video_tokens = latent_frames // 2 * (lat_h // 2) * (lat_w // 2)
     sequence = streams * video_tokens + args.motion_tokens + geometry["max_text_seq_length"]
-    tokens = batch * sequence
+    batch = args.batch_size
     params = sum(p.numel() for p in model.parameters())
     if cuda:
         peak = torch.cuda.max_memory_allocated() / 2**30
@@ -179,19 +218,20 @@ def measure(args: argparse.Namespace, precision: str) -> float:
         geometry["num_layers"],
         geometry["num_attention_heads"] * geometry["attention_head_dim"],
     )
+    weights = next(model.parameters()).dtype
     print(
         f"train bench: {args.geometry} geometry ({params / 1e6:.2f} M params, "
         f"{geometry['num_layers']} layers) on {name}, {weights} weights "
         f"({precision}, {torch.get_num_threads()} CPU threads), "
-        f"batch {batch} x {args.frames}x{height}x{width}, streams {streams}, "
-        f"{args.motion_tokens} motion tokens, gradient checkpointing "
+        f"batch {batch} x {args.frames}x{args.size}x{args.width or args.size}, "
+        f"streams {streams}, {args.motion_tokens} motion tokens, gradient checkpointing "
         f"{args.gradient_checkpointing}"
     )
     print(
-        f"  {batch} x {sequence} tokens; step {seconds:.3f} s; {tokens / seconds:,.0f} tokens/s;"
-        f" peak memory {peak:.2f} GiB ({'GPU allocated' if cuda else 'process RSS'})"
+        f"  {batch} x {sequence} tokens; step {seconds:.3f} s; "
+        f"{batch * sequence / seconds:,.0f} tokens/s; peak memory {peak:.2f} GiB "
+        f"({'GPU allocated' if cuda else 'process RSS'})"
     )
     achieved = flops / seconds / 1e12
     mfu = f"; MFU {achieved / peak_tflops:.1%}" if peak_tflops else ""
     print(f"  model FLOPs/step {flops / 1e12:.2f} T; achieved {achieved:.2f} TFLOP/s{mfu}")
-    return seconds

@@ -279,40 +279,52 @@ class StanceTransformer(CogVideoXTransformer3DModel):
             raise ValueError("STANCE needs rotary embeddings (CogVideoX-1.5 uses them)")
         if use_cues:
             self.check_cue_grid(cues, hidden_states)
-        batch, frames, _, height, width = hidden_states.shape
         emb = self.time_embedding(self.time_proj(timestep).to(hidden_states.dtype), timestep_cond)
         if self.ofs_embedding is not None:
             emb = emb + self.ofs_embedding(self.ofs_proj(ofs).to(hidden_states.dtype))
-
-        embedded = self.patch_embed(encoder_hidden_states, hidden_states)
-        text_len = encoder_hidden_states.shape[1]
-        text, video = embedded[:, :text_len], embedded[:, text_len:]
-        streams = [video]
-        if aux_hidden_states is not None:
-            aux = self.patch_embed(encoder_hidden_states, aux_hidden_states)[:, text_len:]
-            streams = [video + self.domain_embedding[0], aux + self.domain_embedding[1]]
-        cos, sin = image_rotary_emb
-        rope_cos, rope_sin = [cos] * len(streams), [sin] * len(streams)
+        text, streams = self._embed(encoder_hidden_states, hidden_states, aux_hidden_states)
         if use_cues and self.config.cue_mode == "map2d":
-            grid = self.cue_tokenizer(self.cue_patches(cues).to(video.dtype))  # (B, H'W', D)
-            streams = [
-                (s.unflatten(1, (-1, grid.shape[1])) + grid[:, None]).flatten(1, 2) for s in streams
-            ]
+            streams = self._add_cue_map(streams, cues)
         video_len = streams[0].shape[1]
         sequence = torch.cat(streams, dim=1)
+        cos, sin = (torch.cat([part] * len(streams)) for part in image_rotary_emb)
+        rope = (cos, sin)
         if use_cues and self.config.cue_mode == "dense_rope":
             tokens, (m_cos, m_sin), _ = self.motion_tokens(cues, image_rotary_emb, generator)
             sequence = torch.cat([sequence, tokens.to(sequence.dtype)], dim=1)
+            batch = sequence.shape[0]
             rope = (
-                torch.cat([torch.cat(rope_cos)[None].expand(batch, -1, -1), m_cos], dim=1),
-                torch.cat([torch.cat(rope_sin)[None].expand(batch, -1, -1), m_sin], dim=1),
+                torch.cat([cos[None].expand(batch, -1, -1), m_cos], dim=1),
+                torch.cat([sin[None].expand(batch, -1, -1), m_sin], dim=1),
             )
-        else:
-            rope = (torch.cat(rope_cos), torch.cat(rope_sin))
         sequence = self.embedding_dropout(sequence)
         text = self.embedding_dropout(text)
+        sequence = self._blocks(sequence, text, emb, rope, attention_kwargs or {})
+        parts = [sequence[:, k * video_len : (k + 1) * video_len] for k in range(len(streams))]
+        # (motion tokens, after the streams, are dropped here)
+        outputs = [self._stream_output(part, emb, hidden_states) for part in parts]
+        sample = outputs[0] if len(outputs) == 1 else tuple(outputs)
+        if not return_dict:
+            return (sample,)
+        return Transformer2DModelOutput(sample=sample)
 
-        kwargs = attention_kwargs or {}
+    def _embed(self, encoder_hidden_states, hidden_states, aux_hidden_states):
+        """(text tokens, [video tokens] or [RGB, aux] tokens tagged with their domain)."""
+        embedded = self.patch_embed(encoder_hidden_states, hidden_states)
+        text_len = encoder_hidden_states.shape[1]
+        text, video = embedded[:, :text_len], embedded[:, text_len:]
+        if aux_hidden_states is None:
+            return text, [video]
+        aux = self.patch_embed(encoder_hidden_states, aux_hidden_states)[:, text_len:]
+        return text, [video + self.domain_embedding[0], aux + self.domain_embedding[1]]
+
+    def _add_cue_map(self, streams, cues):
+        """The map2d ablation: the tokenized cue map added to every frame's tokens."""
+        grid = self.cue_tokenizer(self.cue_patches(cues).to(streams[0].dtype))  # (B, H'W', D)
+        sites = grid.shape[1]
+        return [(s.unflatten(1, (-1, sites)) + grid[:, None]).flatten(1, 2) for s in streams]
+
+    def _blocks(self, sequence, text, emb, rope, kwargs):
         for block in self.transformer_blocks:
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 sequence, text = self._gradient_checkpointing_func(
@@ -326,16 +338,13 @@ class StanceTransformer(CogVideoXTransformer3DModel):
                     image_rotary_emb=rope,
                     attention_kwargs=kwargs,
                 )
+        return sequence
 
-        outputs = []
-        for k in range(len(streams)):  # motion tokens (after the streams) are dropped here
-            part = self.norm_final(sequence[:, k * video_len : (k + 1) * video_len])
-            part = self.proj_out(self.norm_out(part, temb=emb))
-            outputs.append(self._unpatchify(part, batch, frames, height, width))
-        sample = outputs[0] if len(outputs) == 1 else tuple(outputs)
-        if not return_dict:
-            return (sample,)
-        return Transformer2DModelOutput(sample=sample)
+    def _stream_output(self, tokens, emb, hidden_states):
+        """One stream's tokens -> its prediction, shaped like `hidden_states`' output."""
+        batch, frames, _, height, width = hidden_states.shape
+        part = self.proj_out(self.norm_out(self.norm_final(tokens), temb=emb))
+        return self._unpatchify(part, batch, frames, height, width)
 
     def _unpatchify(self, tokens, batch, frames, height, width):
         p, p_t = self.config.patch_size, self.config.patch_size_t

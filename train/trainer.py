@@ -228,13 +228,28 @@ def train(
             log.warning("stopped at step %d (%s); rerun to resume", done, reason)
             if accelerator.is_main_process:
                 note(run.run_dir, "stop", done, reason=reason)
+            close(run)  # every rank stops at this step (any_process)
             raise SystemExit(75)  # EX_TEMPFAIL: Slurm/Snakemake retry resumes from here
     accelerator.wait_for_everyone()
-    accelerator.end_training()
     if accelerator.is_main_process:
         record = {"model": model_source, "init": str(init) if init else None}
         finish(run, out_dir, probe, step_pace(step_seconds), files, code_hash, record)
+    close(run)
     return out_dir
+
+
+def close(run: Run) -> None:
+    """Tear the run down on every process in lockstep. Each rank drops its DDP/DeepSpeed
+    wrapper while the process group is still up and every peer is alive; only then is the
+    group destroyed. (Freed after the group was destroyed, as when `train` returned, a
+    wrapper took the last reference to the gloo group with it, whose destructor could wait
+    forever for a peer that had already exited.)"""
+    accelerator = run.accelerator
+    accelerator.wait_for_everyone()  # the main process has written the results
+    run.model = run.optimizer = run.schedule = None
+    accelerator.free_memory()  # its own references, then the garbage collector
+    accelerator.wait_for_everyone()
+    accelerator.end_training()  # trackers, then the process group
 
 
 def open_run(
