@@ -21,6 +21,7 @@ if not Path(stance.__file__).resolve().is_relative_to(Path(workflow.basedir).res
         f"({workflow.basedir}); run scripts/setup.sh in this checkout and activate its .venv"
     )
 
+stance_config.variants_as_named(config, workflow.overwrite_configfiles)
 _resolved = stance_config.validate(config, source="the Snakemake config")
 config.clear()
 config.update(_resolved)

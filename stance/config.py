@@ -12,7 +12,7 @@ import copy
 import itertools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,20 @@ class ConfigError(UserError, ValueError):
 @cache
 def schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def variants_as_named(cfg: dict, configfiles: Sequence[str | Path]) -> dict:
+    """`cfg` with train.variants exactly as the last of `configfiles` names them.
+
+    Snakemake merges a --configfile into config.yaml key by key, so a file naming three
+    variants would still train the embedded config's five; a config file's variants are
+    its complete list instead (the other keys merge as Snakemake merges them)."""
+    for path in configfiles:
+        document = yaml.safe_load(Path(path).read_text()) or {}
+        train = document.get("train") if isinstance(document, dict) else None
+        if isinstance(train, dict) and isinstance(train.get("variants"), dict):
+            cfg.setdefault("train", {})["variants"] = copy.deepcopy(train["variants"])
+    return cfg
 
 
 @cache

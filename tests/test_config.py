@@ -1,6 +1,7 @@
 """Config schema: defaults are filled, bad values fail with key, value and what is allowed."""
 
 import pytest
+import yaml
 from helpers import REPO, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -254,3 +255,18 @@ def test_code_defaults_of_config_values_agree_with_the_schema():
                         stale.append(f"{path.name}:{node.lineno} {arg.arg}={value!r}")
     assert seen >= 10  # the scan finds the parameters it is meant to check
     assert not stale, f"defaults that disagree with config.schema.yaml: {stale}"
+
+
+def test_a_config_files_variants_replace_the_embedded_ones(tmp_path):
+    """Snakemake merges --configfile over config.yaml key by key; train.variants is taken
+    whole from the last file that names it, other keys are left to the merge."""
+    first, second, silent = (tmp_path / f"{n}.yaml" for n in ("first", "second", "silent"))
+    first.write_text(yaml.safe_dump({"train": {"variants": {"a": {"aux": "none"}}}}))
+    second.write_text(yaml.safe_dump({"train": {"variants": {"b": {"aux": "seg"}}}}))
+    silent.write_text(yaml.safe_dump({"train": {"steps": 3}}))
+    merged = {"train": {"steps": 9, "variants": {"x": {}, "b": {"aux": "none"}}}}
+    out = config.variants_as_named(merged, [first, second, silent])
+    assert out["train"] == {"steps": 9, "variants": {"b": {"aux": "seg"}}}
+    assert config.variants_as_named({"train": {"variants": {"x": {}}}}, [])["train"] == {
+        "variants": {"x": {}}
+    }

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import BIN, TINY_DAG, Workflow
+from helpers import BIN, TINY_DAG, VARIANTS, Workflow
 
 pytestmark = pytest.mark.dag
 
@@ -126,11 +126,23 @@ def test_a_training_value_reruns_training_not_encoding(workflow):
 
 
 def test_a_new_variant_trains_only_itself(workflow):
-    extra = {"aux": "none", "cue_mode": "none"}
-    pending = workflow.pending(train={"variants": {"backbone": extra}})
+    extra = {"aux": "none", "cue_mode": "none"}  # a config file names all its variants
+    pending = workflow.pending(train={"variants": {**VARIANTS, "backbone": extra}})
     assert pending["train_variant"] == 1 and pending["generate_shard"] == 1
     assert "encode_shard" not in pending and "cue_shard" not in pending
     assert "pretrain_backbone" not in pending  # the shared backbone is reused
+
+
+def test_a_config_files_variants_are_its_complete_list(workflow):
+    """A --configfile naming fewer variants than config.yaml trains only those (Snakemake
+    alone would merge them into the embedded ones)."""
+    named = {
+        "train": {"variants": {"backbone": {"aux": "none", "cue_mode": "none"}}},
+        "evaluate": {"stance_variant": "backbone"},
+    }
+    (workflow.repo / "named.yaml").write_text(yaml.safe_dump(named))
+    out = workflow.snakemake("-n", "--forceall", "--quiet", "rules", configfiles=("named.yaml",))
+    assert re.search(r"^train_variant\s+1\s*$", out.stdout + out.stderr, re.MULTILINE)
 
 
 def test_a_new_generated_split_leaves_existing_generations_alone(workflow):
@@ -158,7 +170,7 @@ def test_operational_values_rerun_nothing(workflow):
 def test_the_reported_variant_reruns_only_the_tables(workflow):
     tables = {"evaluate_tables": 1, "report_results": 1, "all": 1}
     assert workflow.pending(evaluate={"bootstrap": 50}) == tables
-    backbone = {"backbone": {"aux": "none", "cue_mode": "none"}}
+    backbone = {**VARIANTS, "backbone": {"aux": "none", "cue_mode": "none"}}
     added = workflow.pending(train={"variants": backbone})
     shown = workflow.pending(train={"variants": backbone}, evaluate={"stance_variant": "backbone"})
     assert shown == added  # naming the shown variant adds no job beyond the tables
