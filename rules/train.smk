@@ -27,7 +27,7 @@ rule pretrain_backbone:
     output:
         report(
             directory("results/train/pretrained"),
-            patterns=["loss_curve.png"],
+            patterns=["{plot}.png"],  # a wildcard: a literal name registers nothing
             caption="../report/captions/loss_curve.rst",
             category="Training",
             subcategory="pretrained backbone",
@@ -71,7 +71,7 @@ rule train_variant:
     output:
         report(
             directory("results/train/{variant}"),
-            patterns=["loss_curve.png"],
+            patterns=["{plot}.png"],  # a wildcard: a literal name registers nothing
             caption="../report/captions/loss_curve.rst",
             category="Training",
             subcategory="{variant}",

@@ -91,12 +91,14 @@ def test_nothing_selected_and_bad_uploads_are_clear_errors():
     assert resized.keyframe.shape == (48, 48, 3) and "resized from 100x100 to 48x48" in resized.note
 
 
-def make_trained(root: Path) -> Path:
-    """A tiny stack and a 'trained' rgb_only variant with random weights, as training
-    leaves it (transformer/ + train.resolved.json)."""
-    model_dir = tiny.make_tiny(root / "results" / "models" / "tiny-cogvideox-i2v")
-    trained = root / "results" / "train" / "rgb_only"
-    identity = {"aux": "none", "cue_mode": "dense_rope", "motion_tokens": 8}
+def make_trained(root: Path, name: str = "rgb_only", identity: dict | None = None) -> Path:
+    """A tiny stack and a 'trained' variant (rgb_only unless named) with random weights,
+    as training leaves it (transformer/ + train.resolved.json)."""
+    model_dir = root / "results" / "models" / "tiny-cogvideox-i2v"
+    if not model_dir.exists():
+        tiny.make_tiny(model_dir)
+    trained = root / "results" / "train" / name
+    identity = identity or {"aux": "none", "cue_mode": "dense_rope", "motion_tokens": 8}
     components.stance_transformer(str(model_dir), identity, False).save_pretrained(
         trained / "transformer"
     )
@@ -104,7 +106,7 @@ def make_trained(root: Path) -> Path:
         "model": config.TINY_MODELS["video"],
         "steps": 0,
         "data": [],
-        "variant": {"rgb_only": identity},
+        "variant": {name: identity},
         "train": config.validate({})["train"],
     }
     (trained / "train.resolved.json").write_text(json.dumps(record))
@@ -121,6 +123,14 @@ def test_the_best_variant_is_found_and_described(tmp_path, monkeypatch):
     assert model.name == "rgb_only" and model.size == 64
     assert "Dense RoPE, 8 motion tokens" in model.describe()
     assert "trained 0 steps on 0 clips" in model.describe()
+    # with the tables written, the demo shows the variant they report as STANCE
+    map2d = make_trained(tmp_path, "map2d", {"aux": "none", "cue_mode": "map2d"})
+    assert demo.find_model(Path("results")).name == "rgb_only"  # Dense RoPE first
+    (tmp_path / "results" / "evaluate").mkdir(parents=True)
+    published = "paper row,paper Physics IQ (published),our row,our Physics IQ (this run)\n"
+    published += "STANCE (Table 1),47.62,map2d,3.0\nSG-I2V,15.42,-,\n"
+    (tmp_path / "results" / "evaluate" / "published.csv").write_text(published)
+    assert demo.find_model(Path("results")).trained.resolve() == map2d.resolve()
 
 
 def browser():

@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trained",
         type=Path,
-        help="trained variant folder (default: the best cue variant under results/train)",
+        help="trained variant folder (default: the variant the tables report as STANCE, "
+        "evaluate.stance_variant)",
     )
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--port", type=int, default=7860)

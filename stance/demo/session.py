@@ -72,22 +72,24 @@ class Model:
         )
 
 
-def _cue_following_rank(results: Path) -> dict[str, float]:
-    """Motion error (all test clips) per method from the tables, if they exist."""
-    path = results / "evaluate" / "cue_following.csv"
+def reported_variant(results: Path) -> str | None:
+    """The variant the results tables report as STANCE (evaluate.stance_variant, written
+    to results/evaluate/published.csv), or None before the tables exist."""
+    path = results / "evaluate" / "published.csv"
     if not path.exists():
-        return {}
+        return None
     import pandas as pd
 
-    table = pd.read_csv(path)
-    rows = table[table["split"] == "all"].dropna(subset=["motion_error_px"])
-    return dict(zip(rows["method"], rows["motion_error_px"], strict=True))
+    rows = pd.read_csv(path)
+    ours = rows.loc[rows["paper row"].str.startswith("STANCE"), "our row"]
+    return str(ours.iloc[0]) if len(ours) and ours.iloc[0] != "-" else None
 
 
 def find_model(results: Path = Path("results"), trained: Path | None = None) -> Model:
-    """`trained`, or the best trained cue variant under results/train: lowest measured
-    motion error, else the first Dense RoPE variant. Its config is configs/small.yaml when
-    it was trained on the small-scale stack, else config.yaml."""
+    """`trained`, or the variant the tables report as STANCE (one rule for the demo and the
+    report: `evaluate.stance_variant`); before the tables exist, the first trained Dense
+    RoPE variant, else the first cue variant. Its config is configs/small.yaml when it was
+    trained on the small-scale stack, else config.yaml."""
     if trained is None:
         folders = sorted(p.parent.parent for p in (results / "train").glob("*/transformer/*.json"))
         cued = [f for f in folders if _variant(f)["cue_mode"] != "none"]
@@ -97,9 +99,9 @@ def find_model(results: Path = Path("results"), trained: Path | None = None) -> 
                 "(tiny default) or `snakemake --cores 2 --configfile=configs/small.yaml` "
                 "first, or pass --trained DIR"
             )
-        errors = _cue_following_rank(results)
+        reported = reported_variant(results)
         dense = [f for f in cued if _variant(f)["cue_mode"] == "dense_rope"]
-        trained = min(cued, key=lambda f: (errors.get(f.name, np.inf), f not in dense, f.name))
+        trained = min(cued, key=lambda f: (f.name != reported, f not in dense, f.name))
     record_path = trained / "train.resolved.json"
     if not record_path.exists():
         raise DemoError(f"{trained} is not a trained variant folder (no train.resolved.json)")
