@@ -1,7 +1,7 @@
 """Kubric-nightly on Blender 4.2 (bpy wheel) without TensorFlow.
 
 This is the only module that imports bpy or kubric. `load()` imports them once and applies
-the fixes listed in ../shared/notes/kubric.md:
+these fixes for kubric-nightly on Blender 4.2:
 - kubric imports `tensorflow` only for `tf.io.gfile.GFile` / `tf.io.gfile.copy`: a small
   real implementation on the local filesystem is placed in sys.modules while kubric is
   imported, then removed (etils.epath probes for tensorflow and breaks on a stand-in);

@@ -1,11 +1,12 @@
 """Typed, frozen settings: one dataclass per config section, built from a validated config.
 
 The schema (config.schema.yaml) stays the one place for keys, ranges and defaults; these
-classes carry no defaults, so a value has exactly one (tests/test_config.py checks that
-every schema key has a field of the matching type and nothing more). Stages receive
+classes carry no defaults, so a value has exactly one (tests/test_settings.py checks that
+every schema key has a field of the matching type and nothing more). Jobs receive
 `Render`, `Cues`, `Train`... from `config.section_from_json`, read `settings.key` (a typo
-fails at once instead of returning another section's value) and cannot change them.
-`as_dict` gives back the plain mapping that stores and run records keep.
+fails at once instead of returning another section's value) and cannot change them; a key
+their rule did not pass raises `UnpassedSetting` when read (`restrict`). `as_dict` gives
+back the plain mapping that stores and run records keep.
 """
 
 from __future__ import annotations

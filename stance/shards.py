@@ -45,7 +45,3 @@ def shard_clips(data: Data, split: str, shard: str) -> list[Clip]:
     stop = min(start + per, spec.clips)
     return [Clip(split, spec.seed_offset + i) for i in range(start, stop)]
 
-
-def all_shards(data: Data) -> list[tuple[str, str]]:
-    """(split, shard) for every non-empty split, in a stable order."""
-    return [(split, shard) for split in data.splits for shard in shards(data, split)]

@@ -1,5 +1,6 @@
-"""A small synthetic Physics-IQ set in the reference benchmark's folder layout, shared by
-the parity test and the script that produced its reference numbers.
+"""A small synthetic Physics-IQ set in the reference benchmark's folder layout: what the
+parity tests score, and what the reference code scored for their expected numbers
+(docs/evaluation.md gives the commands).
 
 Three scenarios x three views; takes 1 and 2 of a moving ball (take 2 slightly perturbed),
 a generated video per view that moves differently. The set exercises what the reference
