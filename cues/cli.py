@@ -28,7 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hints.set_defaults(run=_from_hints)
     hints.add_argument("hints", type=Path, help="YAML or JSON hint file")
     hints.add_argument("--out", required=True, type=Path, help="cue store to write (.zarr)")
-    hints.add_argument("--config", default="config.yaml", help="config with the cues section")
+    hints.add_argument(
+        "--config",
+        type=Path,
+        help="config with the cues section (default: ./config.yaml, else the schema's defaults)",
+    )
 
     piq = sub.add_parser(
         "physics-iq", help="cue stores of the Physics-IQ benchmark's views (conditioning clips)"
@@ -70,7 +74,13 @@ def _shard(args: argparse.Namespace) -> None:
 def _from_hints(args: argparse.Namespace) -> None:
     from stance.cues import hints
 
-    hints.write_store(args.hints, args.out, config.load_settings(args.config).cues.mass)
+    path = args.config or Path("config.yaml")
+    if args.config is None and not path.exists():
+        log.info("no config.yaml here: cues.mass at the schema's defaults")
+        mass = config.defaults().cues.mass
+    else:
+        mass = config.load_settings(path).cues.mass
+    hints.write_store(args.hints, args.out, mass)
     log.info("cue store from %s -> %s", args.hints, args.out)
 
 

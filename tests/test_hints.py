@@ -159,6 +159,10 @@ def test_cli_from_hints_writes_store_and_picture(hint_dir, tmp_path):
     run_cli("cues", "from-hints", str(_write(folder, spec)), "--out", str(out))
     cue = store.read(out)
     assert cue.attrs["source"] == "hints" and out.with_suffix(".png").exists()
+    # in a downloaded bundle's folder (no config.yaml): the schema's defaults, said so
+    here = run_cli("cues", "from-hints", str(_write(folder, spec)), "--out", "b.zarr", cwd=folder)
+    assert "schema's defaults" in here.stderr
+    assert np.array_equal(store.read(folder / "b.zarr").cue, cue.cue)  # same mass settings
     bad = folder / "bad.yaml"
     bad.write_text("keyframe: [unclosed")
     result = run_cli("cues", "from-hints", str(bad), "--out", str(out), check=False)
