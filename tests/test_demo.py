@@ -212,3 +212,21 @@ def test_the_page_draws_cues_generates_and_returns_the_hints(tmp_path, monkeypat
     assert cue.instances["u"].tolist() == [2.0] and cue.instances["v"].tolist() == [-1.0]
     assert cue.instances["mass_kg"].tolist() == pytest.approx([3.0], abs=0.01)
     assert cue.labels.sum() == 144  # the red square: 12 x 12 px
+
+
+def test_a_cancelled_request_is_dropped_quietly(caplog):
+    """A page that cancels an image request closes the socket before the answer: the
+    server drops it at debug level, with no traceback at ERROR."""
+
+    class Gone(io.BytesIO):
+        def write(self, data):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    handler = object.__new__(server.handler(app=None))
+    handler.wfile, handler.path, handler.command = Gone(), "/api/keyframe/x.png", "GET"
+    handler.request_version, handler.requestline = "HTTP/1.1", "GET / HTTP/1.1"
+    handler.client_address = ("127.0.0.1", 0)
+    with caplog.at_level("DEBUG", logger="stance.demo.server"):
+        handler._run(lambda: ("image/png", b"png"))
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert any("closed" in r.getMessage() for r in caplog.records)

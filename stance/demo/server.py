@@ -209,8 +209,16 @@ def handler(app: App) -> type[BaseHTTPRequestHandler]:
 
         def _run(self, work) -> None:
             try:
+                self._answer(work)
+            except (BrokenPipeError, ConnectionResetError):  # the page cancelled the request
+                log.debug("the client closed %s before its answer", self.path)
+
+        def _answer(self, work) -> None:
+            try:
                 content_type, body = work()
                 self._send(HTTPStatus.OK, content_type, body)
+            except (BrokenPipeError, ConnectionResetError):
+                raise
             except FileNotFoundError:
                 self._send(HTTPStatus.NOT_FOUND, "application/json", b'{"error": "not found"}')
             except (UserError, KeyError, ValueError, TypeError) as exc:
