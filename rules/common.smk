@@ -21,7 +21,9 @@ if not Path(stance.__file__).resolve().is_relative_to(Path(workflow.basedir).res
         f"({workflow.basedir}); run scripts/setup.sh in this checkout and activate its .venv"
     )
 
-stance_config.variants_as_named(config, workflow.overwrite_configfiles)
+stance_config.variants_as_named(
+    config, workflow.overwrite_configfiles, workflow.config_settings.overwrite_config
+)
 _resolved = stance_config.validate(config, source="the Snakemake config")
 config.clear()
 config.update(_resolved)

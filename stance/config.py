@@ -39,14 +39,17 @@ def schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
-def variants_as_named(cfg: dict, configfiles: Sequence[str | Path]) -> dict:
-    """`cfg` with train.variants exactly as the last of `configfiles` names them.
+def variants_as_named(
+    cfg: dict, configfiles: Sequence[str | Path], overrides: Mapping[str, Any] | None = None
+) -> dict:
+    """`cfg` with train.variants exactly as the last of `configfiles` names them, or as
+    `overrides` (Snakemake's --config, applied after the files) name them.
 
     Snakemake merges a --configfile into config.yaml key by key, so a file naming three
     variants would still train the embedded config's five; a config file's variants are
     its complete list instead (the other keys merge as Snakemake merges them)."""
-    for path in configfiles:
-        document = yaml.safe_load(Path(path).read_text()) or {}
+    documents = [yaml.safe_load(Path(path).read_text()) or {} for path in configfiles]
+    for document in [*documents, overrides or {}]:
         train = document.get("train") if isinstance(document, dict) else None
         if isinstance(train, dict) and isinstance(train.get("variants"), dict):
             cfg.setdefault("train", {})["variants"] = copy.deepcopy(train["variants"])
@@ -263,8 +266,10 @@ def section_from_json(section: str, text: str, overrides: Mapping[str, Any] | No
     if isinstance(values, dict):
         values |= {k: v for k, v in (overrides or {}).items() if v is not None}
     typed = section_settings(section, values, source=f"--settings ({section})")
-    # the schema fills the keys left out (for validation); reading one of them raises
-    return settings.restrict(typed, section, values if isinstance(values, dict) else ())
+    # the schema fills the keys left out (for validation); reading one of them raises,
+    # except for operational keys (how a job runs: a job run by hand may leave them out)
+    given = {*(values if isinstance(values, dict) else ()), *operational(section)}
+    return settings.restrict(typed, section, given)
 
 
 def section_settings(section: str, values: Any = None, source: str = "config"):

@@ -251,19 +251,23 @@ def section(name: str, values: Mapping[str, Any]):
     return build(SECTIONS[name], values, name)
 
 
-def as_dict(settings) -> dict[str, Any]:
+def as_dict(settings, every_field: bool = False) -> dict[str, Any]:
     """The plain, JSON-ready mapping of typed settings (tuples become lists); a job's
-    restricted settings give only the keys it was passed."""
-    return _plain(settings)
+    restricted settings give only the keys it was passed, unless `every_field` (identities
+    such as run hashes, which must not depend on which keys a rule passes)."""
+    return _plain(settings, every_field)
 
 
-def _plain(value):
+def _plain(value, every_field: bool = False):
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: _plain(getattr(value, name)) for name in _readable(value)}
+        fields = (
+            as_fields(value) if every_field else {k: getattr(value, k) for k in _readable(value)}
+        )
+        return {name: _plain(v, every_field) for name, v in fields.items()}
     if isinstance(value, dict):
-        return {key: _plain(v) for key, v in value.items()}
+        return {key: _plain(v, every_field) for key, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [_plain(v, every_field) for v in value]
     return value
 
 

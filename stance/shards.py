@@ -44,4 +44,3 @@ def shard_clips(data: Data, split: str, shard: str) -> list[Clip]:
     start = index * per
     stop = min(start + per, spec.clips)
     return [Clip(split, spec.seed_offset + i) for i in range(start, stop)]
-

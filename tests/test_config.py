@@ -270,3 +270,6 @@ def test_a_config_files_variants_replace_the_embedded_ones(tmp_path):
     assert config.variants_as_named({"train": {"variants": {"x": {}}}}, [])["train"] == {
         "variants": {"x": {}}
     }
+    # Snakemake's --config comes after the files, and so do its variants
+    overrides = {"train": {"variants": {"c": {}}}}
+    assert config.variants_as_named(merged, [first], overrides)["train"]["variants"] == {"c": {}}

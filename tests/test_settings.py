@@ -108,9 +108,11 @@ def test_a_job_reads_only_the_keys_its_rule_passed():
     assert train.steps == 5 and train.variants["v"].motion_tokens == 16  # nested: filled
     with pytest.raises(settings.UnpassedSetting, match=r"train\.learning_rate .*rules/"):
         _ = train.learning_rate
+    defaults = config.defaults().train
     assert settings.as_dict(train) == {
         "steps": 5,
         "variants": {"v": {"aux": "none", "cue_mode": "none", "motion_tokens": 16}},
+        **{k: getattr(defaults, k) for k in config.operational("train")},
     }
     assert "withheld" in repr(train) and "learning_rate" in repr(train)
     copied = pickle.loads(pickle.dumps(train))  # DataLoader workers get a pickled copy
@@ -121,12 +123,16 @@ def test_a_job_reads_only_the_keys_its_rule_passed():
     assert (changed.learning_rate, changed.steps) == (0.5, 7)
     with pytest.raises(settings.UnpassedSetting):
         _ = changed.seed
-    # an operational override given as a flag counts as passed; None means not given
+    # operational keys (how a job runs): a flag sets one, and a job run by hand without
+    # the flag reads the schema default (None means not given)
     flagged = config.section_from_json("train", json.dumps(given), {"checkpoint_every": 9})
     assert flagged.checkpoint_every == 9
     unflagged = config.section_from_json("train", json.dumps(given), {"checkpoint_every": None})
-    with pytest.raises(settings.UnpassedSetting):
-        _ = unflagged.checkpoint_every
+    assert unflagged.checkpoint_every == config.defaults().train.checkpoint_every
+    # identities (run hashes) see every field, whatever the rule passed
+    assert settings.as_dict(train, every_field=True) == settings.as_dict(
+        config.section_settings("train", given)
+    )
 
 
 def test_a_whole_section_is_not_restricted():

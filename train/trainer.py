@@ -92,7 +92,11 @@ def run_hash(
 ) -> str:
     payload = json.dumps(
         {
-            "train": {k: v for k, v in as_dict(settings).items() if k not in OPERATIONAL_KEYS},
+            "train": {
+                k: v
+                for k, v in as_dict(settings, every_field=True).items()
+                if k not in OPERATIONAL_KEYS
+            },
             "variant": as_dict(variant),
             "model": model,
             "data": sorted(p.name for p in files),
@@ -231,10 +235,12 @@ def train(
             close(run)  # every rank stops at this step (any_process)
             raise SystemExit(75)  # EX_TEMPFAIL: Slurm/Snakemake retry resumes from here
     accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        record = {"model": model_source, "init": str(init) if init else None}
-        finish(run, out_dir, probe, step_pace(step_seconds), files, code_hash, record)
-    close(run)
+    try:
+        if accelerator.is_main_process:
+            record = {"model": model_source, "init": str(init) if init else None}
+            finish(run, out_dir, probe, step_pace(step_seconds), files, code_hash, record)
+    finally:  # the other ranks must not wait for a main process that failed
+        close(run)
     return out_dir
 
 
