@@ -1,14 +1,17 @@
 """Depth-Anything-V2 loading and inference on a tiny random-weight model."""
 
+import json
+
 import numpy as np
 import pytest
 from helpers import run_cli
 
-from stance import stores
+from stance import config, stores
 from stance.depth import model as depth_model
 from stance.depth import shard as depth
 from stance.depth import store as depth_store
 from stance.errors import UserError
+from stance.settings import as_dict
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +92,7 @@ def test_cli_offline_error_is_one_clear_line(tmp_path):
         "--model",
         "depth-anything/Depth-Anything-V2-Small-hf",
         "--settings",
-        "{}",
+        json.dumps(as_dict(config.defaults().depth)),
         "--offline",
         check=False,
     )
