@@ -19,6 +19,7 @@ from stance.errors import UserError
 from stance.settings import Variant, as_dict
 from stance.train import (
     babysitting,
+    build,
     components,
     data,
     encode,
@@ -95,9 +96,9 @@ def test_loss_is_finite_and_decreases_on_a_repeated_batch(stack):
 
 
 def test_warmup_rises_linearly_then_holds():
-    factor = trainer.warmup(3)
+    factor = build.warmup(3)
     assert [factor(k) for k in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
-    assert trainer.warmup(0)(0) == 1.0
+    assert build.warmup(0)(0) == 1.0
 
 
 def test_fine_tuning_starts_from_the_pretrained_backbone(stack, tmp_path):

@@ -1,0 +1,242 @@
+"""Building a training run: its folder (named by the hash of what it computes), the
+accelerator (processes, precision, DeepSpeed, logging), the STANCE transformer with what
+its variant does not use frozen, the frozen noise scheduler and VAE, and the optimiser with
+its warmup schedule, prepared together (`open_run`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stance.precision import resolve as resolve_precision
+from stance.settings import Train, Variant, as_dict
+from stance.train import components, launch
+from stance.train.data import CacheDataset, cue_store_paths
+
+log = logging.getLogger(__name__)
+
+
+def input_fingerprint(paths: Sequence[Path]) -> str:
+    """Names, sizes and modification times of a run's inputs (cache files, cue stores): a
+    regenerated input starts a new run; a requeued job with untouched inputs resumes."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        stat = (path / "zarr.json" if path.is_dir() else path).stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()[:16]
+
+
+# Settings that change how a run is babysat or watched, not the weights it computes:
+# editing them resumes the same run instead of starting a new one. `variants` is left out
+# too: a run hashes its own variant only, so adding another variant does not restart it.
+OPERATIONAL_KEYS = (*launch.BABYSITTING, "variants", "validate_every", "validate_sampling_steps")
+
+
+def run_hash(
+    settings: Train,
+    variant: Variant,
+    model: str,
+    files: Sequence[Path],
+    inputs: str = "",
+) -> str:
+    payload = json.dumps(
+        {
+            "train": {
+                k: v
+                for k, v in as_dict(settings, every_field=True).items()
+                if k not in OPERATIONAL_KEYS
+            },
+            "variant": as_dict(variant),
+            "model": model,
+            "data": sorted(p.name for p in files),
+            "inputs": inputs,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+@dataclasses.dataclass
+class Run:
+    """A training run's parts, as `open_run` prepared them."""
+
+    name: str
+    variant: Variant
+    settings: Train
+    run_dir: Path
+    accelerator: Any
+    model: Any  # prepared (a DDP/DeepSpeed wrapper on several processes)
+    model_config: Any  # the transformer's config (wrappers do not expose it)
+    optimizer: Any
+    schedule: Any
+    scheduler: Any  # the noise scheduler
+    vae: Any  # None unless keyframes are noised and encoded every step
+    vae_config: Any
+    dataset: CacheDataset
+
+
+def open_run(
+    files: Sequence[Path],
+    cue_dirs: Sequence[Path],
+    run_root: Path,
+    settings: Train,
+    name: str,
+    variant: Variant,
+    model_source: str,
+    allow_download: bool,
+    init: Path | None,
+) -> Run:
+    """The accelerator, the model (from `init` or models.video), its frozen companions,
+    optimiser and warmup schedule, prepared; the run folder named by the run's hash."""
+    from accelerate.utils import set_seed
+
+    cues = cue_store_paths(cue_dirs) if cue_dirs else None  # None: no cues (pretraining)
+    start_weights = sorted((Path(init) / "transformer").glob("*")) if init else []
+    inputs = input_fingerprint(
+        [*files, *(cues[p.stem] for p in files if p.stem in (cues or {})), *start_weights]
+    )
+    run_dir = run_root / name / run_hash(settings, variant, model_source, files, inputs)
+    accelerator, precision = make_accelerator(settings, run_dir)
+    set_seed(settings.seed)  # before the model: its new modules start from seeded weights
+    model = build_transformer(name, variant, settings, model_source, allow_download, init)
+    scheduler, vae, vae_config = frozen_parts(settings, model_source, allow_download, precision)
+    optimizer, schedule = make_optimiser(model, settings, accelerator.num_processes)
+    model_config = model.config
+    model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
+    if vae is not None:
+        vae.requires_grad_(False).eval().to(accelerator.device)
+    dataset = CacheDataset(files, variant.aux, cues, settings.image_noise)
+    return Run(
+        name,
+        variant,
+        settings,
+        run_dir,
+        accelerator,
+        model,
+        model_config,
+        optimizer,
+        schedule,
+        scheduler,
+        vae,
+        vae_config,
+        dataset,
+    )
+
+
+def make_accelerator(settings: Train, run_dir: Path):
+    """(accelerator, resolved precision): processes, precision, DeepSpeed and logging."""
+    from accelerate import Accelerator
+
+    precision = resolve_precision(settings.mixed_precision)
+    accelerator = Accelerator(
+        mixed_precision=precision,
+        log_with="tensorboard",
+        project_dir=str(run_dir),
+        gradient_accumulation_steps=settings.gradient_accumulation,
+        **cpu_process_group(),
+    )
+    configure_deepspeed(accelerator, settings)
+    log.info(
+        "%d process(es), %s, mixed precision %s",
+        accelerator.num_processes,
+        accelerator.distributed_type,
+        precision,
+    )
+    return accelerator, precision
+
+
+def build_transformer(name, variant, settings, model_source, allow_download, init):
+    """The STANCE transformer to train, with what the variant does not use frozen."""
+    model = components.stance_transformer(model_source, as_dict(variant), allow_download, init=init)
+    frozen = model.freeze_unused()
+    if frozen:
+        log.info("variant %s does not use %s: frozen", name, frozen)
+    if settings.gradient_checkpointing:
+        model.enable_gradient_checkpointing()
+    return model
+
+
+def frozen_parts(settings: Train, model_source: str, allow_download: bool, precision: str):
+    """(noise scheduler, VAE or None, VAE config): the VAE is loaded only when keyframes
+    are noised and encoded every step (`train.image_noise: per_step`)."""
+    from diffusers import CogVideoXDPMScheduler
+
+    scheduler = components.load_component(
+        CogVideoXDPMScheduler, model_source, "scheduler", allow_download
+    )
+    vae_cls = components.vae_class(model_source, allow_download)
+    vae_config = components.load_config(vae_cls, model_source, "vae", allow_download)
+    vae = None
+    if settings.image_noise == "per_step":
+        vae = components.load_component(
+            vae_cls,
+            model_source,
+            "vae",
+            allow_download,
+            torch_dtype=torch.bfloat16 if precision == "bf16" else torch.float32,
+        )
+    return scheduler, vae, vae_config
+
+
+def make_optimiser(model, settings: Train, processes: int):
+    """AdamW over the trainable parameters and its constant-with-warmup schedule."""
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=settings.learning_rate,
+        betas=settings.betas,
+        weight_decay=settings.weight_decay,
+    )
+    # accelerate steps a prepared scheduler once per process at every optimiser step (as
+    # diffusers' trainers, scale the warmup by the process count)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup(settings.lr_warmup_steps * processes)
+    )
+    return optimizer, schedule
+
+
+def warmup(steps: int):
+    """The learning-rate factor per scheduler step: linear from 0 over `steps`, then 1
+    (constant_with_warmup, as THUDM's CogVideoX fine-tuning)."""
+
+    def factor(step: int) -> float:
+        return 1.0 if step >= steps else (step + 1) / (steps + 1)
+
+    return factor
+
+
+def cpu_process_group() -> dict[str, Any]:
+    """Accelerator arguments for several processes without CUDA (CPU runs of the multi-GPU
+    launch configs): accelerate only builds a process group for accelerators, so without
+    these every rank would silently train alone."""
+    from accelerate.utils import InitProcessGroupKwargs
+
+    if torch.cuda.is_available() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return {}
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        return {"kwargs_handlers": [InitProcessGroupKwargs(backend="gloo")]}
+    return {"cpu": True}  # DDP over gloo
+
+
+def configure_deepspeed(accelerator, settings: Train) -> None:
+    """Fill the DeepSpeed values that come from our config (we pass no dataloader, so
+    accelerate cannot infer the micro-batch; clipping is DeepSpeed's own under ZeRO)."""
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is None:
+        return
+    plugin.deepspeed_config.update(
+        train_batch_size=settings.micro_batch
+        * settings.gradient_accumulation
+        * accelerator.num_processes,
+        train_micro_batch_size_per_gpu=settings.micro_batch,
+        gradient_accumulation_steps=settings.gradient_accumulation,
+        gradient_clipping=settings.max_grad_norm,
+    )
