@@ -281,47 +281,18 @@ def render_clip(
     `fast_readback=False` keeps kubric's own (slow) read-back of the rendered files.
     """
     kb = kubric_compat.load()
-    from kubric.renderer.blender import Blender
-    from kubric.simulator.pybullet import PyBullet
-
     resolution, frames = render.resolution, render.frames
     scratch = Path(tempfile.mkdtemp(prefix="stance-kubric-"))
     timings: dict[str, float] = {}
     try:
         start = time.perf_counter()
-        scene = kb.Scene(
-            resolution=(resolution, resolution),
-            frame_start=1,
-            frame_end=frames,
-            frame_rate=render.fps,
-            step_rate=STEP_RATE,
-            gravity=(0, 0, -9.81),
-        )
-        sim = PyBullet(scene, scratch_dir=str(scratch / "bullet"))
-        renderer = Blender(
-            scene,
-            scratch_dir=str(scratch / "blender"),
-            samples_per_pixel=render.samples_per_pixel,
-            use_denoising=render.denoise,
-            adaptive_sampling=False,
-        )
-        import bpy
-
-        bpy.context.scene.render.threads_mode = "FIXED"
-        bpy.context.scene.render.threads = threads
-        bpy.context.scene.cycles.seed = 0  # same noise for a clip and its twin
-        _add_environment(kb, scene, spec)
+        scene, sim, renderer = _stage(kb, spec, render, threads, scratch)
         assets = _add_objects(kb, scene, spec, scratch)
         _set_floor_checker(renderer, spec, scene)
         timings["build_s"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        animation, collisions = sim.run(frame_start=0, frame_end=frames + 1)
-        tracks = _tracks(animation, assets, frames)
-        tracks["image_positions"] = _project(
-            scene.camera, tracks["positions"].astype(float), resolution
-        ).astype(np.float32)
-        events = _first_contacts(collisions, assets, scene.camera, resolution)
+        tracks, events = _simulate(sim, scene, assets, resolution, frames)
         timings["physics_s"] = time.perf_counter() - start
         if check:
             _check_physics(
@@ -334,13 +305,7 @@ def render_clip(
         raw = renderer.render(return_layers=layers)
         timings["render_s"] = time.perf_counter() - start
         arrays = _to_store_arrays(raw, assets, scene)
-        tracks["visibility"] = (
-            np.stack(
-                [(arrays["segmentation"] == i + 1).sum(axis=(1, 2)) for i in range(len(assets))]
-            )
-            .astype(np.int32)
-            .reshape(len(assets), frames)
-        )
+        tracks["visibility"] = _visibility(arrays["segmentation"], len(assets), frames)
         camera = _camera_record(scene.camera, resolution)
         kept = raw if keep_layers else None
         return RenderedClip(
@@ -348,6 +313,54 @@ def render_clip(
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)  # kubric never cleans its scratch
+
+
+def _stage(kb, spec: SceneSpec, render: Render, threads: int, scratch: Path):
+    """(scene, PyBullet simulator, Blender renderer) with the environment of `spec`;
+    Cycles on a fixed thread count and a fixed seed (the same noise for a clip and its
+    twin)."""
+    from kubric.renderer.blender import Blender
+    from kubric.simulator.pybullet import PyBullet
+
+    scene = kb.Scene(
+        resolution=(render.resolution, render.resolution),
+        frame_start=1,
+        frame_end=render.frames,
+        frame_rate=render.fps,
+        step_rate=STEP_RATE,
+        gravity=(0, 0, -9.81),
+    )
+    sim = PyBullet(scene, scratch_dir=str(scratch / "bullet"))
+    renderer = Blender(
+        scene,
+        scratch_dir=str(scratch / "blender"),
+        samples_per_pixel=render.samples_per_pixel,
+        use_denoising=render.denoise,
+        adaptive_sampling=False,
+    )
+    import bpy
+
+    bpy.context.scene.render.threads_mode = "FIXED"
+    bpy.context.scene.render.threads = threads
+    bpy.context.scene.cycles.seed = 0
+    _add_environment(kb, scene, spec)
+    return scene, sim, renderer
+
+
+def _simulate(sim, scene, assets, resolution: int, frames: int):
+    """(tracks with image positions, first contacts) of the simulated clip."""
+    animation, collisions = sim.run(frame_start=0, frame_end=frames + 1)
+    tracks = _tracks(animation, assets, frames)
+    tracks["image_positions"] = _project(
+        scene.camera, tracks["positions"].astype(float), resolution
+    ).astype(np.float32)
+    return tracks, _first_contacts(collisions, assets, scene.camera, resolution)
+
+
+def _visibility(segmentation: np.ndarray, objects: int, frames: int) -> np.ndarray:
+    """(objects, frames) visible pixels of each object (label k + 1) per frame."""
+    counts = [(segmentation == i + 1).sum(axis=(1, 2)) for i in range(objects)]
+    return np.stack(counts).astype(np.int32).reshape(objects, frames)
 
 
 def _camera_record(camera, resolution: int) -> dict[str, Any]:
