@@ -10,9 +10,9 @@ seed with every cue arrow reversed) and, with `generate.placebo`, `<clip_id>.pla
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from stance import generated, provenance, stores, video
@@ -23,7 +23,7 @@ from stance.settings import Generate, as_dict, replace
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Request:
     """Everything a generation job samples with. The trained variant's own record
     (train.resolved.json) adds how it was trained; nothing else is read."""
@@ -49,6 +49,18 @@ class Request:
             self.model, self.trained, self.allow_download, self.settings.memory_profile
         )
         return pipe, info, paths
+
+    def sample(self, pipe, info: sampling.Trained, cue, *, prompt: str, frames: int):
+        """One video from `cue` with this request's settings."""
+        return sampling.sample(
+            pipe,
+            cue,
+            prompt=prompt,
+            frames=frames,
+            settings=self.settings,
+            max_text=self.max_text,
+            info=info,
+        )
 
     def record(self, out_dir: Path, info: sampling.Trained, started: float, **extra) -> None:
         """generate.resolved.json: how the job sampled, with which model and variant
@@ -87,15 +99,7 @@ def generate_shard(request: Request, *, cue_dir: Path, out_dir: Path, frames: in
         prompt = describe(sampling.caption_instances(cue))
         conditions = sampling.cue_conditions(cue, donor, settings.cue_flip and cued)
         for condition, cues in conditions.items():
-            result = sampling.sample(
-                pipe,
-                cues,
-                prompt=prompt,
-                frames=frames,
-                settings=settings,
-                max_text=request.max_text,
-                info=info,
-            )
+            result = request.sample(pipe, info, cues, prompt=prompt, frames=frames)
             path_out = generated.video_path(out_dir, path.stem, condition)
             sampling.write_result(result, path_out, request.fps)
     request.record(out_dir, info, started, clips=[p.stem for p in paths], placebo_donors=donors)
@@ -114,7 +118,7 @@ def generate_physics_iq(request: Request, *, cue_dir: Path, out_dir: Path, seed:
     naming and length, so the folder can also be scored by the reference code)."""
     from tqdm import tqdm
 
-    request = replace_settings(request, seed=seed)
+    request = dataclasses.replace(request, settings=replace(request.settings, seed=seed))
     pipe, info, paths = request.open(out_dir, cue_dir, "the physics_iq_cues job")
     sampled, keep = benchmark_frames(request.fps)
     started = time.perf_counter()
@@ -124,15 +128,7 @@ def generate_physics_iq(request: Request, *, cue_dir: Path, out_dir: Path, seed:
             raise stores.StoreError(
                 f"{path} is not a Physics-IQ cue store (source {cue.attrs.get('source')})"
             )
-        result = sampling.sample(
-            pipe,
-            cue,
-            prompt=cue.attrs["prompt"],
-            frames=sampled,
-            settings=request.settings,
-            max_text=request.max_text,
-            info=info,
-        )
+        result = request.sample(pipe, info, cue, prompt=cue.attrs["prompt"], frames=sampled)
         video.write_mp4(out_dir / f"{path.stem}.mp4", result.video[:keep], request.fps)
     request.record(
         out_dir, info, started, fps=request.fps, frames=keep, views=[p.stem for p in paths]
@@ -142,22 +138,7 @@ def generate_physics_iq(request: Request, *, cue_dir: Path, out_dir: Path, seed:
 def generate_from_store(request: Request, *, store: Path, out: Path, frames: int, prompt: str):
     """One video from a user's hint cue store (`stance cues from-hints`)."""
     pipe, info, _ = request.open(out.parent)
-    result = sampling.sample(
-        pipe,
-        cue_store.read(store),
-        prompt=prompt,
-        frames=frames,
-        settings=request.settings,
-        max_text=request.max_text,
-        info=info,
-    )
+    result = request.sample(pipe, info, cue_store.read(store), prompt=prompt, frames=frames)
     sampling.write_result(result, out, request.fps)
     log.info("generated %s", out)
     return out
-
-
-def replace_settings(request: Request, **changes) -> Request:
-    """The request with some `generate` values changed (a benchmark run's seed)."""
-    from dataclasses import replace as replace_fields
-
-    return replace_fields(request, settings=replace(request.settings, **changes))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stance import config, precision, stores, video
+from stance import config, stores, video
 from stance.cues import store as cue_store
 from stance.settings import Generate, Train, Variant
 from stance.train import aux_frames, components
@@ -56,7 +56,7 @@ def generation_dtype(train_settings: Train, cuda: bool) -> torch.dtype:
     mode = train_settings.mixed_precision
     if not cuda or mode == "no":
         return torch.float32
-    return torch.float16 if mode == "fp16" else precision.inference_dtype("cuda")
+    return torch.float16 if mode == "fp16" else torch.bfloat16
 
 
 MEMORY_PROFILES = config.choices("generate", "memory_profile")

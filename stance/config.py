@@ -57,20 +57,25 @@ def variants_as_named(
 
 
 @cache
+def _properties(section: str) -> dict[str, Any]:
+    """The schema's properties of one config section (parsed once per process)."""
+    return schema()["properties"][section]["properties"]
+
+
+@cache
 def operational(section: str) -> tuple[str, ...]:
     """The keys of `section` marked `x-operational` in the schema: how a job runs (threads,
     batch size, device, memory profile, checkpoint cadence), never what it computes. Rules
     pass them as resources, which Snakemake does not watch, and leave them out of the
     --settings JSON (and of run hashes)."""
-    properties = schema()["properties"][section]["properties"]
-    return tuple(key for key, node in properties.items() if node.get("x-operational"))
+    return tuple(key for key, node in _properties(section).items() if node.get("x-operational"))
 
 
 @cache
 def choices(section: str, key: str) -> tuple[str, ...]:
     """The values the schema allows for `section.key` (one place for every list of them:
     CLI choices, checks, benches)."""
-    return tuple(schema()["properties"][section]["properties"][key]["enum"])
+    return tuple(_properties(section)[key]["enum"])
 
 
 def _fill_defaults(validator_class):
@@ -206,7 +211,6 @@ TINY_MODELS = {
     "depth": "results/models/tiny-depth-anything-v2",
     "video": built_video_model("tiny"),
 }
-SMALL_VIDEO_MODEL = built_video_model("small")
 BUILT_MODELS = {
     "depth": {TINY_MODELS["depth"]: "tiny"},
     "video": {built_video_model(size): size for size in BUILT_VIDEO_SIZES},

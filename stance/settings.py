@@ -281,6 +281,7 @@ class _Restricted:
     """Mixin for a section whose withheld keys raise on reading instead of giving the
     schema default (`restrict`)."""
 
+    _base: type  # the section's own dataclass
     _withheld: frozenset[str]
     _section: str
 
@@ -305,8 +306,7 @@ class _Restricted:
     __hash__ = None
 
     def __reduce__(self):  # picklable (DataLoader workers), restriction kept
-        base = type(self).__mro__[2]
-        return _rebuild, (base, as_fields(self), self._section, self._withheld)
+        return _rebuild, (self._base, as_fields(self), self._section, self._withheld)
 
 
 def restrict(settings, section: str, given: Iterable[str]):
@@ -320,7 +320,7 @@ def restrict(settings, section: str, given: Iterable[str]):
 def replace(settings, **changes):
     """dataclasses.replace that keeps a restriction (a key set here becomes readable)."""
     withheld = getattr(settings, "_withheld", frozenset())
-    base = type(settings).__mro__[2] if withheld else type(settings)
+    base = getattr(settings, "_base", type(settings))
     fresh = base(**(as_fields(settings) | changes))
     if not withheld - set(changes):
         return fresh
@@ -333,7 +333,7 @@ def as_fields(settings) -> dict[str, Any]:
 
 
 def _rebuild(cls: type, state: dict[str, Any], section: str, withheld: frozenset[str]):
-    restricted = _RESTRICTED.setdefault(cls, type(cls.__name__, (_Restricted, cls), {}))
+    restricted = _RESTRICTED.setdefault(cls, type(cls.__name__, (_Restricted, cls), {"_base": cls}))
     instance = restricted(**state)
     object.__setattr__(instance, "_withheld", frozenset(withheld))
     object.__setattr__(instance, "_section", section)

@@ -81,7 +81,7 @@ def test_the_small_config_is_valid_and_uses_the_built_small_stack():
     import yaml
 
     cfg = config.validate(yaml.safe_load(Path("configs/small.yaml").read_text()))
-    assert cfg["models"]["video"] == config.SMALL_VIDEO_MODEL
+    assert cfg["models"]["video"] == config.built_video_model("small")
     assert config.BUILT_MODELS["video"][cfg["models"]["video"]] == "small"
     assert cfg["render"]["resolution"] % (4 * 2) == 0  # codec cell x patch
     assert {"backbone", "rgb_only"} <= set(cfg["train"]["variants"])

@@ -181,9 +181,9 @@ class App:
             demo.cue_clip(sess, self.model.cfg.cues.mass)  # bad hints fail here, now
             if sess.progress.get("state") in ("loading", "running"):
                 raise demo.DemoError("a generation is already running for this page")
-            sess.progress = {"state": "running", "step": 0, "total": 1}
-            if self._generator is None:  # the first generation loads the model first
-                sess.progress = {"state": "loading", "step": 0, "total": 1}
+            # the first generation loads the model first
+            state = "loading" if self._generator is None else "running"
+            sess.progress = {"state": state, "step": 0, "total": 1}
             threading.Thread(target=self._generate, args=(sess,), daemon=True).start()
             return {"started": True}
         raise FileNotFoundError(path)
