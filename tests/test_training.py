@@ -124,22 +124,26 @@ def test_fine_tuning_starts_from_the_pretrained_backbone(stack, tmp_path):
         components.stance_transformer(str(model_dir), options, False, init=tmp_path / "none")
 
 
+def job_args(caches, root, settings) -> dict:
+    return dict(
+        cache_dirs=[caches],
+        out_dir=root / "o",
+        run_root=root / "r",
+        settings=settings,
+        model_source=str(root / "no-model"),  # never reached: the settings fail first
+        code_hash="x",
+        allow_download=False,
+    )
+
+
 def test_variants_need_the_backbone_when_pretraining_is_configured(stack, tmp_path):
-    _, model_dir, caches = stack
+    _, _, caches = stack
     settings = dataclasses.replace(SETTINGS, pretrain_steps=5, variants={"v": SETTINGS_VARIANT})
     with pytest.raises(UserError, match="--init"):
-        trainer.fit_variant(
-            [caches], [], tmp_path / "o", tmp_path / "r", settings, "v", str(model_dir), "x", False
-        )
+        trainer.fit_variant(**job_args(caches, tmp_path, settings), cue_dirs=[], variant_name="v")
     with pytest.raises(UserError, match="pretrain_steps is 0"):
         pretraining.pretrain_backbone(
-            [caches],
-            tmp_path / "o",
-            tmp_path / "r",
-            dataclasses.replace(settings, pretrain_steps=0),
-            str(model_dir),
-            "x",
-            False,
+            **job_args(caches, tmp_path, dataclasses.replace(settings, pretrain_steps=0))
         )
 
 

@@ -65,6 +65,28 @@ def run_hash(
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Job:
+    """What one training job trains and where it writes it: the fine-tuning of a variant
+    (`trainer.fit_variant`) and the pretraining of the shared backbone both come here."""
+
+    cache_files: tuple[Path, ...]
+    cue_dirs: tuple[Path, ...]  # empty: no cues (pretraining)
+    out_dir: Path
+    run_root: Path
+    settings: Train
+    name: str
+    variant: Variant
+    model_source: str
+    code_hash: str
+    allow_download: bool = True
+    init: Path | None = None  # the pretrained backbone's folder, else models.video
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cache_files", tuple(sorted(self.cache_files)))
+        object.__setattr__(self, "cue_dirs", tuple(self.cue_dirs))
+
+
 @dataclasses.dataclass
 class Run:
     """A training run's parts, as `open_run` prepared them."""
@@ -84,31 +106,26 @@ class Run:
     dataset: CacheDataset
 
 
-def open_run(
-    files: Sequence[Path],
-    cue_dirs: Sequence[Path],
-    run_root: Path,
-    settings: Train,
-    name: str,
-    variant: Variant,
-    model_source: str,
-    allow_download: bool,
-    init: Path | None,
-) -> Run:
-    """The accelerator, the model (from `init` or models.video), its frozen companions,
+def open_run(job: Job) -> Run:
+    """The accelerator, the model (from `job.init` or models.video), its frozen companions,
     optimiser and warmup schedule, prepared; the run folder named by the run's hash."""
     from accelerate.utils import set_seed
 
-    cues = cue_store_paths(cue_dirs) if cue_dirs else None  # None: no cues (pretraining)
-    start_weights = sorted((Path(init) / "transformer").glob("*")) if init else []
+    settings, variant, files = job.settings, job.variant, job.cache_files
+    cues = cue_store_paths(job.cue_dirs) if job.cue_dirs else None  # None: no cues
+    start_weights = sorted((Path(job.init) / "transformer").glob("*")) if job.init else []
     inputs = input_fingerprint(
         [*files, *(cues[p.stem] for p in files if p.stem in (cues or {})), *start_weights]
     )
-    run_dir = run_root / name / run_hash(settings, variant, model_source, files, inputs)
+    run_dir = job.run_root / job.name / run_hash(settings, variant, job.model_source, files, inputs)
     accelerator, precision = make_accelerator(settings, run_dir)
     set_seed(settings.seed)  # before the model: its new modules start from seeded weights
-    model = build_transformer(name, variant, settings, model_source, allow_download, init)
-    scheduler, vae, vae_config = frozen_parts(settings, model_source, allow_download, precision)
+    model = build_transformer(
+        job.name, variant, settings, job.model_source, job.allow_download, job.init
+    )
+    scheduler, vae, vae_config = frozen_parts(
+        settings, job.model_source, job.allow_download, precision
+    )
     optimizer, schedule = make_optimiser(model, settings, accelerator.num_processes)
     model_config = model.config
     model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
@@ -116,7 +133,7 @@ def open_run(
         vae.requires_grad_(False).eval().to(accelerator.device)
     dataset = CacheDataset(files, variant.aux, cues, settings.image_noise)
     return Run(
-        name,
+        job.name,
         variant,
         settings,
         run_dir,

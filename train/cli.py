@@ -92,14 +92,14 @@ def _fit(args: argparse.Namespace) -> None:
             args.model, args.val_render, args.val_cues, settings, not args.offline
         )
     trainer.fit_variant(
-        args.cache,
-        args.cues,
-        args.out,
-        args.runs,
-        settings,
-        args.variant,
-        args.model,
-        args.code_hash,
+        cache_dirs=args.cache,
+        cue_dirs=args.cues,
+        out_dir=args.out,
+        run_root=args.runs,
+        settings=settings,
+        variant_name=args.variant,
+        model_source=args.model,
+        code_hash=args.code_hash,
         allow_download=not args.offline,
         init=args.init,
         probe=probe,
@@ -113,12 +113,12 @@ def _pretrain(args: argparse.Namespace) -> None:
     overrides = {k: getattr(args, k) for k in launch.BABYSITTING}
     settings = config.section_from_json("train", args.settings, overrides)
     pretraining.pretrain_backbone(
-        args.cache,
-        args.out,
-        args.runs,
-        settings,
-        args.model,
-        args.code_hash,
+        cache_dirs=args.cache,
+        out_dir=args.out,
+        run_root=args.runs,
+        settings=settings,
+        model_source=args.model,
+        code_hash=args.code_hash,
         allow_download=not args.offline,
     )
     print(json.dumps({"variant": pretraining.PRETRAINED, "out": str(args.out)}))

@@ -27,6 +27,7 @@ PRETRAIN_IGNORES = (
 
 
 def pretrain_backbone(
+    *,
     cache_dirs: Sequence[Path],
     out_dir: Path,
     run_root: Path,
@@ -44,21 +45,19 @@ def pretrain_backbone(
             "number of steps (variants are then fine-tuned from results/train/pretrained)"
         )
     from stance.train import data, trainer
+    from stance.train.build import Job
 
-    backbone = Variant(aux="none", cue_mode="none", motion_tokens=1)
-    settings = replace(  # keeps the restriction to the keys the rule passed
-        settings, steps=settings.pretrain_steps, cue_dropout=0.0, variants={}
+    job = Job(
+        cache_files=data.cache_files(cache_dirs),
+        cue_dirs=(),
+        out_dir=out_dir,
+        run_root=run_root,
+        # keeps the restriction to the keys the rule passed
+        settings=replace(settings, steps=settings.pretrain_steps, cue_dropout=0.0, variants={}),
+        name=PRETRAINED,
+        variant=Variant(aux="none", cue_mode="none", motion_tokens=1),
+        model_source=model_source,
+        code_hash=code_hash,
+        allow_download=allow_download,
     )
-    files = data.cache_files(cache_dirs)
-    return trainer.train(
-        files,
-        (),
-        out_dir,
-        run_root,
-        settings,
-        PRETRAINED,
-        backbone,
-        model_source,
-        code_hash,
-        allow_download,
-    )
+    return trainer.train(job)

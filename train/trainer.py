@@ -21,7 +21,6 @@ import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -40,7 +39,7 @@ from stance.train.babysitting import (
     note,
     save_checkpoint,
 )
-from stance.train.build import Run, open_run
+from stance.train.build import Job, Run, open_run
 from stance.train.data import (
     StepBatches,
     cache_files,
@@ -63,6 +62,7 @@ def encode_keyframes(vae, batch: dict[str, torch.Tensor], generator) -> None:
 
 
 def fit_variant(
+    *,
     cache_dirs: Sequence[Path],
     cue_dirs: Sequence[Path],
     out_dir: Path,
@@ -88,60 +88,34 @@ def fit_variant(
             "the pretrained backbone; pass --init <its folder> (stance train pretrain writes "
             "it) or set train.pretrain_steps: 0 to train from models.video as given"
         )
-    files = cache_files(cache_dirs)
-    variant = settings.variants[variant_name]
-    return train(
-        files,
-        cue_dirs,
-        out_dir,
-        run_root,
-        settings,
-        variant_name,
-        variant,
-        model_source,
-        code_hash,
-        allow_download,
-        init,
-        probe,
+    job = Job(
+        cache_files=cache_files(cache_dirs),
+        cue_dirs=cue_dirs,
+        out_dir=out_dir,
+        run_root=run_root,
+        settings=settings,
+        name=variant_name,
+        variant=settings.variants[variant_name],
+        model_source=model_source,
+        code_hash=code_hash,
+        allow_download=allow_download,
+        init=init,
     )
+    return train(job, probe)
 
 
-def train(
-    cache_files: Sequence[Path],
-    cue_dirs: Sequence[Path],
-    out_dir: Path,
-    run_root: Path,
-    settings: Train,
-    variant_name: str,
-    variant: Variant,
-    model_source: str,
-    code_hash: str,
-    allow_download: bool = True,
-    init: Path | None = None,
-    probe=None,
-) -> Path:
-    """Train one variant; returns the final model folder (a diffusers transformer)."""
+def train(job: Job, probe=None) -> Path:
+    """Train one job; returns the final model folder (a diffusers transformer)."""
     from tqdm import tqdm
 
-    files = sorted(cache_files)
-    run = open_run(
-        files,
-        cue_dirs,
-        run_root,
-        settings,
-        variant_name,
-        variant,
-        model_source,
-        allow_download,
-        init,
-    )
+    run, settings = open_run(job), job.settings
     accelerator = run.accelerator
     start_step = resume(run, probe)
     progress = tqdm(
         range(start_step, settings.steps),
         initial=start_step,
         total=settings.steps,
-        desc=f"train {variant_name}",
+        desc=f"train {job.name}",
         disable=not accelerator.is_main_process,
     )
     stop, deadline = StopRequested(), job_deadline()
@@ -152,31 +126,35 @@ def train(
         done = step + 1
         step_seconds.append(time.perf_counter() - started)
         if probe is not None and (done % settings.validate_every == 0 or done == settings.steps):
-            validate(accelerator, probe, run.model, variant, done)
+            validate(accelerator, probe, run.model, job.variant, done)
         started = time.perf_counter()
-        if deadline is not None and time.time() > deadline - settings.stop_before_limit_s:
-            log.warning("%.0f s left before the job's time limit", deadline - time.time())
-            stop.requested, stop.reason = True, "time limit"
-        stop.requested = any_process(accelerator, stop.requested)
-        if done % settings.checkpoint_every == 0 or stop.requested:
-            save_checkpoint(
-                accelerator, run.run_dir / "checkpoints", done, settings.keep_checkpoints
-            )
-        if stop.requested:
-            reason = stop.reason or "another process stopped"
-            log.warning("stopped at step %d (%s); rerun to resume", done, reason)
-            if accelerator.is_main_process:
-                note(run.run_dir, "stop", done, reason=reason)
-            close(run)  # every rank stops at this step (any_process)
-            raise SystemExit(75)  # EX_TEMPFAIL: Slurm/Snakemake retry resumes from here
+        checkpoint_or_stop(run, done, stop, deadline)
     accelerator.wait_for_everyone()
     try:
         if accelerator.is_main_process:
-            record = {"model": model_source, "init": str(init) if init else None}
-            finish(run, out_dir, probe, step_pace(step_seconds), files, code_hash, record)
+            finish(run, job, probe, step_pace(step_seconds))
     finally:  # the other ranks must not wait for a main process that failed
         close(run)
-    return out_dir
+    return job.out_dir
+
+
+def checkpoint_or_stop(run: Run, done: int, stop: StopRequested, deadline: float | None) -> None:
+    """After step `done`: a checkpoint when one is due; when a signal came, the job's time
+    limit is near or another process stopped, a checkpoint and exit 75 on every rank."""
+    accelerator, settings = run.accelerator, run.settings
+    if deadline is not None and time.time() > deadline - settings.stop_before_limit_s:
+        log.warning("%.0f s left before the job's time limit", deadline - time.time())
+        stop.requested, stop.reason = True, "time limit"
+    stop.requested = any_process(accelerator, stop.requested)
+    if done % settings.checkpoint_every == 0 or stop.requested:
+        save_checkpoint(accelerator, run.run_dir / "checkpoints", done, settings.keep_checkpoints)
+    if stop.requested:
+        reason = stop.reason or "another process stopped"
+        log.warning("stopped at step %d (%s); rerun to resume", done, reason)
+        if accelerator.is_main_process:
+            note(run.run_dir, "stop", done, reason=reason)
+        close(run)  # every rank stops at this step (any_process)
+        raise SystemExit(75)  # EX_TEMPFAIL: Slurm/Snakemake retry resumes from here
 
 
 def close(run: Run) -> None:
@@ -268,16 +246,9 @@ def optimise(run: Run, step: int, batch: dict[str, torch.Tensor]) -> float:
     return total
 
 
-def finish(
-    run: Run,
-    out_dir: Path,
-    probe,
-    pace: dict[str, float],
-    files: Sequence[Path],
-    code_hash: str,
-    record: dict[str, Any],
-) -> None:
+def finish(run: Run, job: Job, probe, pace: dict[str, float]) -> None:
     """The final weights, loss (and validation) curves and the record beside them."""
+    out_dir = job.out_dir
     log.info("seconds per step: %s", pace)
     note(run.run_dir, "finish", run.settings.steps, **pace)
     run.accelerator.unwrap_model(run.model).save_pretrained(out_dir / "transformer")
@@ -292,12 +263,13 @@ def finish(
         {
             "train": as_dict(run.settings),
             "variant": {run.name: as_dict(run.variant)},
-            **record,
+            "model": job.model_source,
+            "init": str(job.init) if job.init else None,
             "run_dir": str(run.run_dir),
-            "code_hash": code_hash,
+            "code_hash": job.code_hash,
             "steps": run.settings.steps,
             "seconds_per_step": pace,
-            "data": [p.name for p in files],
+            "data": [p.name for p in job.cache_files],
         },
     )
 
