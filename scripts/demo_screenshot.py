@@ -1,6 +1,6 @@
 """The README's demo screenshot: start `stance demo` on a results folder, pick the first
-example keyframe in a headless Chromium, drag an arrow from its first object, generate,
-and save the page as a PNG.
+example keyframe in a headless Chromium (with its true motion when --true-motion), drag an
+arrow from its last object, generate, and save the page as a PNG.
 
     .venv/bin/python scripts/demo_screenshot.py --results results --out docs/demo.png
 """
@@ -27,6 +27,10 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--out", type=Path, default=Path("docs/demo.png"))
     parser.add_argument("--drag", type=float, nargs=2, default=(-12, 0), help="px, image")
+    parser.add_argument("--window", type=int, nargs=2, default=(1300, 1000), help="px")
+    parser.add_argument(
+        "--true-motion", action="store_true", help="open the example with its true motion"
+    )
     args = parser.parse_args()
 
     model = demo.find_model(args.results)
@@ -34,13 +38,16 @@ def main() -> None:
     httpd = server.serve(app, port=0)
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--window-size=1000,1000"):
+    size = f"--window-size={args.window[0]},{args.window[1]}"
+    for flag in ("--headless=new", "--no-sandbox", size):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
     try:
         wait = WebDriverWait(driver, 300)
         driver.get(f"http://127.0.0.1:{httpd.server_address[1]}/")
         wait.until(lambda d: d.find_elements(By.ID, "example-0"))
+        if args.true_motion:
+            driver.find_element(By.ID, "true-motion").click()
         driver.find_element(By.ID, "example-0").click()
         wait.until(lambda d: app.sessions)
         sess = next(iter(app.sessions.values()))
@@ -58,16 +65,12 @@ def main() -> None:
         chain.move_by_offset(end[0] - start[0], end[1] - start[1]).release().perform()
         wait.until(lambda d: "arrow (" in d.find_element(By.ID, "selected").text)
         driver.find_element(By.ID, "generate").click()
-        result = driver.find_element(By.ID, "result")
-        message = driver.find_element(By.ID, "message")
+        status = driver.find_element(By.ID, "status")
         wait.until(
-            lambda d: (
-                "/api/video/" in (result.get_attribute("src") or "")
-                or message.get_attribute("class") == "error"
-            )
+            lambda d: status.text.startswith("done") or status.get_attribute("class") == "error"
         )
-        if message.get_attribute("class") == "error":
-            raise SystemExit(f"the page says: {message.text}")
+        if status.get_attribute("class") == "error":
+            raise SystemExit(f"the page says: {status.text}")
         driver.execute_script("window.scrollTo(0, 0)")
         time.sleep(1.5)  # let the video show a later frame
         args.out.parent.mkdir(parents=True, exist_ok=True)
