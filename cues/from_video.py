@@ -178,9 +178,7 @@ def write_physics_iq_cues(
 
     start = time.perf_counter()
     for item in tqdm(views, desc="physics-iq cues", unit="view"):
-        conditioning = physics_iq_folder.read_at(
-            physics_iq_folder.conditioning_path(root, item, fps), fps
-        )
+        conditioning = physics_iq_folder.conditioning_frames(root, item, fps)
         switch = np.asarray(
             Image.open(physics_iq_folder.switch_frame_path(root, item)).convert("RGB")
         )

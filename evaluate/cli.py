@@ -69,6 +69,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     piq_tables.add_argument("--fps", required=True, type=int)
     piq_tables.add_argument("--out", required=True, type=Path, help="output folder")
 
+    prompts = sub.add_parser(
+        "physics-iq-prompts",
+        help="the benchmark's descriptions/data.yaml -> a descriptions CSV of one templater",
+    )
+    prompts.set_defaults(run=_physics_iq_prompts)
+    prompts.add_argument(
+        "--data", required=True, type=Path, help="descriptions/data.yaml of the benchmark repo"
+    )
+    prompts.add_argument(
+        "--templater",
+        required=True,
+        choices=("base", "cogvideox"),
+        help="base: the reference's best-practice template; cogvideox: one detailed paragraph "
+        "within CogVideoX's token limit",
+    )
+    prompts.add_argument("--out", required=True, type=Path, help="CSV to write")
+    prompts.add_argument(
+        "--no-action-postfix",
+        action="store_true",
+        help="leave out the subject-action postfixes, as the reference's shipped CSVs do",
+    )
+    prompts.add_argument(
+        "--max-tokens",
+        type=int,
+        default=224,
+        help="T5 tokens per prompt (CogVideoX1.5: 224); cogvideox shortens to fit, base warns",
+    )
+    prompts.add_argument(
+        "--tokenizer",
+        type=Path,
+        help="a local T5 tokenizer folder, or a pipeline folder with tokenizer/, for exact "
+        "counts (default: a deliberately high estimate)",
+    )
+
+    check = sub.add_parser(
+        "physics-iq-check",
+        help="check a generated run folder against the Physics-IQ Verified submission rules",
+    )
+    check.set_defaults(run=_physics_iq_check)
+    check.add_argument("run_dir", type=Path, help="a generated run's folder of mp4 files")
+    check.add_argument("--views", type=int, default=198, help="videos expected (198)")
+    check.add_argument("--fps", type=float, help="the frame rate every video must have (± 0.01)")
+    check.add_argument(
+        "--descriptions",
+        type=Path,
+        help="the descriptions CSV the run was generated from: every video must have a row; "
+        "the run's rows are written to --descriptions-out",
+    )
+    check.add_argument(
+        "--descriptions-out",
+        type=Path,
+        help="where the run's descriptions go (default: descriptions.csv beside RUN_DIR)",
+    )
+    check.add_argument("--card", type=Path, help="write a submission card skeleton (YAML) here")
+
 
 def _shard(args: argparse.Namespace) -> None:
     from stance.evaluate import metrics
@@ -100,6 +155,7 @@ def _tables(args: argparse.Namespace) -> None:
 
 
 def _physics_iq(args: argparse.Namespace) -> None:
+    from stance import physics_iq_folder
     from stance.evaluate import physics_iq, physics_iq_benchmark
 
     settings = config.section_from_json("evaluate", args.settings)
@@ -110,8 +166,11 @@ def _physics_iq(args: argparse.Namespace) -> None:
             f"{len(args.generated)} --generated folders, {len(args.out)} --out files and "
             f"{len(record['runs'])} run numbers in --record: give one of each per run"
         )
+    track = physics_iq_folder.track_of(
+        physics_iq_folder.root_of(args.benchmark), settings.physics_iq_track
+    )
     runs = physics_iq_benchmark.score_runs(
-        args.benchmark, args.generated, args.fps, options, args.descriptions
+        args.benchmark, args.generated, args.fps, options, args.descriptions, track
     )
     for rows, out, number in zip(runs, args.out, record["runs"], strict=True):
         run = {
@@ -119,6 +178,8 @@ def _physics_iq(args: argparse.Namespace) -> None:
             "run": number,
             "fps": args.fps,
             "reference": options.reference,
+            "track": track,
+            "prompts": settings.physics_iq_prompts,
         }
         physics_iq_benchmark.write_run(rows, out, run)
 
@@ -128,3 +189,36 @@ def _physics_iq_tables(args: argparse.Namespace) -> None:
 
     table = physics_iq_benchmark.gather(args.runs, args.out, args.fps)
     print(table.to_string(index=False))
+
+
+def _physics_iq_prompts(args: argparse.Namespace) -> None:
+    from stance.evaluate import physics_iq_prompts
+
+    rows = physics_iq_prompts.write_prompts(
+        args.data,
+        args.templater,
+        args.out,
+        with_postfix=not args.no_action_postfix,
+        max_tokens=args.max_tokens,
+        tokenizer=args.tokenizer,
+    )
+    print(f"wrote {len(rows)} rows ({args.templater} templater) to {args.out}")
+
+
+def _physics_iq_check(args: argparse.Namespace) -> None:
+    from stance.evaluate import physics_iq_submission
+
+    run, written = physics_iq_submission.check_and_write(
+        args.run_dir,
+        views=args.views,
+        expected_fps=args.fps,
+        descriptions=args.descriptions,
+        descriptions_out=args.descriptions_out,
+        card=args.card,
+    )
+    print(
+        f"{run.folder}: {len(run.videos)} videos, {run.fps:g} fps, {run.resolution}, each "
+        "5 s: follows the Physics-IQ Verified submission rules"
+    )
+    for path in written:
+        print(f"wrote {path}")

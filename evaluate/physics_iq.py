@@ -188,6 +188,19 @@ def prepare(frames: np.ndarray, size: tuple[int, int], fps: int, options: Option
     return Prepared(resize_frames(frames, size), masks)
 
 
+def prepare_shipped(frames: np.ndarray, masks: np.ndarray, size: tuple[int, int]) -> Prepared:
+    """A real take with its shipped motion-mask video (the Verified dataset's
+    video-masks/real): the mask frames as decoded, channel 0 resized bilinearly to the
+    evaluation size and binarised at > 127, as the reference reads mask files."""
+    if len(masks) < len(frames):
+        raise PhysicsIQError(
+            f"the shipped mask video has {len(masks)} frames for a take of {len(frames)}: "
+            "download the masks again, or remove video-masks/real to have them computed"
+        )
+    grey = masks[: len(frames), ..., 0] if masks.ndim == 4 else masks[: len(frames)]
+    return Prepared(resize_frames(frames, size), resize_frames(grey, size) > 127)
+
+
 @dataclass
 class View:
     """One view of a scenario, prepared: take 1 (the real video) and its selection."""
@@ -224,11 +237,13 @@ def score_view(
     options: Options,
     names: Mapping[str, str] | None = None,
     pool: Executor | None = None,
+    shipped_masks: Mapping[str, np.ndarray] | None = None,
 ) -> ScoredView:
     """Take 1 and the view's other videos (take 2, generated; same fps) prepared in
     parallel threads (OpenCV releases the GIL), then each compared with take 1: the
-    numbers of `real_view` + `compare`. `names` label videos in errors."""
-    names = names or {}
+    numbers of `real_view` + `compare`. `names` label videos in errors; `shipped_masks`
+    ("take1", "take2": decoded mask videos) replace the masks computed from those takes."""
+    names, shipped = names or {}, shipped_masks or {}
     take1 = first_frames(
         take1, min(len(take1), fps * options.seconds), names.get("take1", "take 1")
     )
@@ -237,14 +252,16 @@ def score_view(
         key: first_frames(frames, len(take1), names.get(key, key)) for key, frames in others.items()
     }
 
-    def work(frames):
-        return prepare(frames, size, fps, options)
+    def work(key):
+        if key in shipped:
+            return prepare_shipped(videos[key], shipped[key], size)
+        return prepare(videos[key], size, fps, options)
 
     own = (
         ThreadPoolExecutor(min(len(videos), len(os.sched_getaffinity(0)))) if pool is None else None
     )
     with own or contextlib.nullcontext(pool) as executor:
-        prepared = dict(zip(videos, executor.map(work, videos.values()), strict=True))
+        prepared = dict(zip(videos, executor.map(work, videos), strict=True))
     real = prepared.pop("take1")
     metrics = {key: view_metrics(real, ours) for key, ours in prepared.items()}
     return ScoredView(real, metrics, prepared)

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from stance import physics_iq_folder as folder
-from stance.evaluate import physics_iq, tables
+from stance.evaluate import physics_iq, physics_iq_scores, tables
 
 log = logging.getLogger(__name__)
 RUN_KEY = b"stance.physics_iq_run"
@@ -43,19 +43,26 @@ def score_runs(
     fps: int,
     options: physics_iq.Options,
     descriptions: Path | None = None,
+    track: str = "auto",
 ) -> list[list[dict[str, Any]]]:
     """Per run folder, one row per view: its per-view metrics against take 1 (the run's
-    video and take 2). Each view's takes are prepared once for all runs."""
+    video and take 2). Each view's takes are prepared once for all runs; on the Verified
+    track with the dataset's shipped real masks."""
     root = folder.root_of(benchmark)
+    shipped = folder.track_of(root, track) == folder.VERIFIED
     rows: list[list[dict[str, Any]]] = [[] for _ in runs]
     with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
-        for item in tqdm(folder.scan(root, fps, descriptions), desc="physics-iq", unit="view"):
-            for k, view_rows in enumerate(score_item(root, item, runs, fps, options, pool)):
-                rows[k].append(view_rows)
+        views = folder.scan(root, fps, descriptions, generation_inputs=False)
+        for item in tqdm(views, desc="physics-iq", unit="view"):
+            view_rows = score_item(root, item, runs, fps, options, pool, shipped_masks=shipped)
+            for k, row in enumerate(view_rows):
+                rows[k].append(row)
     return rows
 
 
-def score_item(root: Path, item, runs: Sequence[Path], fps: int, options, pool) -> list[dict]:
+def score_item(
+    root: Path, item, runs: Sequence[Path], fps: int, options, pool, shipped_masks: bool = False
+) -> list[dict]:
     """One view's row per run; its videos decoded and prepared in the pool's threads."""
     paths = {f"run{k}": run / f"{item.name}.mp4" for k, run in enumerate(runs)}
     for path in paths.values():
@@ -69,14 +76,23 @@ def score_item(root: Path, item, runs: Sequence[Path], fps: int, options, pool) 
         pool.submit(folder.read_at, folder.testing_path(root, item, k, fps), fps) for k in (1, 2)
     ]
     runs_read = {key: pool.submit(folder.read_rgb, path) for key, path in paths.items()}
+    mask_paths = {
+        f"take{k}": folder.real_mask_path(root, item, k, fps) if shipped_masks else None
+        for k in (1, 2)
+    }
+    masks_read = {
+        key: pool.submit(folder.read_rgb, path) for key, path in mask_paths.items() if path
+    }
     take1, take2 = (future.result() for future in takes)
     generated = {key: future.result() for key, future in runs_read.items()}
+    masks = {key: future.result() for key, future in masks_read.items()}
     scored = physics_iq.score_view(
         take1,
         {"take2": take2, **generated},
         fps,
         options,
         pool=pool,
+        shipped_masks=masks,
         names={
             "take1": f"{item.name} take 1",
             "take2": f"{item.name} take 2",
@@ -113,110 +129,170 @@ def read_run(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     return table.to_pandas(), json.loads(metadata[RUN_KEY])
 
 
-def run_scores(frame: pd.DataFrame) -> dict[str, float]:
-    """{"all": score, <category>: score, ...} of one run."""
+def run_scores(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """{"all": scores, <category>: scores, ...} of one run: every score the reference
+    reports (`physics_iq_scores.KEYS`)."""
     out = {}
     for name, part in [("all", frame), *frame.groupby("category", sort=True)]:
-        scores = physics_iq.aggregate(
+        out[name] = physics_iq_scores.reference_scores(
             tables.records(part),
             tables.records(part, "pv_"),
             list(part["scenario"]),
             list(part["view"]),
         )
-        out[name] = scores.score
     return out
 
 
+def points(key: str, value: float) -> float:
+    """A score on the 0-100 scale the reference prints (the legacy score already is)."""
+    return value if key == physics_iq_scores.LEGACY else 100.0 * value
+
+
 def summary(runs: Mapping[str, Sequence[Path]]) -> pd.DataFrame:
-    """variant -> its run parquets  =>  one row per variant and column (all, categories):
-    mean, sample std over runs, and the run count."""
+    """variant -> its run parquets  =>  one row per variant, category and score (0-100):
+    mean, sample std over runs, the run count and how the runs were made."""
     rows = []
     for variant, paths in sorted(runs.items()):
-        per_run = []
+        per_run, records = [], []
         for path in paths:
             frame, run = read_run(path)
-            per_run.append(
-                {"views": len(frame), "reference": run["reference"], **run_scores(frame)}
-            )
-        table = pd.DataFrame(per_run)
-        for column in [c for c in table.columns if c not in ("views", "reference")]:
-            values = table[column].dropna()
-            rows.append(
-                {
-                    "variant": variant,
-                    "category": column,
-                    "physics_iq_mean": float(values.mean()),
-                    "physics_iq_std": float(values.std(ddof=1)) if len(values) > 1 else np.nan,
-                    "runs": len(values),
-                    "views": int(table["views"].iloc[0]),
-                    "reference_settings": bool(table["reference"].all()),
-                }
-            )
+            per_run.append(run_scores(frame))
+            records.append({"views": len(frame), **run})
+        settings = {
+            "views": int(records[0]["views"]),
+            "reference_settings": all(r["reference"] for r in records),
+            "track": _one(records, "track", folder.ORIGINAL),
+            "prompts": _one(records, "prompts", "op"),
+        }
+        for category in per_run[0]:
+            for key in physics_iq_scores.KEYS:
+                values = pd.Series(
+                    [points(key, r[category][key]) for r in per_run if category in r]
+                ).dropna()
+                rows.append(
+                    {
+                        "variant": variant,
+                        "category": category,
+                        "score": key,
+                        "mean": float(values.mean()) if len(values) else np.nan,
+                        "std": float(values.std(ddof=1)) if len(values) > 1 else np.nan,
+                        "runs": len(values),
+                        **settings,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
+def _one(records: Sequence[Mapping[str, Any]], key: str, default: str) -> str:
+    """The runs' common value of `key` (runs scored before it was recorded: `default`)."""
+    values = sorted({str(r.get(key, default)) for r in records})
+    return values[0] if len(values) == 1 else "mixed: " + ", ".join(values)
+
+
+def headline(track: str) -> str:
+    """The score a track's leaderboard reports: Verified's final_score_view, Original's
+    legacy calculate_iq_score (the paper's protocol)."""
+    return physics_iq_scores.VERIFIED if track == folder.VERIFIED else physics_iq_scores.LEGACY
+
+
+SCORE_LABELS = {
+    physics_iq_scores.VERIFIED: "Verified (final_score_view)",
+    physics_iq_scores.ORIGINAL: "Original (final_score_orig)",
+    physics_iq_scores.STABLE: "Stable (final_score_stable)",
+    physics_iq_scores.LEGACY: "Original, legacy (calculate_iq_score)",
+}
+LEADERBOARDS = (
+    "Leaderboards (physics-IQ-benchmark README, 2026-09): Verified i2v, mean ± std of 4 "
+    "runs: top 42.7 ± 0.8, CogVideoX-5B 31.8 ± 1.5; Original i2v, one sample: top 43.8, "
+    "CogVideoX-5b 32.3. The paper's STANCE {stance:.2f} is an Original-protocol number: "
+    "compare it with the legacy column of an Original-track run only."
+)
+
+
+def cell(mean: float, std: float) -> str:
+    if np.isnan(mean):
+        return "n/a (not computable: a physical variance is 0)"
+    return f"{mean:.2f}" if np.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+
+
 def gather(paths: Sequence[Path], out_dir: Path, fps: int) -> pd.DataFrame:
-    """results/evaluate/physics_iq/<variant>/run_<k>.parquet files -> the benchmark table
-    (physics_iq_benchmark.md / .csv in `out_dir`)."""
+    """results/evaluate/physics_iq/<variant>/<run>.parquet files -> the benchmark tables
+    (physics_iq_benchmark.md / .csv / .png in `out_dir`)."""
     runs: dict[str, list[Path]] = {}
     for path in paths:
         runs.setdefault(Path(path).parent.name, []).append(Path(path))
     table = summary(runs)
-    wide = table.assign(
-        cell=[
-            f"{m:.2f}" if np.isnan(s) else f"{m:.2f} ± {s:.2f}"
-            for m, s in zip(table["physics_iq_mean"], table["physics_iq_std"], strict=True)
-        ]
-    ).pivot(index="variant", columns="category", values="cell")
-    wide = wide[["all", *[c for c in wide.columns if c != "all"]]].reset_index()
-    counts = table[table["category"] == "all"].set_index("variant")
-    wide.insert(1, "runs", [int(counts.loc[v, "runs"]) for v in wide["variant"]])
-    wide.insert(2, "views", [int(counts.loc[v, "views"]) for v in wide["variant"]])
-    reference = bool(table["reference_settings"].all())
+    table = table.assign(
+        cell=[cell(m, s) for m, s in zip(table["mean"], table["std"], strict=True)]
+    )
+    tracks = sorted(set(table["track"]))
+    main = headline(tracks[0]) if len(tracks) == 1 else physics_iq_scores.LEGACY
+    overall = table[table["category"] == "all"]
+    scores = overall.pivot(index="variant", columns="score", values="cell")
+    scores = scores[[main, *[k for k in SCORE_LABELS if k != main]]].rename(columns=SCORE_LABELS)
+    first = overall.drop_duplicates("variant").set_index("variant")
+    scores.insert(0, "views", [int(first.loc[v, "views"]) for v in scores.index])
+    scores.insert(0, "runs", [int(first.loc[v, "runs"]) for v in scores.index])
+    scores.insert(0, "prompts", [first.loc[v, "prompts"] for v in scores.index])
+    categories = table[table["score"] == main].pivot(
+        index="variant", columns="category", values="cell"
+    )
+    categories = categories[["all", *[c for c in categories.columns if c != "all"]]]
     out_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out_dir / "physics_iq_benchmark.csv", index=False)
+    table.drop(columns="cell").to_csv(out_dir / "physics_iq_benchmark.csv", index=False)
+    reference = bool(table["reference_settings"].all())
     settings = (
         "the reference benchmark's settings"
         if reference
         else "NON-REFERENCE settings (not comparable with published scores)"
     )
+    stance = next(value for label, value, _ in tables.PUBLISHED if label.startswith("STANCE"))
     lines = [
         "# Physics IQ on the Physics-IQ benchmark",
         "",
-        f"Image-to-video track: each view's switch frame, {fps} fps x 5 s generated per run "
-        f"(seeds generate.seed + run - 1), scored with {settings}. Cells: mean ± sample "
-        "standard deviation over runs (as the leaderboard asks); a category column scores "
-        "that category's views only.",
+        f"Track: {', '.join(tracks)}. Image-to-video: each view's switch frame, {fps} fps x 5 s "
+        "generated per run (seeds generate.seed + run - 1), scored with "
+        f"{settings}. Cells: mean ± sample standard deviation over runs, on the 0-100 "
+        "scale the reference prints; the headline column is the track's leaderboard score.",
         "",
-        wide.to_markdown(index=False),
+        scores.reset_index().to_markdown(index=False),
         "",
-        "Published (STANCE, arXiv 2510.14588): "
-        + ", ".join(f"{label} {value:.2f}" for label, value, _ in tables.PUBLISHED),
+        f"## {SCORE_LABELS[main]} per category",
+        "",
+        "A category's score is the same formula over that category's views only.",
+        "",
+        categories.reset_index().to_markdown(index=False),
+        "",
+        LEADERBOARDS.format(stance=stance),
         "",
     ]
     (out_dir / "physics_iq_benchmark.md").write_text("\n".join(lines))
-    plot(table, out_dir / "physics_iq_benchmark.png")
+    plot(table[table["score"] == main], out_dir / "physics_iq_benchmark.png", main, stance)
     log.info("physics-iq benchmark table: %d variants -> %s", len(runs), out_dir)
     return table
 
 
-def plot(table: pd.DataFrame, path: Path) -> None:
-    """Physics IQ per variant and category: bars at the mean, error bars one sample
-    standard deviation over runs, the paper's STANCE number as a line."""
+def plot(table: pd.DataFrame, path: Path, score: str, stance: float) -> None:
+    """The headline score per variant and category: bars at the mean, error bars one
+    sample standard deviation over runs; the paper's STANCE number as a line where the
+    score is the paper's (Original protocol)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    means = table.pivot(index="category", columns="variant", values="physics_iq_mean")
-    stds = table.pivot(index="category", columns="variant", values="physics_iq_std")
+    means = table.pivot(index="category", columns="variant", values="mean")
+    stds = table.pivot(index="category", columns="variant", values="std")
     order = ["all", *[c for c in means.index if c != "all"]]
     means, stds = means.loc[order], stds.loc[order].fillna(0.0)
     ax = means.plot.bar(yerr=stds, capsize=3, figsize=(max(6, 1.2 * len(order)), 3.5), rot=20)
-    stance = next(value for label, value, _ in tables.PUBLISHED if label.startswith("STANCE"))
-    ax.axhline(stance, color="grey", linestyle="--", linewidth=1, label=f"STANCE paper {stance}")
-    ax.set(ylabel="Physics IQ (mean ± std over runs)", xlabel="", title="Physics-IQ benchmark")
-    ax.legend(fontsize=8)
+    if score == physics_iq_scores.LEGACY:
+        ax.axhline(
+            stance, color="grey", linestyle="--", linewidth=1, label=f"STANCE paper {stance}"
+        )
+    ax.set(ylabel=f"{SCORE_LABELS[score]}\n(mean ± std over runs)", xlabel="")
+    ax.set_title("Physics-IQ benchmark")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.figure.tight_layout()
     ax.figure.savefig(path, dpi=100)
     plt.close(ax.figure)

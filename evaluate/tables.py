@@ -325,6 +325,29 @@ def shown(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+# Why a shown column can read n/a (FVD columns carry theirs in their _ci95 column).
+NOT_MEASURED = {
+    "trajectory_error_px": "measured for RGB+Seg variants only (tracks come from their "
+    "generated segmentation stream)",
+    "follows_p_value": "no moving instance",
+}
+
+
+def missing_values(frame: pd.DataFrame, shown_frame: pd.DataFrame) -> list[str]:
+    """One line per shown column with n/a cells, saying why they are not measured."""
+    lines = []
+    for column in shown_frame.columns:
+        if not shown_frame[column].isna().any():
+            continue
+        reasons = frame.get(f"{column}_ci95", pd.Series(dtype=object)).astype(str)
+        stated = sorted(
+            {r.removeprefix("n/a (").rstrip(")") for r in reasons if r.startswith("n/a (")}
+        )
+        reason = "; ".join(stated) or NOT_MEASURED.get(column, "not measured for these rows")
+        lines.append(f"n/a in {column}: {reason}.")
+    return lines
+
+
 def write_all(tables: Mapping[str, pd.DataFrame], out_dir: Path, notes: Sequence[str]) -> None:
     """Every table as CSV (all columns), LaTeX and Markdown (the SHOWN columns)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -336,6 +359,7 @@ def write_all(tables: Mapping[str, pd.DataFrame], out_dir: Path, notes: Sequence
         )
         table = shown(name, frame).to_markdown(index=False, floatfmt=".2f")
         lines += [f"## {name}", "", table.replace(" nan ", " n/a "), ""]
+        lines += [*missing_values(frame, shown(name, frame)), ""]
         if SHOWN.get(name):
             lines += [f"All columns: {name}.csv.", ""]
     (out_dir / "tables.md").write_text("\n".join(lines))

@@ -76,8 +76,16 @@ class Request:
                 "code_hash": self.code_hash,
                 **extra,
                 "seconds": time.perf_counter() - started,
+                "device": device_name(),
             },
         )
+
+
+def device_name() -> str:
+    """What sampled: the GPU's model name, else "cpu" (a benchmark card asks for it)."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
 
 def generate_shard(request: Request, *, cue_dir: Path, out_dir: Path, frames: int) -> None:

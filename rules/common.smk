@@ -68,6 +68,8 @@ VALIDATING = config["train"]["validate_every"] > 0 and "val" in SPLITS
 PHYSICS_IQ_RUNS = [
     f"{k:02d}" for k in range(1, config["evaluate"]["physics_iq_seeds"] + 1)
 ]
+# run folders named as the reference names them: <model>-<op|bpp>-run_<NN>
+PHYSICS_IQ_RUN = "{variant}-%s-run_{run}" % config["evaluate"]["physics_iq_prompts"]
 TINY_DEPTH_MODEL = stance_config.TINY_MODELS["depth"]
 TINY_VIDEO_MODEL = stance_config.TINY_MODELS["video"]
 BUILT_VIDEO_MODELS = stance_config.BUILT_MODELS["video"]
@@ -108,7 +110,9 @@ def physics_iq_runs(wildcards=None):
     if not PHYSICS_IQ:
         return []
     return [
-        f"results/evaluate/physics_iq/{variant}/run_{run}.parquet"
+        "results/evaluate/physics_iq/{variant}/{name}.parquet".format(
+            variant=variant, name=PHYSICS_IQ_RUN.format(variant=variant, run=run)
+        )
         for variant in VARIANTS
         for run in PHYSICS_IQ_RUNS
     ]

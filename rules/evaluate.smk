@@ -83,12 +83,15 @@ rule physics_iq_score:
     input:
         unpack(physics_iq_inputs),
         generated=expand(
-            "results/generate/{{variant}}/physics_iq/run_{run}", run=PHYSICS_IQ_RUNS
+            f"results/generate/{{{{variant}}}}/physics_iq/{PHYSICS_IQ_RUN}",
+            run=PHYSICS_IQ_RUNS,
+            allow_missing=True,
         ),
     output:
         expand(
-            "results/evaluate/physics_iq/{{variant}}/run_{run}.parquet",
+            f"results/evaluate/physics_iq/{{{{variant}}}}/{PHYSICS_IQ_RUN}.parquet",
             run=PHYSICS_IQ_RUNS,
+            allow_missing=True,
         ),
     log:
         "logs/physics_iq_score/{variant}.log",
@@ -98,7 +101,16 @@ rule physics_iq_score:
         "../envs/evaluate.yaml"
     params:
         descriptions=physics_iq_descriptions_arg,
-        settings=settings("evaluate", only=("scale", "lossy_masks", "threshold")),
+        settings=settings(
+            "evaluate",
+            only=(
+                "scale",
+                "lossy_masks",
+                "threshold",
+                "physics_iq_track",
+                "physics_iq_prompts",
+            ),
+        ),
         record=lambda wildcards: json.dumps(
             {"variant": wildcards.variant, "runs": [int(r) for r in PHYSICS_IQ_RUNS]},
             sort_keys=True,

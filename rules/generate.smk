@@ -35,7 +35,7 @@ rule physics_iq_generate:
         trained="results/train/{variant}",
         model=video_model_input,
     output:
-        directory("results/generate/{variant}/physics_iq/run_{run}"),
+        directory(f"results/generate/{{variant}}/physics_iq/{PHYSICS_IQ_RUN}"),
     log:
         "logs/physics_iq_generate/{variant}/run_{run}.log",
     benchmark:

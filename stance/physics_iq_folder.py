@@ -1,13 +1,26 @@
-"""The Physics-IQ benchmark folder (google-deepmind/physics-IQ-benchmark, original track),
-read only here: the input format of the benchmark jobs (cues from the conditioning clips,
-generation from the switch frames, scoring against the testing takes).
+"""The Physics-IQ benchmark folder (google-deepmind/physics-IQ-benchmark), read only here:
+the input format of the benchmark jobs (cues from the conditioning clips, generation from
+the switch frames, scoring against the testing takes). Two tracks share one layout:
 
-Layout, as the benchmark's downloader writes it (`evaluate.physics_iq_benchmark` names the
-`physics-IQ-benchmark` folder or its parent):
+    Original  physics-IQ-benchmark/           (the first download; code/ of the repository)
+    Verified  physics-IQ-benchmark-verified/  (the Hugging Face dataset
+              Anates-Labs-Research/Physics-IQ-Verified; physiq/ of the repository)
 
-    split-videos/conditioning-videos/<F>FPS/<ID>_conditioning-videos_<F>FPS_<view>_take-1_<scenario>.mp4
-    split-videos/testing-videos/<F>FPS/<ID>_testing-videos_<F>FPS_<view>_take-<k>_<scenario>.mp4
+    split-videos/<testing>/<F>FPS/<ID>_testing-videos_<F>FPS_<view>_take-<k>_<scenario>.mp4
+    split-videos/<conditioning>/<F>FPS/<ID>_conditioning-videos_<F>FPS_<view>_take-1_<scenario>.mp4
+    full-videos/take-1/<F>FPS/<ID>_full-videos_<F>FPS_<view>_take-1_<scenario>.mp4
     switch-frames/<ID>_switch-frames_anyFPS_<view>_<scenario>.jpg
+    video-masks/real/<F>FPS/<ID>_video-masks_<F>FPS_<view>_take-<k>_<scenario>.mp4
+
+<testing> is `testing-videos` in the Original download and `testing` in the Verified one
+(the reference's newer code reads `testing`); <conditioning> likewise. The Verified
+dataset ships no conditioning clips: the conditioning part of a view is then its full
+take-1 video before the switch frame, i.e. all but the last (testing video's length)
+frames at the same rate (`conditioning_frames`). It ships the real takes' motion masks,
+which the Verified scoring uses as shipped where the wanted rate's folder exists
+(`real_mask_path`), as the reference does; the Original track computes them.
+
+The track is named by the folder (`track_of`), or set with evaluate.physics_iq_track.
 
 A view is one (scenario, view) pair; its take-1 ID names it, and the generated video of a
 view is `<ID>_<view>_<scenario>.mp4` (the reference's naming, so a generated folder can
@@ -19,9 +32,9 @@ wanted rate is missing, the 30FPS video is resampled as the reference's fps_chan
 with a = j (n - 1) / (m - 1), truncated to uint8.
 
 Descriptions: a CSV with columns scenario, description, category, generated_video_name
-(the benchmark repository's descriptions/descriptions.csv); its rows give each view's
-prompt and category. Without one, the prompt is the scenario name in words and the
-category "unknown".
+(the benchmark repository's descriptions/descriptions.csv, descriptions_original.csv or a
+templated best_practice/ file); its rows give each view's prompt and category. Without
+one, the prompt is the scenario name in words and the category "unknown".
 """
 
 from __future__ import annotations
@@ -36,10 +49,16 @@ import numpy as np
 
 from stance.errors import UserError
 
-FOLDER = "physics-IQ-benchmark"
+ORIGINAL, VERIFIED = "original", "verified"
+FOLDERS = {ORIGINAL: "physics-IQ-benchmark", VERIFIED: "physics-IQ-benchmark-verified"}
+TRACKS = ("auto", ORIGINAL, VERIFIED)
 SOURCE_FPS = 30
 SECONDS = 5  # the benchmark scores fps x 5 frames
-CONDITIONING, TESTING = "conditioning-videos", "testing-videos"
+CONDITIONING, TESTING = "conditioning-videos", "testing-videos"  # the kinds in file names
+SPLIT_FOLDERS = {  # the split-videos/ subfolder of each kind: Original's name, Verified's
+    TESTING: ("testing-videos", "testing"),
+    CONDITIONING: ("conditioning-videos", "conditioning"),
+}
 UNKNOWN_CATEGORY = "unknown"
 
 
@@ -63,15 +82,32 @@ class View:
 
 
 def root_of(folder: str | Path) -> Path:
-    """The `physics-IQ-benchmark` folder itself, given it or its parent."""
+    """The benchmark folder itself (either track's), given it or its parent."""
     folder = Path(folder)
-    for candidate in (folder, folder / FOLDER):
+    candidates = [folder, *(folder / name for name in FOLDERS.values())]
+    for candidate in candidates:
         if (candidate / "split-videos").is_dir():
             return candidate
     raise BenchmarkError(
         f"evaluate.physics_iq_benchmark: {folder} holds no split-videos/ folder; download "
-        "the benchmark (physics-IQ-benchmark's download_physics_iq_data.py) and name the "
-        f"{FOLDER} folder or its parent"
+        f"the benchmark ({FOLDERS[VERIFIED]} from the Hugging Face dataset "
+        f"Anates-Labs-Research/Physics-IQ-Verified, or {FOLDERS[ORIGINAL]} with the "
+        "benchmark repository's downloader) and name that folder or its parent"
+    )
+
+
+def track_of(root: Path, track: str = "auto") -> str:
+    """The benchmark track of a folder: `track` when set, else the folder's name."""
+    if track not in TRACKS:
+        raise BenchmarkError(f"evaluate.physics_iq_track {track!r}: expected one of {TRACKS}")
+    if track != "auto":
+        return track
+    for name, folder in FOLDERS.items():
+        if root.name == folder:
+            return name
+    raise BenchmarkError(
+        f"{root}: the folder's name says neither track ({FOLDERS[ORIGINAL]} or "
+        f"{FOLDERS[VERIFIED]}); rename it or set evaluate.physics_iq_track: original|verified"
     )
 
 
@@ -86,17 +122,33 @@ def _parse(path: Path, kind: str) -> tuple[str, str, str, str]:
     return parts[0], parts[3], parts[4], parts[5]
 
 
-def _fps_folder(root: Path, kind: str, fps: int) -> Path:
-    """The folder of `fps`, or of 30 FPS (resampled on reading) when it is missing."""
-    base = root / "split-videos" / kind
+def _split_folder(root: Path, kind: str) -> Path | None:
+    """split-videos/<kind's folder>, by either track's name; None when neither exists."""
+    for name in SPLIT_FOLDERS[kind]:
+        if (root / "split-videos" / name).is_dir():
+            return root / "split-videos" / name
+    return None
+
+
+def _rate_folder(base: Path, fps: int) -> Path | None:
+    """base/<fps>FPS, else base/30FPS (resampled on reading), else None."""
     for rate in (fps, SOURCE_FPS):
         if (base / f"{rate}FPS").is_dir():
             return base / f"{rate}FPS"
-    found = sorted(p.name for p in base.glob("*FPS")) if base.is_dir() else []
-    raise BenchmarkError(
-        f"{base} has neither {fps}FPS nor {SOURCE_FPS}FPS (found: {found or 'nothing'}); "
-        "download the benchmark's 30FPS videos"
-    )
+    return None
+
+
+def _fps_folder(root: Path, kind: str, fps: int) -> Path:
+    """The split folder of `kind` at `fps`, or at 30 FPS when that rate is missing."""
+    base = _split_folder(root, kind) or root / "split-videos" / SPLIT_FOLDERS[kind][0]
+    folder = _rate_folder(base, fps)
+    if folder is None:
+        found = sorted(p.name for p in base.glob("*FPS")) if base.is_dir() else []
+        raise BenchmarkError(
+            f"{base} has neither {fps}FPS nor {SOURCE_FPS}FPS (found: {found or 'nothing'}); "
+            "download the benchmark's 30FPS videos"
+        )
+    return folder
 
 
 def descriptions(path: str | Path | None) -> dict[str, tuple[str, str]]:
@@ -120,9 +172,15 @@ def descriptions(path: str | Path | None) -> dict[str, tuple[str, str]]:
     }
 
 
-def scan(folder: str | Path, fps: int, descriptions_csv: str | Path | None = None) -> list[View]:
-    """Every view with a take 1, take 2, conditioning clip and switch frame, sorted by ID;
-    a view missing any of them is an error naming the file."""
+def scan(
+    folder: str | Path,
+    fps: int,
+    descriptions_csv: str | Path | None = None,
+    generation_inputs: bool = True,
+) -> list[View]:
+    """Every view with a take 1 and a take 2, sorted by ID, and (`generation_inputs`) a
+    conditioning part and a switch frame; a view missing any of them is an error naming
+    the file. Scoring alone needs only the takes."""
     root = root_of(folder)
     takes: dict[tuple[str, str], dict[str, str]] = {}
     for path in sorted(_fps_folder(root, TESTING, fps).glob("*.mp4")):
@@ -142,8 +200,8 @@ def scan(folder: str | Path, fps: int, descriptions_csv: str | Path | None = Non
         description, category = texts.get(name, (_words(scenario), UNKNOWN_CATEGORY))
         views.append(View(ids["take-1"], view, scenario, ids["take-2"], description, category))
     views.sort(key=lambda v: v.id)
-    for item in views:
-        for path in (conditioning_path(root, item, fps), switch_frame_path(root, item)):
+    for item in views if generation_inputs else ():
+        for path in (conditioning_source(root, item, fps), switch_frame_path(root, item)):
             if not path.exists():
                 raise BenchmarkError(f"{path} is missing; complete the benchmark download")
     return views
@@ -161,9 +219,83 @@ def testing_path(root: Path, item: View, take: int, fps: int) -> Path:
 
 
 def conditioning_path(root: Path, item: View, fps: int) -> Path:
+    """The split conditioning clip (the Original download ships them)."""
     folder = _fps_folder(root, CONDITIONING, fps)
     rate = folder.name
     return folder / f"{item.id}_{CONDITIONING}_{rate}_{item.view}_take-1_{item.scenario}.mp4"
+
+
+def full_video_path(root: Path, item: View, fps: int) -> Path:
+    """The full take-1 recording (conditioning and testing parts; the Verified dataset)."""
+    base = root / "full-videos" / "take-1"
+    folder = _rate_folder(base, fps)
+    if folder is None:
+        raise BenchmarkError(
+            f"{root} has no split conditioning clips and {base} has neither {fps}FPS nor "
+            f"{SOURCE_FPS}FPS: download the benchmark's full-videos (or its conditioning clips)"
+        )
+    return folder / f"{item.id}_full-videos_{folder.name}_{item.view}_take-1_{item.scenario}.mp4"
+
+
+def conditioning_source(root: Path, item: View, fps: int) -> Path:
+    """The file a view's conditioning part is read from: its split conditioning clip
+    where the download has them, else its full take-1 video."""
+    if _split_folder(root, CONDITIONING) is not None:
+        return conditioning_path(root, item, fps)
+    return full_video_path(root, item, fps)
+
+
+def conditioning_frames(root: Path, item: View, fps: int) -> np.ndarray:
+    """(T,H,W,3) uint8 RGB of the view before its switch frame at `fps`: the split
+    conditioning clip where the download has one, else the full take-1 video without its
+    last (testing video's length) frames, both at the full video's rate."""
+    if _split_folder(root, CONDITIONING) is not None:
+        return read_at(conditioning_path(root, item, fps), fps)
+    full_path = full_video_path(root, item, fps)
+    rate = int(full_path.parent.name.removesuffix("FPS"))
+    testing_folder = _rate_folder(_split_folder(root, TESTING) or root, rate)
+    if testing_folder is None or testing_folder.name != full_path.parent.name:
+        raise BenchmarkError(
+            f"{full_path}: its testing videos at {rate} FPS are missing, so the switch "
+            "frame's position is unknown; complete the download"
+        )
+    testing = testing_folder / (
+        f"{item.id}_{TESTING}_{testing_folder.name}_{item.view}_take-1_{item.scenario}.mp4"
+    )
+    full = read_rgb(full_path)
+    before = len(full) - frame_count(testing)
+    if before < 2:
+        raise BenchmarkError(
+            f"{full_path} has {len(full)} frames, no more than its testing video {testing.name}:"
+            " nothing precedes the switch frame; download the full videos again"
+        )
+    if rate == fps:
+        return full[:before]
+    return resample(full[:before], rate, fps, before / rate)
+
+
+def frame_count(path: Path) -> int:
+    """Frames OpenCV decodes from a video (counted by decoding: containers may lie)."""
+    if not path.exists():
+        raise BenchmarkError(f"{path} is missing; complete the benchmark download")
+    return sum(1 for _ in opencv_frames(path))
+
+
+def real_mask_path(root: Path, item: View, take: int, fps: int) -> Path | None:
+    """A real take's shipped motion-mask video at `fps`, or None where the download has
+    no video-masks/real/<fps>FPS folder (the masks are then computed, as the reference
+    does); a folder that lacks the view's file is an error."""
+    folder = root / "video-masks" / "real" / f"{fps}FPS"
+    if not folder.is_dir():
+        return None
+    file_id = item.id if take == 1 else item.take2_id
+    path = folder / f"{file_id}_video-masks_{fps}FPS_{item.view}_take-{take}_{item.scenario}.mp4"
+    if not path.exists():
+        raise BenchmarkError(
+            f"{path} is missing from the shipped masks; complete the download or remove "
+            f"{folder} to have the masks computed from the takes"
+        )
+    return path
 
 
 def switch_frame_path(root: Path, item: View) -> Path:

@@ -194,6 +194,8 @@ class Evaluate:
     physics_iq_benchmark: str | None
     physics_iq_descriptions: str | None
     physics_iq_seeds: int
+    physics_iq_track: str  # auto (from the folder's name), original, verified
+    physics_iq_prompts: str  # op (original descriptions) or bpp (templated)
 
 
 @frozen

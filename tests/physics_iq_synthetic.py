@@ -130,30 +130,55 @@ def conditioning(scenario: int, view: int) -> np.ndarray:
     return _ball(size, CONDITIONING_FRAMES, before, velocity, 9, seed=10 * scenario + view)
 
 
-def write_benchmark(root: Path, fps: int = FPS) -> tuple[Path, Path]:
-    """The parity set in the benchmark's own layout (physics-IQ-benchmark/: split-videos
-    in the <fps>FPS folders, switch frames) + a descriptions CSV; (benchmark folder,
-    descriptions). Written at 30 fps, the DAG resamples it as the reference does."""
-    bench = root / "physics-IQ-benchmark"
-    testing = bench / "split-videos" / "testing-videos" / f"{fps}FPS"
+def write_benchmark(root: Path, fps: int = FPS, track: str = "original") -> tuple[Path, Path]:
+    """The parity set in the benchmark's own layout + a descriptions CSV; (benchmark
+    folder, descriptions). Original: physics-IQ-benchmark/ with split testing and
+    conditioning clips in the <fps>FPS folders; Verified: physics-IQ-benchmark-verified/
+    with split testing clips, full take-1 videos (conditioning + testing) and the real
+    takes' motion masks shipped as the reference writes them. Written at `fps`; the DAG
+    resamples 30 fps as the reference does."""
+    from stance.evaluate.physics_iq import motion_masks
+
+    verified = track == physics_iq_folder.VERIFIED
+    bench = root / physics_iq_folder.FOLDERS[track]
+    split = "testing" if verified else "testing-videos"
+    testing = bench / "split-videos" / split / f"{fps}FPS"
     conditioning_dir = bench / "split-videos" / "conditioning-videos" / f"{fps}FPS"
+    full_dir = bench / "full-videos" / "take-1" / f"{fps}FPS"
+    masks_dir = bench / "video-masks" / "real" / f"{fps}FPS"
     switch = bench / "switch-frames"
-    for folder in (testing, conditioning_dir, switch):
+    folders = (
+        (testing, full_dir, masks_dir, switch) if verified else (testing, conditioning_dir, switch)
+    )
+    for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
     rows = ["scenario,description,category,generated_video_name"]
     for s, scenario in enumerate(SCENARIOS):
         for v, view in enumerate(VIEWS):
             clips = videos(s, v)
-            for take in ("take-1", "take-2"):
-                write_video(testing / real_name(s, v, take, fps), clips[take], fps)
             number = f"{100 * s + 10 * v + 1:04d}"
+            for take in ("take-1", "take-2"):
+                name = real_name(s, v, take, fps)
+                write_video(testing / name, clips[take], fps)
+                if verified:
+                    masks = motion_masks(clips[take][:, :, :, ::-1].copy(), 10)
+                    mask_name = name.replace("_testing-videos_", "_video-masks_")
+                    write_masks(masks_dir / mask_name, masks, fps)
             before = conditioning(s, v)
-            write_video(
-                conditioning_dir
-                / f"{number}_conditioning-videos_{fps}FPS_{view}_take-1_{scenario}.mp4",
-                before,
-                fps,
-            )
+            if verified:
+                full = np.concatenate([before, clips["take-1"]])
+                write_video(
+                    full_dir / f"{number}_full-videos_{fps}FPS_{view}_take-1_{scenario}.mp4",
+                    full,
+                    fps,
+                )
+            else:
+                write_video(
+                    conditioning_dir
+                    / f"{number}_conditioning-videos_{fps}FPS_{view}_take-1_{scenario}.mp4",
+                    before,
+                    fps,
+                )
             cv2.imwrite(
                 str(switch / f"{number}_switch-frames_anyFPS_{view}_{scenario}.jpg"), before[-1]
             )
@@ -165,3 +190,12 @@ def write_benchmark(root: Path, fps: int = FPS) -> tuple[Path, Path]:
     descriptions = root / "descriptions.csv"
     descriptions.write_text("\n".join(rows) + "\n")
     return bench, descriptions
+
+
+def write_masks(path: Path, masks: np.ndarray, fps: int) -> None:
+    """A motion-mask video as the reference writes it: grey mp4v at the video's size."""
+    h, w = masks.shape[1:]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h), False)
+    for mask in masks:
+        writer.write((mask * 255).astype(np.uint8))
+    writer.release()

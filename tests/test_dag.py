@@ -241,20 +241,21 @@ def test_a_model_value_that_is_neither_hub_id_nor_folder_stops_the_dag(workflow)
 
 
 def test_the_physics_iq_benchmark_track_runs_only_when_configured(workflow, tmp_path):
-    """With evaluate.physics_iq_benchmark set (a tiny synthetic folder in the benchmark's
-    layout at 30FPS, resampled to render.fps = 12): cues of every view once, one generation
-    job per variant and seed, one scoring job per variant (all its seeds), one table;
-    without it, none of them."""
+    """With evaluate.physics_iq_benchmark set (a tiny synthetic folder in the Verified
+    layout at 30FPS, resampled to render.fps = 12: conditioning parts from the full videos,
+    shipped real masks): cues of every view once, one generation job per variant and
+    seed, one scoring job per variant (all its seeds), one table; without it, none."""
     import physics_iq_synthetic as synthetic
 
     from stance import physics_iq_folder as folder
 
-    bench, descriptions = synthetic.write_benchmark(tmp_path, fps=30)
+    bench, descriptions = synthetic.write_benchmark(tmp_path, fps=30, track="verified")
     overrides = {
         "evaluate": {
             "physics_iq_benchmark": str(bench),
             "physics_iq_descriptions": str(descriptions),
             "physics_iq_seeds": 2,
+            "physics_iq_prompts": "bpp",
         }
     }
     assert workflow.pending(**overrides) == {
@@ -267,10 +268,11 @@ def test_the_physics_iq_benchmark_track_runs_only_when_configured(workflow, tmp_
     workflow.snakemake(configfiles=("overrides.yaml",))
     views = folder.scan(bench, 12)
     for run in ("01", "02"):
-        out = workflow.repo / "results/generate/rgb_depth/physics_iq" / f"run_{run}"
+        out = workflow.repo / "results/generate/rgb_depth/physics_iq" / f"rgb_depth-bpp-run_{run}"
         assert sorted(p.stem for p in out.glob("*.mp4")) == [v.name for v in views]
         assert len(folder.read_rgb(out / f"{views[0].name}.mp4")) == 12 * 5
     table = (workflow.repo / "results/evaluate/physics_iq_benchmark.md").read_text()
+    assert "Track: verified" in table and "bpp" in table
     assert "rgb_depth" in table and "Solid Mechanics" in table and "±" in table
     assert workflow.pending() == {}  # without the folder: no benchmark jobs
 

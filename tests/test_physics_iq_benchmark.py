@@ -18,6 +18,7 @@ from stance.cues import from_video
 from stance.cues import store as cue_store
 from stance.evaluate import physics_iq as piq
 from stance.evaluate import physics_iq_benchmark as bench
+from stance.evaluate import physics_iq_scores as scores
 from stance.generate.jobs import benchmark_frames
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "physics_iq_reference.json").read_text())
@@ -192,7 +193,7 @@ def test_scoring_a_run_in_the_benchmark_layout_gives_the_reference_numbers(bench
     )
     frame, run = bench.read_run(path)
     assert run["variant"] == "rgb_only"
-    assert bench.run_scores(frame)["all"] == REFERENCE["score"]
+    assert bench.run_scores(frame)["all"][scores.LEGACY] == REFERENCE["score"]
 
 
 def test_seeds_scored_together_equal_seeds_scored_alone(benchmark, tmp_path):
@@ -254,30 +255,54 @@ def test_table_is_mean_and_sample_std_over_runs_per_category(tmp_path):
         paths.append(
             bench.write_run(
                 _rows(run),
-                tmp_path / "runs" / "rgb_only" / f"run_{run:02d}.parquet",
-                {"variant": "rgb_only", "run": run, "reference": True},
+                tmp_path / "runs" / "rgb_only" / f"rgb_only-op-run_{run:02d}.parquet",
+                {"variant": "rgb_only", "run": run, "reference": True, "track": "verified"},
             )
         )
     single = bench.write_run(
         _rows(9),
-        tmp_path / "runs" / "backbone" / "run_01.parquet",
-        {"variant": "backbone", "run": 1, "reference": True},
+        tmp_path / "runs" / "backbone" / "backbone-op-run_01.parquet",
+        {"variant": "backbone", "run": 1, "reference": True, "track": "verified"},
     )
     table = bench.gather([*paths, single], tmp_path / "out", fps=8)
     per_run = [bench.run_scores(bench.read_run(p)[0]) for p in paths]
-    row = table[(table.variant == "rgb_only") & (table.category == "all")].iloc[0]
-    assert row.physics_iq_mean == pytest.approx(np.mean([r["all"] for r in per_run]))
-    assert row.physics_iq_std == pytest.approx(np.std([r["all"] for r in per_run], ddof=1))
-    assert row.runs == 3 and row.views == 6
-    optics = table[(table.variant == "rgb_only") & (table.category == "Optics")].iloc[0]
-    assert optics.physics_iq_mean == pytest.approx(np.mean([r["Optics"] for r in per_run]))
-    assert np.isnan(
-        table[(table.variant == "backbone") & (table.category == "all")].iloc[0].physics_iq_std
+
+    def row(variant, category, score):
+        pick = table[(table.variant == variant) & (table.category == category)]
+        return pick[pick.score == score].iloc[0]
+
+    for score in (scores.VERIFIED, scores.ORIGINAL, scores.STABLE):
+        values = [100 * r["all"][score] for r in per_run]
+        assert row("rgb_only", "all", score)["mean"] == pytest.approx(np.mean(values))
+        assert row("rgb_only", "all", score)["std"] == pytest.approx(np.std(values, ddof=1))
+    legacy = [r["all"][scores.LEGACY] for r in per_run]  # already 0-100
+    assert row("rgb_only", "all", scores.LEGACY)["mean"] == pytest.approx(np.mean(legacy))
+    first = row("rgb_only", "all", scores.VERIFIED)
+    assert first.runs == 3 and first.views == 6 and first.track == "verified"
+    assert first.prompts == "op"  # runs that do not say: the original descriptions
+    optics = row("rgb_only", "Optics", scores.VERIFIED)
+    assert optics["mean"] == pytest.approx(
+        np.mean([100 * r["Optics"][scores.VERIFIED] for r in per_run])
     )
+    assert np.isnan(row("backbone", "all", scores.VERIFIED)["std"])
     text = (tmp_path / "out" / "physics_iq_benchmark.md").read_text()
+    assert text.index("Verified (final_score_view)") < text.index("Original (final_score_orig)")
     assert "±" in text and "Optics" in text and "Solid" in text and "47.62" in text
+    assert "31.8 ± 1.5" in text  # the leaderboard's CogVideoX-5B, in the notes
     assert (tmp_path / "out" / "physics_iq_benchmark.csv").exists()
     assert (tmp_path / "out" / "physics_iq_benchmark.png").stat().st_size > 1000
+
+
+def test_an_original_track_table_heads_with_the_legacy_score(tmp_path):
+    path = bench.write_run(
+        _rows(1),
+        tmp_path / "rgb_only" / "rgb_only-op-run_01.parquet",
+        {"variant": "rgb_only", "run": 1, "reference": True},  # scored before tracks: original
+    )
+    table = bench.gather([path], tmp_path / "out", fps=8)
+    assert set(table.track) == {"original"}
+    text = (tmp_path / "out" / "physics_iq_benchmark.md").read_text()
+    assert "Original, legacy (calculate_iq_score) per category" in text
 
 
 def test_a_parquet_that_is_not_a_benchmark_run_is_refused(tmp_path):
