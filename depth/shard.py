@@ -48,26 +48,24 @@ def run_shard(
             dtype,
         )
         frames_done += len(disparity)
-        depth_store.write_depth(
-            out_dir / path.name,
-            disparity,
-            {
-                "clip_id": clip.attrs["clip_id"],
-                "model": model_source,
-                "input_size": settings.input_size,
-                "preprocessing": processor.to_dict(),
-                "device": device,
-                "dtype": dtype,
-                "code_hash": code_hash,
-                "render_code_hash": clip.attrs["code_hash"],
-            },
-        )
+        attrs = {
+            "clip_id": clip.attrs["clip_id"],
+            "model": model_source,
+            "input_size": settings.input_size,
+            "preprocessing": processor.to_dict(),
+            "device": device,
+            "dtype": dtype,
+            "code_hash": code_hash,
+            "render_code_hash": clip.attrs["code_hash"],
+        }
+        depth_store.write_depth(out_dir / path.name, disparity, attrs)
     seconds = time.perf_counter() - start
+    rate = frames_done / max(seconds, 1e-9)
     log.info(
         "depth: %d frames in %.1f s (%.1f frames/s) on %s/%s",
         frames_done,
         seconds,
-        frames_done / max(seconds, 1e-9),
+        rate,
         device,
         dtype,
     )

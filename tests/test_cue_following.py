@@ -259,3 +259,21 @@ def test_reversed_arrows_negate_the_direction_and_keep_the_mass():
     assert cue_store.CHANNELS == ("u", "v", "dz", "mass")
     np.testing.assert_array_equal(out.cue[0, 1, 1], np.float32([-1.5, 0.5, -0.2, 0.7]))
     assert out.cue.dtype == np.float32 and clip.cue[0, 1, 1, 0] == 1.5  # input untouched
+
+
+def test_a_value_not_measured_says_why_under_its_table(tmp_path):
+    table1 = pd.DataFrame(
+        {
+            "method": ["rgb_only", "rgb_seg"],
+            "split": ["all", "all"],
+            "physics_iq": [70.0, 71.0],
+            "fvd": [np.nan, np.nan],
+            "fvd_ci95": ["n/a (no I3D weights configured)"] * 2,
+            "trajectory_error_px": [np.nan, 2.5],
+        }
+    )
+    tables.write_all({"table1": table1}, tmp_path, notes=[])
+    text = (tmp_path / "tables.md").read_text()
+    assert "n/a in fvd: no I3D weights configured." in text
+    assert "n/a in trajectory_error_px: measured for RGB+Seg variants only" in text
+    assert "n/a in physics_iq" not in text and " nan " not in text

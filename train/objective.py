@@ -16,6 +16,8 @@ invert_scale_latents) or the way the official trainers do (`official`: * scaling
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from diffusers.models.embeddings import get_3d_rotary_pos_embed
 
@@ -137,14 +139,9 @@ def training_step(
     height = latents.shape[-2] * vae_spatial(model_config)
     width = latents.shape[-1] * vae_spatial(model_config)
     rope = rotary_embedding(model_config, height, width, frames, device)
-    aux_input = None
-    if aux != "none":
-        aux_latents = make_even(batch["aux_latents"], p_t)
-        aux_noise = draws.randn(aux_latents.shape, generator, device, aux_latents.dtype)
-        aux_noisy = scheduler.add_noise(aux_latents, aux_noise, t)
-        aux_key = batch["aux_image_latents" if settings.aux_keyframe == "aux" else "image_latents"]
-        aux_image = conditioning_latents(aux_key * scale, video_frames, p_t)
-        aux_input = torch.cat([aux_noisy, aux_image], dim=2)
+    aux_stream = (
+        None if aux == "none" else noised_aux(batch, scheduler, t, scale, settings, p_t, generator)
+    )
     cues = drop_cues(batch.get("cues"), settings.cue_dropout, generator)
     ofs = torch.full((latents.shape[0],), 2.0, device=device)
     dtype = parameter_dtype(transformer)  # noise and loss stay float32, the model's input not
@@ -159,13 +156,32 @@ def training_step(
         ofs=ofs,
         image_rotary_emb=rope,
         cues=cast(cues),
-        aux_hidden_states=cast(aux_input),
+        aux_hidden_states=cast(None if aux_stream is None else aux_stream.input),
         generator=generator,
     ).sample
-    if aux_input is None:
+    if aux_stream is None:
         return {"rgb": velocity_loss(scheduler, out, noisy, latents, t)}
     rgb_out, aux_out = out
     return {
         "rgb": velocity_loss(scheduler, rgb_out, noisy, latents, t),
-        "aux": velocity_loss(scheduler, aux_out, aux_noisy, aux_latents, t),
+        "aux": velocity_loss(scheduler, aux_out, aux_stream.noisy, aux_stream.clean, t),
     }
+
+
+@dataclass
+class NoisedAux:
+    clean: torch.Tensor  # the auxiliary latents, made even in frames
+    noisy: torch.Tensor  # noised at the RGB stream's timesteps
+    input: torch.Tensor  # noisy + its conditioning keyframe, channel-concatenated
+
+
+def noised_aux(batch, scheduler, t, scale, settings, p_t, generator) -> NoisedAux:
+    """The auxiliary stream noised at the same timesteps as RGB (its own noise draw) and
+    conditioned on its keyframe: the auxiliary one, or RGB's (train.aux_keyframe)."""
+    video_frames = batch["video_latents"].shape[1]
+    clean = make_even(batch["aux_latents"], p_t)
+    noise = draws.randn(clean.shape, generator, clean.device, clean.dtype)
+    noisy = scheduler.add_noise(clean, noise, t)
+    key = batch["aux_image_latents" if settings.aux_keyframe == "aux" else "image_latents"]
+    image = conditioning_latents(key * scale, video_frames, p_t)
+    return NoisedAux(clean, noisy, torch.cat([noisy, image], dim=2))
