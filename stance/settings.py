@@ -139,6 +139,7 @@ class Train:
     steps: int
     pretrain_steps: int
     lr_warmup_steps: int
+    ema_decay: float
     validate_every: int
     validate_sampling_steps: int
     num_gpus: int

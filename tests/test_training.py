@@ -194,33 +194,59 @@ def _weights(out):
     return load_file(str(out / "transformer" / "diffusion_pytorch_model.safetensors"))
 
 
+def _killed_and_resumed(stack, runs, out, **overrides) -> str:
+    """A fit killed once after its first checkpoint, then run again; its stderr."""
+    job = subprocess.Popen(
+        _fit(stack, runs, out, **overrides), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while not list(runs.glob("v/*/checkpoints/step-*/COMPLETE")):
+        assert job.poll() is None and time.time() < deadline, "no checkpoint before exit"
+        time.sleep(0.01)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    assert not (out / "transformer").exists()
+    done = subprocess.run(
+        _fit(stack, runs, out, **overrides), check=True, capture_output=True, text=True
+    )
+    return done.stderr
+
+
 @pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_weights(stack, tmp_path):
     subprocess.run(
         _fit(stack, tmp_path / "runs_a", tmp_path / "a"), check=True, capture_output=True
     )
-    job = subprocess.Popen(
-        _fit(stack, tmp_path / "runs_b", tmp_path / "b"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while not list((tmp_path / "runs_b").glob("v/*/checkpoints/step-*/COMPLETE")):
-        assert job.poll() is None and time.time() < deadline, "no checkpoint before exit"
-        time.sleep(0.01)
-    job.send_signal(signal.SIGKILL)
-    job.wait()
-    assert not (tmp_path / "b" / "transformer").exists()
-    done = subprocess.run(
-        _fit(stack, tmp_path / "runs_b", tmp_path / "b"), check=True, capture_output=True, text=True
-    )
-    assert "resumed" in done.stderr
+    assert "resumed" in _killed_and_resumed(stack, tmp_path / "runs_b", tmp_path / "b")
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     losses = (tmp_path / "b" / "losses.csv").read_text().splitlines()
     assert [int(r.split(",")[0]) for r in losses[1:]] == list(range(1, 17))
     assert (tmp_path / "b" / "loss_curve.png").exists()
+
+
+@pytest.mark.slow
+def test_a_run_with_a_weight_average_saves_the_average_and_resumes_it(stack, tmp_path):
+    """train.ema_decay: the saved transformer is the moving average (a near-zero decay
+    averages nothing: the trained weights; 0.9 lags behind them), and a killed run resumes
+    its average from the checkpoint to the same weights."""
+
+    def fit(name, **overrides):
+        subprocess.run(
+            _fit(stack, tmp_path / f"runs_{name}", tmp_path / name, **overrides),
+            check=True,
+            capture_output=True,
+        )
+        return _weights(tmp_path / name)
+
+    raw, instant, averaged = fit("raw"), fit("instant", ema_decay=1e-9), fit("avg", ema_decay=0.9)
+    assert all(torch.allclose(raw[k], instant[k], atol=1e-6) for k in raw)
+    moved = [k for k in raw if not torch.allclose(raw[k], averaged[k], atol=1e-6)]
+    assert len(moved) > len(raw) // 2  # the average lags behind the trained weights
+    _killed_and_resumed(stack, tmp_path / "runs_b", tmp_path / "b", ema_decay=0.9)
+    resumed = _weights(tmp_path / "b")
+    assert all(torch.equal(averaged[k], resumed[k]) for k in averaged)
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ its warmup schedule, prepared together (`open_run`)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -104,6 +105,22 @@ class Run:
     vae: Any  # None unless keyframes are noised and encoded every step
     vae_config: Any
     dataset: CacheDataset
+    ema: Any = None  # diffusers EMAModel of `ema_params` (train.ema_decay > 0), else None
+    ema_params: list = dataclasses.field(default_factory=list)
+
+    @contextlib.contextmanager
+    def averaged_weights(self):
+        """The model carries the moving average inside the block (if there is one), its
+        trained weights again after it."""
+        if self.ema is None:
+            yield
+            return
+        self.ema.store(self.ema_params)
+        self.ema.copy_to(self.ema_params)
+        try:
+            yield
+        finally:
+            self.ema.restore(self.ema_params)
 
 
 def open_run(job: Job) -> Run:
@@ -132,6 +149,7 @@ def open_run(job: Job) -> Run:
     if vae is not None:
         vae.requires_grad_(False).eval().to(accelerator.device)
     dataset = CacheDataset(files, variant.aux, cues, settings.image_noise)
+    ema, ema_params = weight_average(model, settings, accelerator)
     return Run(
         job.name,
         variant,
@@ -146,7 +164,22 @@ def open_run(job: Job) -> Run:
         vae,
         vae_config,
         dataset,
+        ema,
+        ema_params,
     )
+
+
+def weight_average(model, settings: Train, accelerator):
+    """(EMAModel of the trained parameters, those parameters), or (None, []) when
+    train.ema_decay is 0; registered so that checkpoints save and resume it."""
+    if not settings.ema_decay:
+        return None, []
+    from diffusers.training_utils import EMAModel
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    ema = EMAModel(params, decay=settings.ema_decay)
+    accelerator.register_for_checkpointing(ema)
+    return ema, params
 
 
 def make_accelerator(settings: Train, run_dir: Path):

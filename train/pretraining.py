@@ -12,10 +12,11 @@ from stance.settings import Train, Variant, replace
 
 PRETRAINED = "pretrained"  # the shared backbone's name: results/train/pretrained
 # What pretraining ignores: it trains no cues and no auxiliary stream, is not validated
-# on cue control, and its length is pretrain_steps. The rule leaves these out, so
-# editing them never reruns it.
+# on cue control, keeps no weight average, and its length is pretrain_steps. The rule
+# leaves these out, so editing them never reruns it.
 PRETRAIN_IGNORES = (
     "steps",
+    "ema_decay",
     "variants",
     "cue_dropout",
     "lambda_aux",
@@ -53,7 +54,9 @@ def pretrain_backbone(
         out_dir=out_dir,
         run_root=run_root,
         # keeps the restriction to the keys the rule passed
-        settings=replace(settings, steps=settings.pretrain_steps, cue_dropout=0.0, variants={}),
+        settings=replace(
+            settings, steps=settings.pretrain_steps, cue_dropout=0.0, ema_decay=0.0, variants={}
+        ),
         name=PRETRAINED,
         variant=Variant(aux="none", cue_mode="none", motion_tokens=1),
         model_source=model_source,

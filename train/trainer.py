@@ -126,7 +126,8 @@ def train(job: Job, probe=None) -> Path:
         done = step + 1
         step_seconds.append(time.perf_counter() - started)
         if probe is not None and (done % settings.validate_every == 0 or done == settings.steps):
-            validate(accelerator, probe, run.model, job.variant, done)
+            with run.averaged_weights():
+                validate(accelerator, probe, run.model, job.variant, done)
         started = time.perf_counter()
         checkpoint_or_stop(run, done, stop, deadline)
     accelerator.wait_for_everyone()
@@ -237,6 +238,8 @@ def optimise(run: Run, step: int, batch: dict[str, torch.Tensor]) -> float:
         run.optimizer.step()
         run.schedule.step()
         run.optimizer.zero_grad()
+        if run.ema is not None and accelerator.sync_gradients:
+            run.ema.step(run.ema_params)
     values = {k: float(v.detach()) for k, v in terms.items()}
     total = float(loss.detach())
     accelerator.log({"loss": total, **values}, step=step + 1)
@@ -251,7 +254,8 @@ def finish(run: Run, job: Job, probe, pace: dict[str, float]) -> None:
     out_dir = job.out_dir
     log.info("seconds per step: %s", pace)
     note(run.run_dir, "finish", run.settings.steps, **pace)
-    run.accelerator.unwrap_model(run.model).save_pretrained(out_dir / "transformer")
+    with run.averaged_weights():  # the saved transformer is the average, when kept
+        run.accelerator.unwrap_model(run.model).save_pretrained(out_dir / "transformer")
     losses = run.run_dir / "losses.csv"
     plot_losses(losses, out_dir / "loss_curve.png", run.name)
     if probe is not None:
