@@ -166,9 +166,8 @@ def _physics_iq(args: argparse.Namespace) -> None:
             f"{len(args.generated)} --generated folders, {len(args.out)} --out files and "
             f"{len(record['runs'])} run numbers in --record: give one of each per run"
         )
-    track = physics_iq_folder.track_of(
-        physics_iq_folder.root_of(args.benchmark), settings.physics_iq_track
-    )
+    root = physics_iq_folder.root_of(args.benchmark, settings.physics_iq_track)
+    track = physics_iq_folder.track_of(root, settings.physics_iq_track)
     runs = physics_iq_benchmark.score_runs(
         args.benchmark, args.generated, args.fps, options, args.descriptions, track
     )
@@ -179,7 +178,8 @@ def _physics_iq(args: argparse.Namespace) -> None:
             "fps": args.fps,
             "reference": options.reference,
             "track": track,
-            "prompts": settings.physics_iq_prompts,
+            # without a descriptions CSV the prompts are the scenario names in words
+            "prompts": settings.physics_iq_prompts if args.descriptions else "names",
         }
         physics_iq_benchmark.write_run(rows, out, run)
 

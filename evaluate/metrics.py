@@ -117,6 +117,20 @@ def cue_following(
     return out
 
 
+def physical_variance_take(path: Path, rgb: np.ndarray, pv_source: str):
+    """(its path, frames) of the clip's take 2: its perturbed twin render, or the clip
+    itself (`deterministic`)."""
+    twin_path = path.with_name(path.name.replace(".zarr", ".twin.zarr"))
+    if pv_source != "twin":
+        return twin_path, rgb
+    if not twin_path.exists():
+        raise StoreError(
+            f"{twin_path} is missing: physical variance from twins needs "
+            "render.twins.enabled, or set evaluate.pv_source: deterministic"
+        )
+    return twin_path, clip_store.read_clip(twin_path, names=("rgb",)).arrays["rgb"]
+
+
 def evaluate_clip(
     path: Path,
     method: str,
@@ -130,16 +144,7 @@ def evaluate_clip(
     variant without cues (its own video stands for every cue condition)."""
     clip = clip_store.read_clip(path, frames={"rgb": slice(None), "segmentation": [0]})
     rgb, attrs = clip.arrays["rgb"], clip.attrs
-    twin_path = path.with_name(path.name.replace(".zarr", ".twin.zarr"))
-    if settings.pv_source == "twin":
-        if not twin_path.exists():
-            raise StoreError(
-                f"{twin_path} is missing: physical variance from twins needs "
-                "render.twins.enabled, or set evaluate.pv_source: deterministic"
-            )
-        twin = clip_store.read_clip(twin_path, names=("rgb",)).arrays["rgb"]
-    else:
-        twin = rgb
+    twin_path, twin = physical_variance_take(path, rgb, settings.pv_source)
     generated, aux, others = method_video(
         method, attrs["clip_id"], rgb, twin, generated_dir, external_dir, takes_cues
     )

@@ -17,8 +17,9 @@ Reference settings (the defaults, `Options.reference`):
   average updated with weight 0.3 BEFORE differencing, |grey - avg| > 10, morphological
   open then close (5x5), frame 0 empty; written as an mp4v video at the video's own fps
   (even-cropped), read back, resized bilinearly to the evaluation size and re-binarised
-  at > 127 (`lossy_mask_roundtrip`). The reference reads the mask video as 3 equal BGR
-  channels; an IoU over 3 equal channels equals the IoU over one (tested);
+  at > 127 (`lossy_mask_roundtrip`). The old reference reads the mask video's 3 BGR
+  channels, which a grey video decodes nearly equal; its IoU over them equals the IoU
+  over channel 0 on the parity set (tested), the channel the newer reference uses;
 - per-view metrics (`view_metrics`): spatiotemporal IoU per frame (1 when the union is
   empty; frames paired like zip), spatial IoU of the "ever moved" masks, weighted
   spatial IoU of the per-pixel motion frequency, MSE per frame of [0, 1] frames in
@@ -60,8 +61,9 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def lossy_mask_roundtrip(masks: np.ndarray, size: tuple[int, int], fps: int) -> np.ndarray:
     """The reference's mask files: an mp4v video at the masks' own (even-cropped) size and
-    the video's fps, read back as BGR, resized bilinearly and re-binarised at > 127. The
-    decoded channels are equal (grey in, neutral chroma), so channel 0 stands for all."""
+    the video's fps, read back as BGR, resized bilinearly and re-binarised at > 127 on
+    channel 0 (B), as the reference thresholds them (the decoded channels of a grey video
+    can differ by 1, so the channel matters near the threshold)."""
     t, h, w = masks.shape
     w2, h2 = w - w % 2, h - h % 2
     with tempfile.TemporaryDirectory() as folder:
@@ -72,7 +74,7 @@ def lossy_mask_roundtrip(masks: np.ndarray, size: tuple[int, int], fps: int) -> 
         for mask in masks:
             writer.write((mask[:h2, :w2] * 255).astype(np.uint8))
         writer.release()
-        frames = [frame[..., 0] for frame in opencv_frames(path)]  # 3 equal channels
+        frames = [frame[..., 0] for frame in opencv_frames(path)]  # BGR: B, as the reference
     if len(frames) != t:
         raise RuntimeError(f"mask video round trip returned {len(frames)} of {t} frames")
     return resize_frames(np.stack(frames), size) > 127
@@ -189,16 +191,16 @@ def prepare(frames: np.ndarray, size: tuple[int, int], fps: int, options: Option
 
 
 def prepare_shipped(frames: np.ndarray, masks: np.ndarray, size: tuple[int, int]) -> Prepared:
-    """A real take with its shipped motion-mask video (the Verified dataset's
-    video-masks/real): the mask frames as decoded, channel 0 resized bilinearly to the
-    evaluation size and binarised at > 127, as the reference reads mask files."""
+    """A real take with its shipped motion-mask video (the download's video-masks/real):
+    `masks` (T,H,W) is channel 0 of the decoded BGR frames (`read_mask_video`), resized
+    bilinearly to the evaluation size and binarised at > 127, as the reference reads mask
+    files (it resizes the 3 channels, then takes channel 0: the same pixels)."""
     if len(masks) < len(frames):
         raise PhysicsIQError(
             f"the shipped mask video has {len(masks)} frames for a take of {len(frames)}: "
             "download the masks again, or remove video-masks/real to have them computed"
         )
-    grey = masks[: len(frames), ..., 0] if masks.ndim == 4 else masks[: len(frames)]
-    return Prepared(resize_frames(frames, size), resize_frames(grey, size) > 127)
+    return Prepared(resize_frames(frames, size), resize_frames(masks[: len(frames)], size) > 127)
 
 
 @dataclass
@@ -291,8 +293,12 @@ class Scores:
 
 
 def _score(st, s, ws, mse, pv_st, pv_s, pv_ws, pv_mse) -> float:
-    ratios = (st / pv_st + s / pv_s + ws / pv_ws) / 3
-    return round(max(min(100.0 * (ratios - (mse - pv_mse)), 100.0), 0.0), 2)
+    """calculate_iq_score.py's formula; as there (numpy), x/0 = inf (clipped to 100) and
+    0/0 = nan."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = (np.float64(st) / pv_st + np.float64(s) / pv_s + np.float64(ws) / pv_ws) / 3
+        value = float(np.clip(100.0 * (ratios - (mse - pv_mse)), 0.0, 100.0))
+    return round(value, 2)
 
 
 def aggregate(
@@ -300,9 +306,12 @@ def aggregate(
     variance: Sequence[ViewMetrics],
     scenarios: Sequence[str] | None = None,
     views: Sequence[str] | None = None,
+    refuse_degenerate: bool = True,
 ) -> Scores:
     """Dataset score from per-view metrics vs take 1 (`generated`) and take 2 vs take 1,
-    with `scenarios[i]`/`views[i]` naming record i (default: one view per scenario)."""
+    with `scenarios[i]`/`views[i]` naming record i (default: one view per scenario). A
+    physical-variance IoU of 0 is refused (`refuse_degenerate`: rendered twins that never
+    move like their clips) or, as the reference, makes its ratio infinite (score 100)."""
     if not generated or len(generated) != len(variance):
         raise ValueError("need one physical-variance record per generated clip")
     n = len(generated)
@@ -319,7 +328,7 @@ def aggregate(
     pv_s = round(_mean_of_groups([[v.s] for v in variance], by_view), 5)
     pv_ws = round(_mean_of_groups([[v.ws] for v in variance], by_view), 4)
     pvs = (pv_st, pv_s, pv_ws, pv_mse)
-    if min(pvs[:3]) <= 0:
+    if refuse_degenerate and min(pvs[:3]) <= 0:
         raise ValueError(
             f"physical variance IoUs {pvs[:3]} must be positive: the twins never "
             "move like their clips (check render.twins or use deterministic PV)"

@@ -7,11 +7,11 @@ runs (the reference recomputes them for every run), the videos of a view in para
 Per view the numbers are `physics_iq.score_view` with the configured options (the
 reference's by default): take 1 and take 2 of the benchmark at render.fps (resampled from
 30FPS as the reference's fps_changer when that rate is not in the download) and the
-generated `<ID>_<view>_<scenario>.mp4`. Real motion masks are computed from the takes the
-way the reference computed its video-masks/ folder (at the video's own size, through an
-mp4v file), so that folder is not read. The dataset score is `physics_iq.aggregate` over
-all views (scenario and view grouping as calculate_iq_score.py); a category's score is the
-same formula over its views only, with that category's physical variance.
+generated `<ID>_<view>_<scenario>.mp4`. Real motion masks are the download's
+video-masks/real/<fps>FPS files where that folder exists, read as the reference reads
+them, else computed from the takes the way the reference computes missing ones (at the
+video's own size, through an mp4v file). A run's scores are every score the reference
+reports (`physics_iq_scores`); a category's are the same formulas over its views only.
 """
 
 from __future__ import annotations
@@ -46,23 +46,19 @@ def score_runs(
     track: str = "auto",
 ) -> list[list[dict[str, Any]]]:
     """Per run folder, one row per view: its per-view metrics against take 1 (the run's
-    video and take 2). Each view's takes are prepared once for all runs; on the Verified
-    track with the dataset's shipped real masks."""
-    root = folder.root_of(benchmark)
-    shipped = folder.track_of(root, track) == folder.VERIFIED
+    video and take 2). Each view's takes are prepared once for all runs, with the
+    download's real masks where it ships them (either track, as the reference)."""
+    root = folder.root_of(benchmark, track)
     rows: list[list[dict[str, Any]]] = [[] for _ in runs]
     with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
         views = folder.scan(root, fps, descriptions, generation_inputs=False)
         for item in tqdm(views, desc="physics-iq", unit="view"):
-            view_rows = score_item(root, item, runs, fps, options, pool, shipped_masks=shipped)
-            for k, row in enumerate(view_rows):
+            for k, row in enumerate(score_item(root, item, runs, fps, options, pool)):
                 rows[k].append(row)
     return rows
 
 
-def score_item(
-    root: Path, item, runs: Sequence[Path], fps: int, options, pool, shipped_masks: bool = False
-) -> list[dict]:
+def score_item(root: Path, item, runs: Sequence[Path], fps: int, options, pool) -> list[dict]:
     """One view's row per run; its videos decoded and prepared in the pool's threads."""
     paths = {f"run{k}": run / f"{item.name}.mp4" for k, run in enumerate(runs)}
     for path in paths.values():
@@ -76,12 +72,9 @@ def score_item(
         pool.submit(folder.read_at, folder.testing_path(root, item, k, fps), fps) for k in (1, 2)
     ]
     runs_read = {key: pool.submit(folder.read_rgb, path) for key, path in paths.items()}
-    mask_paths = {
-        f"take{k}": folder.real_mask_path(root, item, k, fps) if shipped_masks else None
-        for k in (1, 2)
-    }
+    mask_paths = {f"take{k}": folder.real_mask_path(root, item, k, fps) for k in (1, 2)}
     masks_read = {
-        key: pool.submit(folder.read_rgb, path) for key, path in mask_paths.items() if path
+        key: pool.submit(folder.read_mask_video, path) for key, path in mask_paths.items() if path
     }
     take1, take2 = (future.result() for future in takes)
     generated = {key: future.result() for key, future in runs_read.items()}
@@ -161,8 +154,8 @@ def summary(runs: Mapping[str, Sequence[Path]]) -> pd.DataFrame:
         settings = {
             "views": int(records[0]["views"]),
             "reference_settings": all(r["reference"] for r in records),
-            "track": _one(records, "track", folder.ORIGINAL),
-            "prompts": _one(records, "prompts", "op"),
+            "track": _one(records, "track", "unknown"),
+            "prompts": _one(records, "prompts", "unknown"),
         }
         for category in per_run[0]:
             for key in physics_iq_scores.KEYS:
@@ -176,7 +169,8 @@ def summary(runs: Mapping[str, Sequence[Path]]) -> pd.DataFrame:
                         "score": key,
                         "mean": float(values.mean()) if len(values) else np.nan,
                         "std": float(values.std(ddof=1)) if len(values) > 1 else np.nan,
-                        "runs": len(values),
+                        "runs": len(per_run),
+                        "finite_runs": len(values),
                         **settings,
                     }
                 )
@@ -184,34 +178,37 @@ def summary(runs: Mapping[str, Sequence[Path]]) -> pd.DataFrame:
 
 
 def _one(records: Sequence[Mapping[str, Any]], key: str, default: str) -> str:
-    """The runs' common value of `key` (runs scored before it was recorded: `default`)."""
+    """The runs' common value of `key` (`default` for runs that did not record it)."""
     values = sorted({str(r.get(key, default)) for r in records})
     return values[0] if len(values) == 1 else "mixed: " + ", ".join(values)
 
 
-def headline(track: str) -> str:
-    """The score a track's leaderboard reports: Verified's final_score_view, Original's
-    legacy calculate_iq_score (the paper's protocol)."""
-    return physics_iq_scores.VERIFIED if track == folder.VERIFIED else physics_iq_scores.LEGACY
+def headline(tracks: Sequence[str]) -> str:
+    """The headline score: Verified's leaderboard score (final_score_view) for Verified
+    runs, else the paper's protocol (the legacy calculate_iq_score)."""
+    verified = set(tracks) == {folder.VERIFIED}
+    return physics_iq_scores.VERIFIED if verified else physics_iq_scores.LEGACY
 
 
 SCORE_LABELS = {
     physics_iq_scores.VERIFIED: "Verified (final_score_view)",
     physics_iq_scores.ORIGINAL: "Original (final_score_orig)",
     physics_iq_scores.STABLE: "Stable (final_score_stable)",
-    physics_iq_scores.LEGACY: "Original, legacy (calculate_iq_score)",
+    physics_iq_scores.LEGACY: "Original, the paper's protocol (calculate_iq_score)",
 }
 LEADERBOARDS = (
-    "Leaderboards (physics-IQ-benchmark README, 2026-09): Verified i2v, mean ± std of 4 "
-    "runs: top 42.7 ± 0.8, CogVideoX-5B 31.8 ± 1.5; Original i2v, one sample: top 43.8, "
-    "CogVideoX-5b 32.3. The paper's STANCE {stance:.2f} is an Original-protocol number: "
-    "compare it with the legacy column of an Original-track run only."
+    "Leaderboards (google-deepmind/physics-IQ-benchmark README at commit 008659fe, "
+    "2026-09): Verified i2v, mean ± std over runs: top 42.7 ± 0.8 (Cosmos3-Super-"
+    "Image2Video), CogVideoX-5B 31.8 ± 1.5; Original i2v without best-of-N sampling: top "
+    "43.8 (Cosmos3-Super), CogVideoX-5b 32.3. The paper's STANCE {stance:.2f} is an "
+    "Original-protocol number: compare it with the paper's-protocol column of an "
+    "Original-track run only."
 )
 
 
 def cell(mean: float, std: float) -> str:
     if np.isnan(mean):
-        return "n/a (not computable: a physical variance is 0)"
+        return "n/a (undefined: 0/0 in a ratio to physical variance)"
     return f"{mean:.2f}" if np.isnan(std) else f"{mean:.2f} ± {std:.2f}"
 
 
@@ -226,7 +223,7 @@ def gather(paths: Sequence[Path], out_dir: Path, fps: int) -> pd.DataFrame:
         cell=[cell(m, s) for m, s in zip(table["mean"], table["std"], strict=True)]
     )
     tracks = sorted(set(table["track"]))
-    main = headline(tracks[0]) if len(tracks) == 1 else physics_iq_scores.LEGACY
+    main = headline(tracks)
     overall = table[table["category"] == "all"]
     scores = overall.pivot(index="variant", columns="score", values="cell")
     scores = scores[[main, *[k for k in SCORE_LABELS if k != main]]].rename(columns=SCORE_LABELS)
@@ -253,7 +250,8 @@ def gather(paths: Sequence[Path], out_dir: Path, fps: int) -> pd.DataFrame:
         f"Track: {', '.join(tracks)}. Image-to-video: each view's switch frame, {fps} fps x 5 s "
         "generated per run (seeds generate.seed + run - 1), scored with "
         f"{settings}. Cells: mean ± sample standard deviation over runs, on the 0-100 "
-        "scale the reference prints; the headline column is the track's leaderboard score.",
+        "scale the reference prints; the headline column is Verified's leaderboard score "
+        "for Verified runs, else the paper's protocol.",
         "",
         scores.reset_index().to_markdown(index=False),
         "",
@@ -267,15 +265,16 @@ def gather(paths: Sequence[Path], out_dir: Path, fps: int) -> pd.DataFrame:
         "",
     ]
     (out_dir / "physics_iq_benchmark.md").write_text("\n".join(lines))
-    plot(table[table["score"] == main], out_dir / "physics_iq_benchmark.png", main, stance)
+    paper_line = stance if set(tracks) == {folder.ORIGINAL} else None
+    plot(table[table["score"] == main], out_dir / "physics_iq_benchmark.png", main, paper_line)
     log.info("physics-iq benchmark table: %d variants -> %s", len(runs), out_dir)
     return table
 
 
-def plot(table: pd.DataFrame, path: Path, score: str, stance: float) -> None:
+def plot(table: pd.DataFrame, path: Path, score: str, stance: float | None) -> None:
     """The headline score per variant and category: bars at the mean, error bars one
-    sample standard deviation over runs; the paper's STANCE number as a line where the
-    score is the paper's (Original protocol)."""
+    sample standard deviation over runs; the paper's STANCE number as a line when given
+    (Original-track runs scored with the paper's protocol)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -286,7 +285,7 @@ def plot(table: pd.DataFrame, path: Path, score: str, stance: float) -> None:
     order = ["all", *[c for c in means.index if c != "all"]]
     means, stds = means.loc[order], stds.loc[order].fillna(0.0)
     ax = means.plot.bar(yerr=stds, capsize=3, figsize=(max(6, 1.2 * len(order)), 3.5), rot=20)
-    if score == physics_iq_scores.LEGACY:
+    if stance is not None:
         ax.axhline(
             stance, color="grey", linestyle="--", linewidth=1, label=f"STANCE paper {stance}"
         )

@@ -25,6 +25,7 @@ All scores but final_score_origround are in [0, 1] (the reference prints them x 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -68,14 +69,40 @@ def reference_scores(
     """The reference's `_metrics.json` of one run (keys `KEYS`)."""
     if not generated or not len(generated) == len(variance) == len(scenarios) == len(views):
         raise ValueError("need one physical-variance record, scenario and view per video")
-    with np.errstate(divide="ignore", invalid="ignore"):  # as numpy: x/0 = inf, 0/0 = nan
+    check_layout(generated, variance, scenarios, views)
+    # as numpy and pandas: x/0 = inf, 0/0 = nan, a mean of nothing but NaN is NaN
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         out = _original(generated, variance, scenarios)
         out |= _verified(generated, variance)
-    try:
-        out[LEGACY] = physics_iq.aggregate(generated, variance, list(scenarios), list(views)).score
-    except ValueError:  # a physical variance IoU of 0: the legacy score is undefined
-        out[LEGACY] = np.nan
+        legacy = physics_iq.aggregate(
+            generated, variance, list(scenarios), list(views), refuse_degenerate=False
+        )
+    out[LEGACY] = legacy.score
     return {key: float(out[key]) for key in KEYS}
+
+
+def check_layout(generated, variance, scenarios, views) -> None:
+    """What the reference refuses: a scenario without the views of the others, a view
+    twice, per-frame lists of different lengths."""
+    seen: dict[str, list[str]] = {}
+    for scenario, view in zip(scenarios, views, strict=True):
+        seen.setdefault(scenario, []).append(view)
+    expected = sorted(next(iter(seen.values())))
+    for scenario, names in seen.items():
+        if sorted(names) != expected or len(set(names)) != len(names):
+            raise physics_iq.PhysicsIQError(
+                f"scenario {scenario} has the views {sorted(names)}, not each of {expected} "
+                "once: every scenario needs the same views (the reference refuses others)"
+            )
+    lengths = {len(m.st) for m in (*generated, *variance)} | {
+        len(m.mse) for m in (*generated, *variance)
+    }
+    if len(lengths) > 1:
+        raise physics_iq.PhysicsIQError(
+            f"per-frame metrics of {sorted(lengths)} frames: every video of a run must be "
+            "scored on as many frames (fps x 5)"
+        )
 
 
 def _scenario_means(records: Sequence[ViewMetrics], scenarios: Sequence[str]) -> dict:

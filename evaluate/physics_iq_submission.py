@@ -357,7 +357,8 @@ CARD_HINTS = {
     "model_version": "exact checkpoint or API identifier",
     "parameters": "parameter count, or leave null if undisclosed",
     "descriptions": "op (descriptions_original.csv) or bpp (best-practice templater prompts)",
-    "templater": "the bpp templater's name, null for op or the base templater",
+    "templater": "the bpp templater's name (base, cogvideox, ...) and whether action "
+    "postfixes were appended; null for op",
     "availability": "public | api | research | private",
     "model_source": "URL of the model's paper or website",
     "date": "submission date",

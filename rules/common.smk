@@ -29,14 +29,21 @@ config.clear()
 config.update(_resolved)
 SETTINGS = stance_settings.build(stance_settings.Settings, config)  # typed, read-only
 # An incomplete benchmark download stops the DAG before any job runs.
-_benchmark = config["evaluate"]["physics_iq_benchmark"]
-if _benchmark:
+# The benchmark folder of the configured track (given it or its parent), checked whole.
+PHYSICS_IQ = None  # None: no benchmark jobs
+if config["evaluate"]["physics_iq_benchmark"]:
     try:
+        _track = config["evaluate"]["physics_iq_track"]
+        _root = physics_iq_folder.root_of(
+            config["evaluate"]["physics_iq_benchmark"], _track
+        )
+        physics_iq_folder.track_of(_root, _track)
         physics_iq_folder.scan(
-            _benchmark,
+            _root,
             config["render"]["fps"],
             config["evaluate"]["physics_iq_descriptions"],
         )
+        PHYSICS_IQ = str(_root)
     except physics_iq_folder.BenchmarkError as exc:
         raise WorkflowError(str(exc)) from None
 elif config["evaluate"]["physics_iq_descriptions"]:
@@ -63,13 +70,18 @@ VARIANTS = sorted(config["train"]["variants"])
 METHODS = (
     VARIANTS + config["evaluate"]["baselines"] + config["evaluate"]["external_methods"]
 )
-PHYSICS_IQ = config["evaluate"]["physics_iq_benchmark"]  # None: no benchmark jobs
 VALIDATING = config["train"]["validate_every"] > 0 and "val" in SPLITS
 PHYSICS_IQ_RUNS = [
     f"{k:02d}" for k in range(1, config["evaluate"]["physics_iq_seeds"] + 1)
 ]
-# run folders named as the reference names them: <model>-<op|bpp>-run_<NN>
-PHYSICS_IQ_RUN = "{variant}-%s-run_{run}" % config["evaluate"]["physics_iq_prompts"]
+# run folders named as the reference names them: <model>-<op|bpp>-run_<NN> ("names": no
+# descriptions CSV, the prompts are the scenario names in words)
+PHYSICS_IQ_PROMPTS = (
+    config["evaluate"]["physics_iq_prompts"]
+    if config["evaluate"]["physics_iq_descriptions"]
+    else "names"
+)
+PHYSICS_IQ_RUN = "{variant}-%s-run_{run}" % PHYSICS_IQ_PROMPTS
 TINY_DEPTH_MODEL = stance_config.TINY_MODELS["depth"]
 TINY_VIDEO_MODEL = stance_config.TINY_MODELS["video"]
 BUILT_VIDEO_MODELS = stance_config.BUILT_MODELS["video"]

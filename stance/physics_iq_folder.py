@@ -12,13 +12,15 @@ the switch frames, scoring against the testing takes). Two tracks share one layo
     switch-frames/<ID>_switch-frames_anyFPS_<view>_<scenario>.jpg
     video-masks/real/<F>FPS/<ID>_video-masks_<F>FPS_<view>_take-<k>_<scenario>.mp4
 
-<testing> is `testing-videos` in the Original download and `testing` in the Verified one
-(the reference's newer code reads `testing`); <conditioning> likewise. The Verified
-dataset ships no conditioning clips: the conditioning part of a view is then its full
-take-1 video before the switch frame, i.e. all but the last (testing video's length)
-frames at the same rate (`conditioning_frames`). It ships the real takes' motion masks,
-which the Verified scoring uses as shipped where the wanted rate's folder exists
-(`real_mask_path`), as the reference does; the Original track computes them.
+<testing> is `testing` (the reference's downloaders and evaluators) or `testing-videos`
+(the name in its README's trees); <conditioning> likewise. Where a download has no split
+conditioning clips (the Verified dataset's documented layout lists full videos instead),
+the conditioning part of a view is its full take-1 video before the switch frame: all but
+the last (testing video's length) frames at the same rate (`conditioning_frames`; a
+switch-frame JPEG that matches another frame is reported). The real takes' motion masks
+are used as shipped where the wanted rate's video-masks/real folder exists
+(`real_mask_path`, `read_mask_video`), as the reference does on both tracks; else they are
+computed from the takes.
 
 The track is named by the folder (`track_of`), or set with evaluate.physics_iq_track.
 
@@ -40,6 +42,8 @@ one, the prompt is the scenario name in words and the category "unknown".
 from __future__ import annotations
 
 import csv
+import itertools
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +52,8 @@ import cv2
 import numpy as np
 
 from stance.errors import UserError
+
+log = logging.getLogger(__name__)
 
 ORIGINAL, VERIFIED = "original", "verified"
 FOLDERS = {ORIGINAL: "physics-IQ-benchmark", VERIFIED: "physics-IQ-benchmark-verified"}
@@ -81,13 +87,22 @@ class View:
         return f"{self.id}_{self.view}_{self.scenario}"
 
 
-def root_of(folder: str | Path) -> Path:
-    """The benchmark folder itself (either track's), given it or its parent."""
+def root_of(folder: str | Path, track: str = "auto") -> Path:
+    """The benchmark folder itself, given it or its parent: with a track set, that
+    track's folder; a parent holding both tracks needs the track named."""
     folder = Path(folder)
-    candidates = [folder, *(folder / name for name in FOLDERS.values())]
-    for candidate in candidates:
-        if (candidate / "split-videos").is_dir():
-            return candidate
+    if (folder / "split-videos").is_dir():
+        return folder
+    wanted = [FOLDERS[track]] if track in FOLDERS else list(FOLDERS.values())
+    found = [folder / name for name in wanted if (folder / name / "split-videos").is_dir()]
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        raise BenchmarkError(
+            f"evaluate.physics_iq_benchmark: {folder} holds both tracks "
+            f"({', '.join(p.name for p in found)}); name one folder or set "
+            "evaluate.physics_iq_track: original|verified"
+        )
     raise BenchmarkError(
         f"evaluate.physics_iq_benchmark: {folder} holds no split-videos/ folder; download "
         f"the benchmark ({FOLDERS[VERIFIED]} from the Hugging Face dataset "
@@ -262,16 +277,40 @@ def conditioning_frames(root: Path, item: View, fps: int) -> np.ndarray:
     testing = testing_folder / (
         f"{item.id}_{TESTING}_{testing_folder.name}_{item.view}_take-1_{item.scenario}.mp4"
     )
-    full = read_rgb(full_path)
-    before = len(full) - frame_count(testing)
+    before = frame_count(full_path) - frame_count(testing)
     if before < 2:
         raise BenchmarkError(
-            f"{full_path} has {len(full)} frames, no more than its testing video {testing.name}:"
-            " nothing precedes the switch frame; download the full videos again"
+            f"{full_path} has no more frames than its testing video {testing.name}: nothing"
+            " precedes the switch frame; download the full videos again"
         )
-    if rate == fps:
-        return full[:before]
-    return resample(full[:before], rate, fps, before / rate)
+    # only the part before the switch (and one frame after, to check the cut) is kept
+    kept = [
+        cv2.cvtColor(f, cv2.COLOR_BGR2RGB)
+        for f in itertools.islice(opencv_frames(full_path), before + 1)
+    ]
+    check_switch(np.stack(kept), before, switch_frame_path(root, item), full_path)
+    conditioning = np.stack(kept[:before])
+    return conditioning if rate == fps else resample(conditioning, rate, fps, before / rate)
+
+
+def check_switch(frames: np.ndarray, before: int, switch_path: Path, full_path: Path) -> None:
+    """Warn when the switch-frame JPEG looks more like another frame of the full video
+    than the last one before the cut (the split assumption would not hold there)."""
+    if not switch_path.exists():
+        return
+    switch = cv2.cvtColor(cv2.imread(str(switch_path)), cv2.COLOR_BGR2RGB)
+    if switch.shape != frames.shape[1:]:
+        switch = cv2.resize(switch, frames.shape[2:0:-1], interpolation=cv2.INTER_AREA)
+    errors = ((frames.astype(np.float32) - switch.astype(np.float32)) ** 2).mean(axis=(1, 2, 3))
+    best = int(np.argmin(errors))
+    if abs(best - (before - 1)) > 1:
+        log.warning(
+            "%s: the switch frame matches frame %d best, not frame %d (the last before its "
+            "testing part); its conditioning part may be cut in the wrong place",
+            full_path.name,
+            best,
+            before - 1,
+        )
 
 
 def frame_count(path: Path) -> int:
@@ -279,6 +318,15 @@ def frame_count(path: Path) -> int:
     if not path.exists():
         raise BenchmarkError(f"{path} is missing; complete the benchmark download")
     return sum(1 for _ in opencv_frames(path))
+
+
+def read_mask_video(path: Path) -> np.ndarray:
+    """(T,H,W) uint8: channel 0 of a mask video's decoded BGR frames, the channel the
+    reference thresholds (a grey video's decoded channels can differ by 1)."""
+    frames = [frame[..., 0] for frame in opencv_frames(path)]
+    if not frames:
+        raise BenchmarkError(f"{path} has no decodable frames: download it again")
+    return np.stack(frames)
 
 
 def real_mask_path(root: Path, item: View, take: int, fps: int) -> Path | None:

@@ -242,9 +242,10 @@ def test_a_model_value_that_is_neither_hub_id_nor_folder_stops_the_dag(workflow)
 
 def test_the_physics_iq_benchmark_track_runs_only_when_configured(workflow, tmp_path):
     """With evaluate.physics_iq_benchmark set (a tiny synthetic folder in the Verified
-    layout at 30FPS, resampled to render.fps = 12: conditioning parts from the full videos,
-    shipped real masks): cues of every view once, one generation job per variant and
-    seed, one scoring job per variant (all its seeds), one table; without it, none."""
+    layout at 30FPS, resampled to render.fps = 12: conditioning parts from the full videos;
+    its masks, shipped at 30FPS, are computed at 12 as the reference does): cues of every
+    view once, one generation job per variant and seed, one scoring job per variant (all
+    its seeds), one table; without it, none."""
     import physics_iq_synthetic as synthetic
 
     from stance import physics_iq_folder as folder

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import physics_iq_synthetic as synthetic
 import pytest
 
@@ -279,7 +280,7 @@ def test_table_is_mean_and_sample_std_over_runs_per_category(tmp_path):
     assert row("rgb_only", "all", scores.LEGACY)["mean"] == pytest.approx(np.mean(legacy))
     first = row("rgb_only", "all", scores.VERIFIED)
     assert first.runs == 3 and first.views == 6 and first.track == "verified"
-    assert first.prompts == "op"  # runs that do not say: the original descriptions
+    assert first.prompts == "unknown"  # runs that did not record their prompts
     optics = row("rgb_only", "Optics", scores.VERIFIED)
     assert optics["mean"] == pytest.approx(
         np.mean([100 * r["Optics"][scores.VERIFIED] for r in per_run])
@@ -293,16 +294,27 @@ def test_table_is_mean_and_sample_std_over_runs_per_category(tmp_path):
     assert (tmp_path / "out" / "physics_iq_benchmark.png").stat().st_size > 1000
 
 
-def test_an_original_track_table_heads_with_the_legacy_score(tmp_path):
+@pytest.mark.parametrize("track", ["original", None])
+def test_other_runs_head_with_the_papers_protocol(tmp_path, track):
+    """Original-track runs (and runs that did not record a track) head with the paper's
+    protocol; only an Original-track table draws the paper's number."""
+    record = {"variant": "rgb_only", "run": 1, "reference": True}
     path = bench.write_run(
         _rows(1),
         tmp_path / "rgb_only" / "rgb_only-op-run_01.parquet",
-        {"variant": "rgb_only", "run": 1, "reference": True},  # scored before tracks: original
+        record | ({"track": track} if track else {}),
     )
     table = bench.gather([path], tmp_path / "out", fps=8)
-    assert set(table.track) == {"original"}
+    assert set(table.track) == {track or "unknown"}
     text = (tmp_path / "out" / "physics_iq_benchmark.md").read_text()
-    assert "Original, legacy (calculate_iq_score) per category" in text
+    assert "Original, the paper's protocol (calculate_iq_score) per category" in text
+
+
+def test_a_scenario_missing_a_view_is_refused_as_the_reference_refuses_it():
+    rows = _rows(1)[:-1]  # scenario c without its right view
+    frame = pd.DataFrame(rows)
+    with pytest.raises(piq.PhysicsIQError, match="scenario c has the views"):
+        bench.run_scores(frame)
 
 
 def test_a_parquet_that_is_not_a_benchmark_run_is_refused(tmp_path):

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import physics_iq_verified_synthetic as synthetic
 import pytest
+from physics_iq_synthetic import write_masks
 
 from stance import physics_iq_folder as folder
 from stance.evaluate import physics_iq as piq
@@ -85,15 +86,6 @@ def test_the_track_is_named_by_the_folder_or_set(tmp_path):
         folder.track_of(other, "newest")
 
 
-def _mask_video(path: Path, masks: np.ndarray, fps: int) -> None:
-    """A mask file as the reference writes it (grey mp4v at the video's size)."""
-    h, w = masks.shape[1:]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h), False)
-    for mask in masks:
-        writer.write((mask * 255).astype(np.uint8))
-    writer.release()
-
-
 def test_shipped_masks_score_as_the_masks_they_hold(tmp_path):
     """Shipped mask files that hold the masks the reference would compute give the same
     metrics as computing them; other shipped masks change the numbers."""
@@ -104,8 +96,8 @@ def test_shipped_masks_score_as_the_masks_they_hold(tmp_path):
     shipped = {}
     for key, frames in (("take1", take1), ("take2", take2)):
         path = tmp_path / f"{key}.mp4"
-        _mask_video(path, piq.motion_masks(frames, options.threshold), 8)
-        shipped[key] = folder.read_rgb(path)
+        write_masks(path, piq.motion_masks(frames, options.threshold), 8)
+        shipped[key] = folder.read_mask_video(path)
     same = piq.score_view(
         take1, {"take2": take2, "run": generated}, 8, options, shipped_masks=shipped
     )
@@ -119,6 +111,29 @@ def test_shipped_masks_score_as_the_masks_they_hold(tmp_path):
         piq.score_view(
             take1, {"take2": take2}, 8, options, shipped_masks={"take1": shipped["take1"][:3]}
         )
+
+
+def test_shipped_masks_are_read_from_the_channel_the_reference_thresholds(tmp_path):
+    """Channel 0 of the decoded BGR frames (blue), resized, > 127: a region that is only
+    red in the mask video is not motion, one that is only blue is."""
+    bgr = np.zeros((8, 64, 96, 3), np.uint8)
+    bgr[:, 10:30, 10:40, 0] = 255  # blue
+    bgr[:, 34:60, 50:90, 2] = 255  # red
+    path = tmp_path / "masks.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 8, (96, 64))
+    for frame in bgr:
+        writer.write(frame)
+    writer.release()
+    size = (24, 16)
+    prepared = piq.prepare_shipped(_ball(0, 8), folder.read_mask_video(path), size)
+    expected = np.stack(
+        [
+            cv2.resize(f, size, interpolation=cv2.INTER_LINEAR)[..., 0] > 127
+            for f in folder.opencv_frames(path)
+        ]
+    )
+    assert np.array_equal(prepared.masks, expected)
+    assert prepared.masks[:, 5, 6].all() and not prepared.masks[:, 12, 17].any()
 
 
 def _ball(shift: int, frames: int = 40, size=(96, 64)) -> np.ndarray:
@@ -180,3 +195,11 @@ def test_parity_with_the_reference_on_the_verified_layout(tmp_path):
         ours = bench.run_scores(bench.read_run(path)[0])["all"]
         for key in scores.KEYS:
             assert ours[key] == pytest.approx(expected["metrics"][key], abs=1e-9), key
+    # the masks the reference writes for the takes (and then reads back), shipped: the
+    # same numbers through the shipped-mask path
+    shipped = bench_dir / "video-masks" / "real" / f"{synthetic.FPS}FPS"
+    shipped.mkdir(parents=True)
+    for take in sorted((bench_dir / "split-videos" / "testing" / f"{synthetic.FPS}FPS").glob("*")):
+        masks = piq.motion_masks(folder.read_rgb(take), 10)
+        write_masks(shipped / take.name.replace("_testing-videos_", "_video-masks_"), masks, 8)
+    assert bench.score_runs(bench_dir, runs, synthetic.FPS, piq.Options(), descriptions) == rows
