@@ -119,18 +119,7 @@ def video_cue(
     mass_kg = np.full(n, video.mass_kg)
     mass_channel = mass.normalise(mass_kg, settings.mass)
     values = np.nan_to_num(np.column_stack([velocity, dz_values, mass_channel]))
-    unknown = np.full(n, np.nan)
-    columns = {
-        "u": velocity[:, 0],
-        "v": velocity[:, 1],
-        "dz": dz_values,
-        "mass_kg": mass_kg,
-        "mass_channel": mass_channel,
-        "area_px": np.bincount(labels.ravel(), minlength=n + 1)[1:],
-        "dz_gt": unknown,
-        "dz_centre": unknown,
-        "dz_literal": unknown,
-    }
+    columns = instance_columns(labels, velocity, dz_values, mass_kg, mass_channel)
     return store.CueClip(
         cue=store.paint(labels, values.astype(np.float32).reshape(n, len(store.CHANNELS))),
         keyframe=keyframe,
@@ -146,6 +135,24 @@ def video_cue(
             **attrs,
         },
     )
+
+
+def instance_columns(labels, velocity, dz_values, mass_kg, mass_channel) -> dict:
+    """The cue store's per-instance table of a video's instances; what only a render
+    knows (true dz and its variants) is NaN."""
+    n = len(velocity)
+    unknown = np.full(n, np.nan)
+    return {
+        "u": velocity[:, 0],
+        "v": velocity[:, 1],
+        "dz": dz_values,
+        "mass_kg": mass_kg,
+        "mass_channel": mass_channel,
+        "area_px": np.bincount(labels.ravel(), minlength=n + 1)[1:],
+        "dz_gt": unknown,
+        "dz_centre": unknown,
+        "dz_literal": unknown,
+    }
 
 
 def write_physics_iq_cues(
@@ -182,16 +189,11 @@ def write_physics_iq_cues(
         switch = np.asarray(
             Image.open(physics_iq_folder.switch_frame_path(root, item)).convert("RGB")
         )
-        attrs = {
-            "clip_id": item.name,
-            "prompt": item.description,
-            "category": item.category,
-            "benchmark": str(root),
-            "fps": fps,
-            "code_hash": code_hash,
-            "depth_model": depth_source,
-        }
-        cue = video_cue(conditioning, switch, size, settings, disparity, attrs)
+        attrs = {"clip_id": item.name, "prompt": item.description, "category": item.category}
+        attrs |= {"benchmark": str(root), "fps": fps, "code_hash": code_hash}
+        cue = video_cue(
+            conditioning, switch, size, settings, disparity, attrs | {"depth_model": depth_source}
+        )
         store.write(out_dir / f"{item.name}.zarr", cue)
         Image.fromarray(visualize.render_cue(cue)).save(out_dir / f"{item.name}.cue.png")
     provenance.write_resolved_config(

@@ -136,6 +136,32 @@ def sheet(rows: Sequence[tuple[str, list[str], list[np.ndarray]]], path: Path) -
     plt.close(fig)
 
 
+def cue_comparison(ids, render_dir, uncued, cued, out_dir: Path, fps: int) -> list:
+    """Per clip a comparison video (cue_comparison/<clip>.mp4) and, for all, a sheet of
+    their last frames; the (clip, panel names, panels) rows."""
+    videos_dir = out_dir / "cue_comparison"
+    videos_dir.mkdir(exist_ok=True)
+    rows = []
+    for clip_id in ids:
+        names, panels = comparison_panels(clip_id, render_dir, uncued, cued)
+        video.write_mp4(videos_dir / f"{clip_id}.mp4", compose(panels), fps)
+        rows.append((clip_id, names, panels))
+    if rows:
+        sheet(rows, out_dir / "cue_comparison.png")
+    return rows
+
+
+def autoencoder_note(model_source: str | None, truths: Sequence[np.ndarray]) -> str:
+    """The video autoencoder's reconstruction PSNR on the page's clips, or nothing."""
+    psnr = reconstruction_psnr(model_source, truths) if model_source else []
+    if not psnr:
+        return ""
+    return (
+        f"Video autoencoder of {model_source}: reconstruction PSNR on these {len(psnr)} "
+        f"test clips: min {min(psnr):.2f} dB, mean {np.mean(psnr):.2f} dB (inf = exact)."
+    )
+
+
 def write(
     tables_md: Path,
     trained: Sequence[Path],
@@ -156,25 +182,8 @@ def write(
     if validations:
         validation_curves(validations, out_dir / "validation_curves.png")
     ids = [p.stem for p in clip_store.clip_paths(render_dir)][:clips]
-    videos_dir = out_dir / "cue_comparison"
-    videos_dir.mkdir(exist_ok=True)
-    rows = []
-    for clip_id in ids:
-        names, panels = comparison_panels(clip_id, render_dir, uncued, cued)
-        video.write_mp4(videos_dir / f"{clip_id}.mp4", compose(panels), fps)
-        rows.append((clip_id, names, panels))
-    if rows:
-        sheet(rows, out_dir / "cue_comparison.png")
-    autoencoder = ""
-    if model_source:
-        psnr = reconstruction_psnr(model_source, [panels[0] for _, _, panels in rows])
-        autoencoder = (
-            f"Video autoencoder of {model_source}: reconstruction PSNR on these {len(psnr)} "
-            f"test clips: min {min(psnr):.2f} dB, mean {np.mean(psnr):.2f} dB "
-            "(inf = exact)."
-            if psnr
-            else ""
-        )
+    rows = cue_comparison(ids, render_dir, uncued, cued, out_dir, fps)
+    autoencoder = autoencoder_note(model_source, [panels[0] for _, _, panels in rows])
     page = [
         f"# Results of run `{run_name}`",
         "",
