@@ -12,6 +12,13 @@ from stance.errors import UserError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _add_test_clip_commands(sub)
+    _add_benchmark_commands(sub)
+    _add_submission_commands(sub)
+
+
+def _add_test_clip_commands(sub) -> None:
+    """Metrics of the rendered test clips and the results tables."""
     shard = sub.add_parser("shard", help="metrics of one method on one rendered test shard")
     shard.set_defaults(run=_shard)
     shard.add_argument("--render", required=True, type=Path, help="rendered shard folder")
@@ -45,11 +52,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     gather.add_argument("--out", required=True, type=Path, help="output folder")
 
+
+def _add_benchmark_commands(sub) -> None:
+    """Scoring generated runs on the Physics-IQ benchmark and its tables."""
     piq = sub.add_parser(
         "physics-iq", help="score a variant's generated Physics-IQ benchmark runs (seeds)"
     )
     piq.set_defaults(run=_physics_iq)
-    piq.add_argument("--benchmark", required=True, type=Path, help="physics-IQ-benchmark folder")
+    piq.add_argument(
+        "--benchmark", required=True, type=Path, help="the benchmark folder (either track)"
+    )
     piq.add_argument("--descriptions", type=Path, help="descriptions CSV (categories)")
     piq.add_argument(
         "--generated", required=True, nargs="+", type=Path, help="the runs' video folders"
@@ -65,10 +77,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "physics-iq-tables", help="benchmark runs -> mean +- std over seeds, per category"
     )
     piq_tables.set_defaults(run=_physics_iq_tables)
-    piq_tables.add_argument("runs", nargs="+", type=Path, help="<variant>/run_<k>.parquet files")
+    piq_tables.add_argument("runs", nargs="+", type=Path, help="<variant>/<run>.parquet files")
     piq_tables.add_argument("--fps", required=True, type=int)
     piq_tables.add_argument("--out", required=True, type=Path, help="output folder")
 
+
+def _add_submission_commands(sub) -> None:
+    """Preparing a Physics-IQ Verified submission: prompts and the run check."""
     prompts = sub.add_parser(
         "physics-iq-prompts",
         help="the benchmark's descriptions/data.yaml -> a descriptions CSV of one templater",
