@@ -181,7 +181,8 @@ def write(
     validations = {k: v for k, v in validations.items() if v.exists()}
     if validations:
         validation_curves(validations, out_dir / "validation_curves.png")
-    ids = [p.stem for p in clip_store.clip_paths(render_dir)][:clips]
+    available = [p.stem for p in clip_store.clip_paths(render_dir)]
+    ids = available[:clips]
     rows = cue_comparison(ids, render_dir, uncued, cued, out_dir, fps)
     autoencoder = autoencoder_note(model_source, [panels[0] for _, _, panels in rows])
     page = [
@@ -199,7 +200,8 @@ def write(
         "",
         "![cue comparison: last frames](cue_comparison.png)",
         "",
-        "Videos ("
+        f"Videos of the first {len(ids)} of the {len(available)} clips of the first test "
+        f"shard, {render_dir.name} (evaluate.side_by_side_clips; "
         + " | ".join(PANELS)
         + "): "
         + ", ".join(f"[{i}](cue_comparison/{i}.mp4)" for i in ids),
