@@ -569,7 +569,15 @@ def _instance(session: Session, index: int) -> Instance:
 
 # -- generation -------------------------------------------------------------------------
 def _whole(value: Any, what: str, low: int, high: int) -> int:
-    expected = f"expected a whole number from {low} to {high}"
+    return int(_number(value, what, low, high, whole=True))
+
+
+def _number(value: Any, what: str, low: float, high: float, whole: bool = False) -> float:
+    """A form value as a number in [low, high] (`whole`: an integer), else a DemoError."""
+    if whole:
+        expected = f"expected a whole number from {int(low)} to {int(high)}"
+    else:
+        expected = f"expected a number from {low:g} to {high:g}"
     text = str(value).strip()
     if isinstance(value, bool) or not text:
         raise DemoError(f"{what} is empty: {expected}")
@@ -577,21 +585,7 @@ def _whole(value: Any, what: str, low: int, high: int) -> int:
         number = float(text)
     except ValueError:
         raise DemoError(f"{what} {text!r}: {expected}") from None
-    if not (math.isfinite(number) and number == int(number) and low <= number <= high):
-        raise DemoError(f"{what} {text}: {expected}")
-    return int(number)
-
-
-def _number(value: Any, what: str, low: float, high: float) -> float:
-    expected = f"expected a number from {low:g} to {high:g}"
-    text = str(value).strip()
-    if isinstance(value, bool) or not text:
-        raise DemoError(f"{what} is empty: {expected}")
-    try:
-        number = float(text)
-    except ValueError:
-        raise DemoError(f"{what} {text!r}: {expected}") from None
-    if not (math.isfinite(number) and low <= number <= high):
+    if not (math.isfinite(number) and low <= number <= high) or (whole and number % 1):
         raise DemoError(f"{what} {text}: {expected}")
     return number
 
