@@ -79,12 +79,25 @@ def _encode(args: argparse.Namespace) -> None:
     )
 
 
+def _job_args(args: argparse.Namespace) -> dict:
+    """What fine-tuning and pretraining jobs both take from the command line."""
+    overrides = {k: getattr(args, k) for k in launch.BABYSITTING}
+    return {
+        "cache_dirs": args.cache,
+        "out_dir": args.out,
+        "run_root": args.runs,
+        "settings": config.section_from_json("train", args.settings, overrides),
+        "model_source": args.model,
+        "code_hash": args.code_hash,
+        "allow_download": not args.offline,
+    }
+
+
 def _fit(args: argparse.Namespace) -> None:
     from stance.train import trainer
 
-    overrides = {k: getattr(args, k) for k in launch.BABYSITTING}
-    settings = config.section_from_json("train", args.settings, overrides)
-    probe = None
+    job = _job_args(args)
+    settings, probe = job["settings"], None
     if settings.validate_every and (args.val_render or args.val_cues):
         from stance.generate.validation import CueControlProbe
 
@@ -92,17 +105,7 @@ def _fit(args: argparse.Namespace) -> None:
             args.model, args.val_render, args.val_cues, settings, not args.offline
         )
     trainer.fit_variant(
-        cache_dirs=args.cache,
-        cue_dirs=args.cues,
-        out_dir=args.out,
-        run_root=args.runs,
-        settings=settings,
-        variant_name=args.variant,
-        model_source=args.model,
-        code_hash=args.code_hash,
-        allow_download=not args.offline,
-        init=args.init,
-        probe=probe,
+        **job, cue_dirs=args.cues, variant_name=args.variant, init=args.init, probe=probe
     )
     print(json.dumps({"variant": args.variant, "out": str(args.out)}))
 
@@ -110,15 +113,5 @@ def _fit(args: argparse.Namespace) -> None:
 def _pretrain(args: argparse.Namespace) -> None:
     from stance.train import pretraining
 
-    overrides = {k: getattr(args, k) for k in launch.BABYSITTING}
-    settings = config.section_from_json("train", args.settings, overrides)
-    pretraining.pretrain_backbone(
-        cache_dirs=args.cache,
-        out_dir=args.out,
-        run_root=args.runs,
-        settings=settings,
-        model_source=args.model,
-        code_hash=args.code_hash,
-        allow_download=not args.offline,
-    )
+    pretraining.pretrain_backbone(**_job_args(args))
     print(json.dumps({"variant": pretraining.PRETRAINED, "out": str(args.out)}))
