@@ -45,9 +45,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     results.set_defaults(run=_results)
     results.add_argument("--tables", required=True, type=Path, help="stance evaluate tables.md")
     results.add_argument("--trained", nargs="+", required=True, type=Path, help="train folders")
-    results.add_argument("--render", required=True, type=Path, help="a rendered test shard")
-    results.add_argument("--cued", required=True, type=Path, help="its cue variant's videos")
-    results.add_argument("--uncued", type=Path, help="its no-cue variant's videos, if any")
+    results.add_argument(
+        "--render", required=True, nargs="+", type=Path, help="the rendered test shards"
+    )
+    results.add_argument(
+        "--cued", required=True, nargs="+", type=Path, help="the cue variant's videos, per shard"
+    )
+    results.add_argument(
+        "--uncued", nargs="+", default=[], type=Path, help="the no-cue variant's, if any"
+    )
     results.add_argument("--clips", type=int, default=2)
     results.add_argument("--fps", type=int, default=12)
     results.add_argument("--run-name", default="")
@@ -72,15 +78,15 @@ def _results(args: argparse.Namespace) -> None:
 
     results.write(
         args.tables,
-        args.trained,
-        args.render,
-        args.uncued,
-        args.cued,
-        args.out,
-        args.clips,
-        args.fps,
-        args.run_name,
-        args.model,
+        trained=args.trained,
+        renders=args.render,
+        cued=args.cued,
+        uncued=args.uncued,
+        out_dir=args.out,
+        clips=args.clips,
+        fps=args.fps,
+        run_name=args.run_name,
+        model_source=args.model,
     )
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from stance import video
+from stance.errors import UserError
 from stance.evaluate.metrics import fit
 from stance.render import store as clip_store
 from stance.report.videos import compose
@@ -136,16 +138,44 @@ def sheet(rows: Sequence[tuple[str, list[str], list[np.ndarray]]], path: Path) -
     plt.close(fig)
 
 
-def cue_comparison(ids, render_dir, uncued, cued, out_dir: Path, fps: int) -> list:
+@dataclass(frozen=True)
+class Shown:
+    """A test clip on the results page, with the folders its videos come from."""
+
+    clip_id: str
+    render: Path
+    cued: Path
+    uncued: Path | None
+
+
+def shown_clips(
+    renders: Sequence[Path], cued: Sequence[Path], uncued: Sequence[Path], count: int
+) -> tuple[list[Shown], int]:
+    """The first `count` test clips over the shards in order (their render, cue-variant
+    and no-cue-variant folders taken shard by shard), and how many clips there are."""
+    if len(cued) != len(renders) or (uncued and len(uncued) != len(renders)):
+        raise UserError(
+            f"{len(renders)} rendered shards, {len(cued)} cue-variant and {len(uncued)} "
+            "no-cue-variant shard folders: give one of each per shard, in the same order"
+        )
+    every = [
+        Shown(path.stem, render, cued_dir, uncued[k] if uncued else None)
+        for k, (render, cued_dir) in enumerate(zip(renders, cued, strict=True))
+        for path in clip_store.clip_paths(render)
+    ]
+    return every[:count], len(every)
+
+
+def cue_comparison(shown: Sequence[Shown], out_dir: Path, fps: int) -> list:
     """Per clip a comparison video (cue_comparison/<clip>.mp4) and, for all, a sheet of
     their last frames; the (clip, panel names, panels) rows."""
     videos_dir = out_dir / "cue_comparison"
     videos_dir.mkdir(exist_ok=True)
     rows = []
-    for clip_id in ids:
-        names, panels = comparison_panels(clip_id, render_dir, uncued, cued)
-        video.write_mp4(videos_dir / f"{clip_id}.mp4", compose(panels), fps)
-        rows.append((clip_id, names, panels))
+    for item in shown:
+        names, panels = comparison_panels(item.clip_id, item.render, item.uncued, item.cued)
+        video.write_mp4(videos_dir / f"{item.clip_id}.mp4", compose(panels), fps)
+        rows.append((item.clip_id, names, panels))
     if rows:
         sheet(rows, out_dir / "cue_comparison.png")
     return rows
@@ -164,16 +194,20 @@ def autoencoder_note(model_source: str | None, truths: Sequence[np.ndarray]) -> 
 
 def write(
     tables_md: Path,
+    *,
     trained: Sequence[Path],
-    render_dir: Path,
-    uncued: Path | None,
-    cued: Path,
+    renders: Sequence[Path],
+    cued: Sequence[Path],
+    uncued: Sequence[Path] = (),
     out_dir: Path,
     clips: int,
     fps: int,
     run_name: str,
     model_source: str | None = None,
 ) -> Path:
+    """The results page (results.md) and its pictures and videos: `clips` test clips
+    over the test shards (`renders`, with each shard's generated folders of the cue
+    variant and of the no-cue variant, if any)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     losses = {d.name: d / "losses.csv" for d in trained if (d / "losses.csv").exists()}
     loss_curves(losses, out_dir / "loss_curves.png")
@@ -181,16 +215,16 @@ def write(
     validations = {k: v for k, v in validations.items() if v.exists()}
     if validations:
         validation_curves(validations, out_dir / "validation_curves.png")
-    available = [p.stem for p in clip_store.clip_paths(render_dir)]
-    ids = available[:clips]
-    rows = cue_comparison(ids, render_dir, uncued, cued, out_dir, fps)
+    shown, available = shown_clips(renders, cued, uncued, clips)
+    ids = [item.clip_id for item in shown]
+    rows = cue_comparison(shown, out_dir, fps)
     autoencoder = autoencoder_note(model_source, [panels[0] for _, _, panels in rows])
     page = [
         f"# Results of run `{run_name}`",
         "",
         f"Variants trained: {', '.join(sorted(losses))}. Cue comparison: "
-        f"{uncued.parts[-3] if uncued else '(no variant without cues)'} (no cues) against "
-        f"{cued.parts[-3]} (cues, and the same seed with every arrow reversed).",
+        f"{uncued[0].parts[-3] if uncued else '(no variant without cues)'} (no cues) against "
+        f"{cued[0].parts[-3]} (cues, and the same seed with every arrow reversed).",
         "",
         autoencoder,
         "",
@@ -200,8 +234,8 @@ def write(
         "",
         "![cue comparison: last frames](cue_comparison.png)",
         "",
-        f"Videos of the first {len(ids)} of the {len(available)} clips of the first test "
-        f"shard, {render_dir.name} (evaluate.side_by_side_clips; "
+        f"Videos of the first {len(ids)} of the {available} test clips "
+        "(evaluate.side_by_side_clips; "
         + " | ".join(PANELS)
         + "): "
         + ", ".join(f"[{i}](cue_comparison/{i}.mp4)" for i in ids),

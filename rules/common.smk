@@ -267,14 +267,14 @@ def physics_iq_inputs(wildcards=None):
 
 def results_page_inputs(wildcards):
     """The cue variant shown on the results page (evaluate.stance_variant) and the first
-    variant without cues, if any: their first generated test shard."""
+    variant without cues, if any: their generated test shards."""
     variants = config["train"]["variants"]
     chosen = {"cued": config["evaluate"]["stance_variant"]}
     uncued = [name for name in VARIANTS if variants[name]["cue_mode"] == "none"]
     if uncued:
         chosen["uncued"] = uncued[0]
     return {
-        key: shard_dirs("generate", EVAL_SPLITS, variant)[0]
+        key: shard_dirs("generate", EVAL_SPLITS, variant)
         for key, variant in chosen.items()
     }
 

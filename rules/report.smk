@@ -84,7 +84,7 @@ rule report_results:
         tables="results/evaluate/tables.md",
         trained=expand("results/train/{variant}", variant=VARIANTS) + pretrained_input(),
         model=video_model_input,
-        render=lambda wildcards: shard_dirs("render", EVAL_SPLITS)[0],
+        render=lambda wildcards: shard_dirs("render", EVAL_SPLITS),
     output:
         page="results/report/results.md",
         losses=report(
@@ -110,7 +110,7 @@ rule report_results:
     params:
         outdir=lambda wildcards, output: os.path.dirname(output.page),
         uncued=lambda wildcards, input: (
-            ["--uncued", input.uncued] if "uncued" in input.keys() else []
+            ["--uncued", *input.uncued] if "uncued" in input.keys() else []
         ),
         clips=config["evaluate"]["side_by_side_clips"],
         fps=config["render"]["fps"],

@@ -217,3 +217,25 @@ def test_the_pca_stack_is_fitted_on_rendered_clips_and_saved_whole(tmp_path):
         max_sequence_length=32,
     )
     assert out.video.shape == (9, 48, 48, 3)
+
+
+def test_the_results_page_shows_clips_across_test_shards(tmp_path):
+    from stance.errors import UserError
+    from stance.report import results
+
+    renders = []
+    for shard, clips in (("00000", 2), ("00001", 3)):
+        folder = tmp_path / "render" / "test" / shard
+        for k in range(clips):
+            (folder / f"test-{shard}-{k}.zarr").mkdir(parents=True)
+        (folder / f"test-{shard}-0.twin.zarr").mkdir()  # twins are not clips
+        renders.append(folder)
+    cued = [tmp_path / "cued" / r.name for r in renders]
+    shown, total = results.shown_clips(renders, cued, [], 4)
+    assert total == 5
+    assert [s.clip_id for s in shown] == [
+        "test-00000-0", "test-00000-1", "test-00001-0", "test-00001-1"
+    ]  # fmt: skip
+    assert shown[2].render == renders[1] and shown[2].cued == cued[1] and shown[2].uncued is None
+    with pytest.raises(UserError, match="one of each per shard"):
+        results.shown_clips(renders, cued[:1], [], 4)
