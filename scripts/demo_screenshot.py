@@ -18,8 +18,8 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from stance.demo import model as demo_model
 from stance.demo import server
-from stance.demo import session as demo
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    model = demo.find_model(args.results)
+    model = demo_model.find_model(args.results)
     app = server.App(model, args.results)
     httpd = server.serve(app, port=0)
     options = webdriver.ChromeOptions()

@@ -18,6 +18,7 @@ from PIL import Image
 from stance import cli, config, video
 from stance.cues import hints
 from stance.cues import store as cue_store
+from stance.demo import model as demo_model
 from stance.demo import server
 from stance.demo import session as demo
 from stance.depth import model as depth_model
@@ -109,8 +110,8 @@ def at_stack(stack, monkeypatch) -> Path:
     return stack
 
 
-def model_of(variant: str) -> demo.Model:
-    return demo.find_model(Path("results"), Path("results/train") / variant)
+def model_of(variant: str) -> demo_model.Model:
+    return demo_model.find_model(Path("results"), Path("results/train") / variant)
 
 
 # -- clicks and drags ------------------------------------------------------------------
@@ -372,23 +373,23 @@ def test_the_best_variant_is_found_and_described(stack, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
     with pytest.raises(demo.DemoError, match="no trained cue variant"):
-        demo.find_model(Path("results"))
+        demo_model.find_model(Path("results"))
     models = tmp_path / "results" / "models"
     models.mkdir(parents=True)
     (models / "tiny-cogvideox-i2v").symlink_to(stack / "results/models/tiny-cogvideox-i2v")
     make_trained(tmp_path)
-    model = demo.find_model(Path("results"))
+    model = demo_model.find_model(Path("results"))
     assert model.name == "rgb_only" and model.size == 64
     assert "Dense RoPE, 8 motion tokens" in model.describe()
     assert "trained 0 steps on 0 clips" in model.describe()
     # with the tables written, the demo shows the variant they report as STANCE
     map2d = make_trained(tmp_path, "map2d", {"aux": "none", "cue_mode": "map2d"})
-    assert demo.find_model(Path("results")).name == "rgb_only"  # Dense RoPE first
+    assert demo_model.find_model(Path("results")).name == "rgb_only"  # Dense RoPE first
     (tmp_path / "results" / "evaluate").mkdir(parents=True)
     published = "paper row,paper Physics IQ (published),our row,our Physics IQ (this run)\n"
     published += "STANCE (Table 1),47.62,map2d,3.0\nSG-I2V,15.42,-,\n"
     (tmp_path / "results" / "evaluate" / "published.csv").write_text(published)
-    assert demo.find_model(Path("results")).trained.resolve() == map2d.resolve()
+    assert demo_model.find_model(Path("results")).trained.resolve() == map2d.resolve()
 
 
 # -- the page --------------------------------------------------------------------------
@@ -415,7 +416,7 @@ def page(at_stack):
     """(driver, wait, app) on the stack's default variant (rgb_depth)."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    model = demo.find_model(Path("results"))
+    model = demo_model.find_model(Path("results"))
     app = server.App(model, Path("results"))
     httpd = server.serve(app, port=0)
     driver = browser()

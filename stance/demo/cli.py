@@ -33,9 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from stance.demo import server, session
+    from stance.demo import server
+    from stance.demo.model import find_model
 
-    model = session.find_model(args.results, args.trained)
+    model = find_model(args.results, args.trained)
     if args.memory_profile:
         generate = dataclasses.replace(model.cfg.generate, memory_profile=args.memory_profile)
         model.cfg = dataclasses.replace(model.cfg, generate=generate)

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from stance.demo import session as demo
+from stance.demo.model import Model
 from stance.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def png(image: np.ndarray) -> bytes:
 class Generator:
     """The trained pipeline, loaded once; one generation at a time."""
 
-    def __init__(self, model: demo.Model):
+    def __init__(self, model: Model):
         from stance.generate import sampling
 
         self.model = model
@@ -92,7 +93,7 @@ class Generator:
 
 
 class App:
-    def __init__(self, model: demo.Model, results: Path, generator: Generator | None = None):
+    def __init__(self, model: Model, results: Path, generator: Generator | None = None):
         self.model = model
         self.examples = demo.examples(results)
         self.sessions: dict[str, demo.Session] = {}
