@@ -168,20 +168,13 @@ def write_physics_iq_cues(
     allow_download: bool = True,
 ) -> None:
     """One cue store per benchmark view (`<ID>_<view>_<scenario>.zarr`) + a picture."""
-    from stance.depth import model as depth_model
-    from stance.depth.model import predict, resolve_device
+    from stance.depth.model import estimator
 
     root = physics_iq_folder.root_of(benchmark)
     views = physics_iq_folder.scan(root, fps, descriptions)
     out_dir.mkdir(parents=True, exist_ok=True)
     stores.remove_partials(out_dir)
-    device, dtype = resolve_device(depth_settings.device, depth_settings.dtype)
-    model, processor = depth_model.load(depth_source, allow_download=allow_download)
-    model.to(device)
-
-    def disparity(frames):
-        size_in, batch = depth_settings.input_size, depth_settings.batch_size
-        return predict(model, processor, frames, size_in, batch, device, dtype)
+    disparity = estimator(depth_source, depth_settings, allow_download)
 
     start = time.perf_counter()
     for item in tqdm(views, desc="physics-iq cues", unit="view"):

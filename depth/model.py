@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from stance.errors import UserError
+from stance.settings import Depth
 
 log = logging.getLogger(__name__)
 
@@ -179,3 +182,35 @@ def predict(
         for k, item in enumerate(resized):
             out[start + k] = item["predicted_depth"].cpu().numpy()
     return out
+
+
+@dataclass
+class Estimator:
+    """A loaded Depth-Anything-V2 on the depth section's device, in its dtype, at its input
+    and batch size: (T,H,W,3) uint8 frames -> (T,H,W) float32 disparity (`predict`)."""
+
+    model: Any
+    processor: Any
+    device: str
+    dtype: str
+    input_size: int
+    batch_size: int
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        return predict(
+            self.model,
+            self.processor,
+            frames,
+            self.input_size,
+            self.batch_size,
+            self.device,
+            self.dtype,
+        )
+
+
+def estimator(source: str, settings: Depth, allow_download: bool = True) -> Estimator:
+    """models.depth loaded and placed as the `depth` config section says."""
+    device, dtype = resolve_device(settings.device, settings.dtype)
+    model, processor = load(source, allow_download=allow_download)
+    model.to(device)
+    return Estimator(model, processor, device, dtype, settings.input_size, settings.batch_size)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from stance import provenance, stores
 from stance.depth import store as depth_store
-from stance.depth.model import predict, resolve_device
+from stance.depth.model import estimator
 from stance.render import store as clip_store
 from stance.settings import Depth, as_dict
 
@@ -27,32 +27,21 @@ def run_shard(
     """Predict depth for every clip store of a rendered shard (twins are not needed)."""
     from tqdm import tqdm
 
-    from stance.depth import model as depth_model
-
     out_dir.mkdir(parents=True, exist_ok=True)
     stores.remove_partials(out_dir)
-    device, dtype = resolve_device(settings.device, settings.dtype)
-    model, processor = depth_model.load(model_source, allow_download=allow_download)
-    model.to(device)
+    depth = estimator(model_source, settings, allow_download)
+    device, dtype = depth.device, depth.dtype
     clips = clip_store.clip_paths(render_dir)
     start, frames_done = time.perf_counter(), 0
     for path in tqdm(clips, desc=f"depth {render_dir.name}", unit="clip"):
         clip = clip_store.read_clip(path, names=("rgb",))
-        disparity = predict(
-            model,
-            processor,
-            clip.arrays["rgb"],
-            settings.input_size,
-            settings.batch_size,
-            device,
-            dtype,
-        )
+        disparity = depth(clip.arrays["rgb"])
         frames_done += len(disparity)
         attrs = {
             "clip_id": clip.attrs["clip_id"],
             "model": model_source,
             "input_size": settings.input_size,
-            "preprocessing": processor.to_dict(),
+            "preprocessing": depth.processor.to_dict(),
             "device": device,
             "dtype": dtype,
             "code_hash": code_hash,

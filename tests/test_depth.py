@@ -8,7 +8,6 @@ from helpers import run_cli
 
 from stance import config, stores
 from stance.depth import model as depth_model
-from stance.depth import shard as depth
 from stance.depth import store as depth_store
 from stance.errors import UserError
 from stance.settings import as_dict
@@ -32,8 +31,8 @@ def test_tiny_model_loads_through_from_pretrained(tiny_model):
 def test_prediction_is_resized_back_and_batched_consistently(tiny_model):
     model, processor = depth_model.load(str(tiny_model), allow_download=False)
     frames = np.random.default_rng(0).integers(0, 255, (5, 32, 48, 3), dtype=np.uint8)
-    one = depth.predict(model, processor, frames, 56, 5, "cpu", "float32")
-    two = depth.predict(model, processor, frames, 56, 2, "cpu", "float32")
+    one = depth_model.predict(model, processor, frames, 56, 5, "cpu", "float32")
+    two = depth_model.predict(model, processor, frames, 56, 2, "cpu", "float32")
     assert one.shape == (5, 32, 48) and one.dtype == np.float32
     assert np.allclose(one, two, atol=1e-5)
     assert np.isfinite(one).all()
@@ -44,8 +43,8 @@ def test_bfloat16_autocast_stays_close_to_float32(tiny_model):
     output at the frames' size, close to the float32 prediction."""
     model, processor = depth_model.load(str(tiny_model), allow_download=False)
     frames = np.random.default_rng(1).integers(0, 255, (3, 32, 48, 3), dtype=np.uint8)
-    full = depth.predict(model, processor, frames, 56, 3, "cpu", "float32")
-    half = depth.predict(model, processor, frames, 56, 3, "cpu", "bfloat16")
+    full = depth_model.predict(model, processor, frames, 56, 3, "cpu", "float32")
+    half = depth_model.predict(model, processor, frames, 56, 3, "cpu", "bfloat16")
     assert half.dtype == np.float32 and half.shape == full.shape
     assert not np.array_equal(half, full)  # bf16 really ran
     assert np.corrcoef(half.ravel(), full.ravel())[0, 1] > 0.99
@@ -64,9 +63,9 @@ def test_auto_device_is_the_gpu_in_bf16_else_cpu_float32():
     import torch
 
     expected = ("cuda", "bfloat16") if torch.cuda.is_available() else ("cpu", "float32")
-    assert depth.resolve_device("auto", "auto") == expected
-    assert depth.resolve_device("cuda", "auto") == ("cuda", "bfloat16")
-    assert depth.resolve_device("cpu", "auto") == ("cpu", "float32")
+    assert depth_model.resolve_device("auto", "auto") == expected
+    assert depth_model.resolve_device("cuda", "auto") == ("cuda", "bfloat16")
+    assert depth_model.resolve_device("cpu", "auto") == ("cpu", "float32")
 
 
 def test_depth_store_round_trip_and_checks(tmp_path):

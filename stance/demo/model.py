@@ -33,7 +33,7 @@ class Model:
     config_path: Path
     cfg: Settings
     record: dict[str, Any]
-    depth_net: Any = field(default=None, repr=False)  # (model, processor, device, dtype)
+    depth_net: Any = field(default=None, repr=False)  # depth.model.Estimator, once loaded
     depth_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -119,19 +119,12 @@ class Model:
         """(H,W) float32 disparity of a keyframe from models.depth, loaded and run as the
         depth stage runs it (stance.depth.model: device, dtype and input size of the
         config's depth section). The network is loaded once and kept."""
-        from stance.depth import model as depth_model
+        from stance.depth.model import estimator
 
-        settings = self.cfg.depth
         with self.depth_lock:
             if self.depth_net is None:
-                device, dtype = depth_model.resolve_device(settings.device, settings.dtype)
-                net, processor = depth_model.load(self.cfg.models.depth)
-                self.depth_net = (net.to(device), processor, device, dtype)
-            net, processor, device, dtype = self.depth_net
-            frames = keyframe[None]
-            return depth_model.predict(
-                net, processor, frames, settings.input_size, 1, device, dtype
-            )[0]
+                self.depth_net = estimator(self.cfg.models.depth, self.cfg.depth)
+            return self.depth_net(keyframe[None])[0]
 
 
 def _stance_variant(path: Path) -> str | None:
