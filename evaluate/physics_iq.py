@@ -315,8 +315,8 @@ def aggregate(
     if not generated or len(generated) != len(variance):
         raise ValueError("need one physical-variance record per generated clip")
     n = len(generated)
-    by_scenario = _groups(scenarios if scenarios is not None else range(n))
-    by_view = _groups(views if views is not None else ["view"] * n)
+    by_scenario = group_indices(scenarios if scenarios is not None else range(n))
+    by_view = group_indices(views if views is not None else ["view"] * n)
     # as calculate_iq_score.py: ST/MSE pool the frames of a scenario's views, then average
     # scenarios; S/WS average a view's scenarios, then views; PVs likewise per view
     st = _mean_of_groups([v.st for v in generated], by_scenario)
@@ -339,7 +339,7 @@ def aggregate(
     return Scores(st, s, ws, mse, *pvs, _score(st, s, ws, mse, *pvs), per_sample)
 
 
-def _groups(names: Sequence) -> list[list[int]]:
+def group_indices(names: Sequence) -> list[list[int]]:
     """Record indices grouped by name, in order of first appearance."""
     groups: dict = {}
     for k, name in enumerate(names):

@@ -85,9 +85,7 @@ def reference_scores(
 def check_layout(generated, variance, scenarios, views) -> None:
     """What the reference refuses: a scenario without the views of the others, a view
     twice, per-frame lists of different lengths."""
-    seen: dict[str, list[str]] = {}
-    for scenario, view in zip(scenarios, views, strict=True):
-        seen.setdefault(scenario, []).append(view)
+    seen = {scenarios[ks[0]]: [views[k] for k in ks] for ks in physics_iq.group_indices(scenarios)}
     expected = sorted(next(iter(seen.values())))
     for scenario, names in seen.items():
         if sorted(names) != expected or len(set(names)) != len(names):
@@ -109,14 +107,12 @@ def _scenario_means(records: Sequence[ViewMetrics], scenarios: Sequence[str]) ->
     """Per metric, the mean over scenarios of each scenario's value (frames of all its
     views pooled for ST and MSE, its views averaged for S and WS). Where the reference
     averages with pandas, NaN is skipped (nanmean); where with numpy, it propagates."""
-    groups: dict[str, list[int]] = {}
-    for k, name in enumerate(scenarios):
-        groups.setdefault(name, []).append(k)
+    groups = physics_iq.group_indices(scenarios)
     per_scenario = {
-        "st": [np.mean(np.concatenate([records[k].st for k in ks])) for ks in groups.values()],
-        "mse": [np.mean(np.concatenate([records[k].mse for k in ks])) for ks in groups.values()],
-        "s": [np.nanmean([records[k].s for k in ks]) for ks in groups.values()],
-        "ws": [np.nanmean([records[k].ws for k in ks]) for ks in groups.values()],
+        "st": [np.mean(np.concatenate([records[k].st for k in ks])) for ks in groups],
+        "mse": [np.mean(np.concatenate([records[k].mse for k in ks])) for ks in groups],
+        "s": [np.nanmean([records[k].s for k in ks]) for ks in groups],
+        "ws": [np.nanmean([records[k].ws for k in ks]) for ks in groups],
     }
     return {key: np.nanmean(values) for key, values in per_scenario.items()}
 

@@ -267,16 +267,14 @@ def conditioning_frames(root: Path, item: View, fps: int) -> np.ndarray:
     if _split_folder(root, CONDITIONING) is not None:
         return read_at(conditioning_path(root, item, fps), fps)
     full_path = full_video_path(root, item, fps)
-    rate = int(full_path.parent.name.removesuffix("FPS"))
-    testing_folder = _rate_folder(_split_folder(root, TESTING) or root, rate)
-    if testing_folder is None or testing_folder.name != full_path.parent.name:
+    rate_folder = full_path.parent.name
+    rate = int(rate_folder.removesuffix("FPS"))
+    testing = testing_path(root, item, 1, rate)
+    if testing.parent.name != rate_folder:
         raise BenchmarkError(
             f"{full_path}: its testing videos at {rate} FPS are missing, so the switch "
             "frame's position is unknown; complete the download"
         )
-    testing = testing_folder / (
-        f"{item.id}_{TESTING}_{testing_folder.name}_{item.view}_take-1_{item.scenario}.mp4"
-    )
     before = frame_count(full_path) - frame_count(testing)
     if before < 2:
         raise BenchmarkError(
