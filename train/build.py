@@ -90,11 +90,9 @@ class Job:
 
 @dataclasses.dataclass
 class Run:
-    """A training run's parts, as `open_run` prepared them."""
+    """A training run's parts, as `open_run` prepared them for its job."""
 
-    name: str
-    variant: Variant
-    settings: Train
+    job: Job
     run_dir: Path
     accelerator: Any
     model: Any  # prepared (a DDP/DeepSpeed wrapper on several processes)
@@ -107,6 +105,18 @@ class Run:
     dataset: CacheDataset
     ema: Any = None  # diffusers EMAModel of `ema_params` (train.ema_decay > 0), else None
     ema_params: list = dataclasses.field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.job.name
+
+    @property
+    def variant(self) -> Variant:
+        return self.job.variant
+
+    @property
+    def settings(self) -> Train:
+        return self.job.settings
 
     @contextlib.contextmanager
     def averaged_weights(self):
@@ -151,9 +161,7 @@ def open_run(job: Job) -> Run:
     dataset = CacheDataset(files, variant.aux, cues, settings.image_noise)
     ema, ema_params = weight_average(model, settings, accelerator)
     return Run(
-        job.name,
-        variant,
-        settings,
+        job,
         run_dir,
         accelerator,
         model,

@@ -133,7 +133,7 @@ def train(job: Job, probe=None) -> Path:
     accelerator.wait_for_everyone()
     try:
         if accelerator.is_main_process:
-            finish(run, job, probe, step_pace(step_seconds))
+            finish(run, probe, step_pace(step_seconds))
     finally:  # the other ranks must not wait for a main process that failed
         close(run)
     return job.out_dir
@@ -249,8 +249,9 @@ def optimise(run: Run, step: int, batch: dict[str, torch.Tensor]) -> float:
     return total
 
 
-def finish(run: Run, job: Job, probe, pace: dict[str, float]) -> None:
+def finish(run: Run, probe, pace: dict[str, float]) -> None:
     """The final weights, loss (and validation) curves and the record beside them."""
+    job = run.job
     out_dir = job.out_dir
     log.info("seconds per step: %s", pace)
     note(run.run_dir, "finish", run.settings.steps, **pace)
