@@ -13,6 +13,7 @@ POST /api/{select,arrow,physics,remove,undo,clear,generate}   {"session": ID, ..
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import logging
@@ -158,14 +159,21 @@ class App:
             "true_motion": sess.truth is not None,
         }
 
+    def example(self, k: int) -> Path:
+        if not 0 <= k < len(self.examples):
+            raise demo.DemoError(f"example {k} does not exist")
+        return self.examples[k]
+
+    @functools.cache  # noqa: B019 (one App per server: its examples never change)
+    def example_png(self, k: int) -> bytes:
+        """An example's keyframe as the page shows it (read once)."""
+        return png(demo.from_example(self.example(k), self.model.size).keyframe)
+
     def open_session(self, body: bytes, content_type: str, query: dict[str, list[str]]):
         """A page's keyframe: an example (JSON) or an uploaded image (raw bytes)."""
         if content_type.startswith("application/json"):
             args = json.loads(body)
-            k = int(args["example"])
-            if not 0 <= k < len(self.examples):
-                raise demo.DemoError(f"example {k} does not exist")
-            sess = demo.from_example(self.examples[k], self.model.size)
+            sess = demo.from_example(self.example(int(args["example"])), self.model.size)
             if args.get("true_motion"):
                 demo.fill_true_motion(sess)
                 sess.history.clear()  # the example opened this way: nothing before it
@@ -182,10 +190,7 @@ class App:
         if path == "/api/info":
             return "application/json", json.dumps(self.info()).encode()
         if m := re.fullmatch(r"/api/example/(\d+)\.png", path):
-            k = int(m[1])
-            if k >= len(self.examples):
-                raise demo.DemoError(f"example {k} does not exist")
-            return "image/png", png(demo.from_example(self.examples[k], self.model.size).keyframe)
+            return "image/png", self.example_png(int(m[1]))
         kinds = "keyframe|cue|state|progress|video|hints|strip"
         if m := re.fullmatch(rf"/api/({kinds})/(\w+)(\.\w+)?", path):
             return self.session_file(m[1], self.session(m[2]))
