@@ -137,6 +137,50 @@ def test_loading_from_a_cogvideox_checkpoint(tmp_path):
     assert model.config.motion_tokens == 8
 
 
+def test_only_the_new_modules_are_initialised(tmp_path, monkeypatch):
+    """The STANCE model takes the base's weights without building random ones first: the
+    only layers initialised are the cue tokenizer's two, from the seeded generator."""
+    folder = tiny.make_tiny(tmp_path / "tiny")
+    initialised = []
+    reset = torch.nn.Linear.reset_parameters
+
+    def counting(layer):
+        if not layer.weight.is_meta:  # a weightless layer's reset costs nothing
+            initialised.append(tuple(layer.weight.shape))
+        reset(layer)
+
+    builds = []
+    for _ in range(2):
+        torch.manual_seed(7)
+        with monkeypatch.context() as patch:
+            patch.setattr(torch.nn.Linear, "reset_parameters", counting)
+            builds.append(components.stance_transformer(str(folder), {}, allow_download=False))
+        tokenizer = builds[-1].cue_tokenizer
+        assert initialised == [tuple(tokenizer[0].weight.shape), tuple(tokenizer[2].weight.shape)]
+        initialised.clear()
+    first, second = builds
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
+        assert not a.is_meta and torch.equal(a, b), name
+    assert torch.count_nonzero(first.cue_tokenizer[0].weight) > 0
+    assert torch.equal(first.domain_embedding, torch.zeros_like(first.domain_embedding))
+    bound = first.cue_tokenizer[0].in_features ** -0.5  # nn.Linear's default initialisation
+    assert first.cue_tokenizer[0].weight.abs().max() <= bound
+
+
+def test_position_tables_survive_the_weightless_build(tmp_path):
+    """Buffers that no checkpoint holds (sin-cos position tables of the models without
+    RoPE) are computed at build time, not left on the meta device."""
+    geometry = {**tiny.TRANSFORMER, "use_rotary_positional_embeddings": False}
+    folder = tmp_path / "base" / "transformer"
+    CogVideoXTransformer3DModel(**geometry).save_pretrained(folder)
+    model = StanceTransformer(**geometry)
+    model.save_pretrained(tmp_path / "backbone" / "transformer")
+    built = components.stance_transformer(
+        "unused", {}, allow_download=False, init=tmp_path / "backbone"
+    )
+    assert torch.equal(built.patch_embed.pos_embedding, model.patch_embed.pos_embedding)
+
+
 def test_missing_video_weights_say_how_to_get_them(tmp_path):
     from stance.errors import UserError
 

@@ -115,7 +115,13 @@ def stance_transformer(
 ):
     """A StanceTransformer carrying every weight of the base CogVideoX transformer, or of
     the pretrained backbone `init` (its new modules are not taken: each variant
-    initialises its own cue tokenizer and domain embedding, as from a base checkpoint)."""
+    initialises its own cue tokenizer and domain embedding, as from a base checkpoint).
+
+    The STANCE model is built without weights (meta device) and takes the base's tensors
+    themselves (`assign=True`): one copy of the weights in memory and no random
+    initialisation of what the checkpoint replaces; only the new modules are initialised,
+    from the seeded generator."""
+    from accelerate import init_empty_weights
     from diffusers import CogVideoXTransformer3DModel
 
     from stance.train.model import StanceTransformer
@@ -132,17 +138,19 @@ def stance_transformer(
         spatial = 2 ** (len(vae.block_out_channels) - 1)  # as diffusers' pipelines derive it
     else:
         spatial = base.config.vae_spatial
-    model = StanceTransformer.from_config({**base.config, "vae_spatial": spatial, **options})
+    with init_empty_weights():  # parameters on the meta device; buffers computed as usual
+        model = StanceTransformer.from_config({**base.config, "vae_spatial": spatial, **options})
     weights = {
         k: v for k, v in base.state_dict().items() if not k.startswith(model.new_module_prefixes)
     }
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+    missing, unexpected = model.load_state_dict(weights, strict=False, assign=True)
     unexpected_new = [k for k in missing if not k.startswith(model.new_module_prefixes)]
     if unexpected or unexpected_new:
         raise UserError(
             f"{source}: transformer weights do not fit STANCE (missing "
             f"{unexpected_new}, unexpected {unexpected}); is it CogVideoX-1.5 I2V?"
         )
+    model.init_new_modules()
     log.info(
         "STANCE transformer from %s: %d base tensors, new modules %s",
         source,
