@@ -1,6 +1,6 @@
 """`stance bench`: benchmarks that print figures (no pass/fail: numbers to report).
 
-Each bench lives in its stage (`stance.<stage>.bench`) with its own flags:
+Each bench lives in its stage (`BENCHES` names the module) with its own flags:
 `add_arguments(parser)`, `run(args)` and `HELP`. Bench modules import their heavy
 dependencies inside `run`, so `stance --help` stays instant.
 """
@@ -12,13 +12,20 @@ import importlib
 import time
 from collections.abc import Callable
 
-BENCHES = ("render", "cues", "depth", "train", "evaluate")
+BENCHES = {  # name: module
+    "render": "stance.render.bench",
+    "cues": "stance.cues.bench",
+    "depth": "stance.depth.bench",
+    "train": "stance.train.bench",
+    "startup": "stance.train.startup_bench",
+    "evaluate": "stance.evaluate.bench",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="target", required=True, metavar="TARGET")
-    for name in BENCHES:
-        module = importlib.import_module(f"stance.{name}.bench")
+    for name, path in BENCHES.items():
+        module = importlib.import_module(path)
         bench = sub.add_parser(name, help=module.HELP, description=module.HELP)
         bench.set_defaults(run=module.run)
         module.add_arguments(bench)

@@ -118,15 +118,9 @@ def build_model(args: argparse.Namespace, precision: str, device: str):
     the codec's spatial compression)."""
     import torch
 
-    from stance.train import tiny
     from stance.train.model import StanceTransformer
 
-    geometry = dict(
-        {"5b": COGVIDEOX15_5B, "small": tiny.SMALL_TRANSFORMER}.get(args.geometry, tiny.TRANSFORMER)
-    )
-    spatial = tiny.SMALL_CODEC["spatial_compression_ratio"] if args.geometry == "small" else 8
-    if args.layers:
-        geometry["num_layers"] = args.layers
+    geometry, spatial = geometry_of(args)
     weights = torch.float32 if precision in ("autocast", "fp32") else torch.bfloat16
     with torch.device(device):  # initialise on the GPU: 5B random weights in seconds
         model = StanceTransformer(
@@ -135,6 +129,20 @@ def build_model(args: argparse.Namespace, precision: str, device: str):
     if args.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     return model.train(), geometry, spatial
+
+
+def geometry_of(args: argparse.Namespace) -> tuple[dict, int]:
+    """(the transformer config of `args.geometry` with `args.layers` applied, the spatial
+    factor of its codec)."""
+    from stance.train import tiny
+
+    geometry = dict(
+        {"5b": COGVIDEOX15_5B, "small": tiny.SMALL_TRANSFORMER}.get(args.geometry, tiny.TRANSFORMER)
+    )
+    spatial = tiny.SMALL_CODEC["spatial_compression_ratio"] if args.geometry == "small" else 8
+    if args.layers:
+        geometry["num_layers"] = args.layers
+    return geometry, spatial
 
 
 def latent_grid(args: argparse.Namespace, spatial: int) -> tuple[int, int, int]:

@@ -73,6 +73,12 @@ def vae_class(source: str, allow_download: bool = True):
     return classes[name]
 
 
+def vae_spatial_factor(source: str, allow_download: bool = True) -> int:
+    """Pixels per latent cell of the pipeline's VAE, as diffusers' pipelines derive it."""
+    vae = load_config(vae_class(source, allow_download), source, "vae", allow_download)
+    return 2 ** (len(vae.block_out_channels) - 1)
+
+
 def load_frozen(source: str, allow_download: bool = True, dtype=None) -> dict:
     """Tokenizer, text encoder, VAE and scheduler (frozen during training)."""
     from diffusers import CogVideoXDPMScheduler
@@ -134,8 +140,7 @@ def stance_transformer(
             CogVideoXTransformer3DModel, source, "transformer", allow_download, torch_dtype=dtype
         )
     if init is None:
-        vae = load_config(vae_class(source, allow_download), source, "vae", allow_download)
-        spatial = 2 ** (len(vae.block_out_channels) - 1)  # as diffusers' pipelines derive it
+        spatial = vae_spatial_factor(source, allow_download)
     else:
         spatial = base.config.vae_spatial
     with init_empty_weights():  # parameters on the meta device; buffers computed as usual
