@@ -8,7 +8,7 @@ from helpers import run_cli
     ("args", "expected"),
     [
         (["train", "--steps", "1", "--aux"], ["tokens/s", "peak memory"]),
-        (["startup"], ["weightless: model built", "eager: model built", "first step done"]),
+        (["startup"], ["weightless: imports", "eager: imports", "model built", "first step done"]),
         (
             ["evaluate", "--clips", "3", "--frames", "9", "--size", "64"],
             [
