@@ -369,17 +369,15 @@ class StanceTransformer(CogVideoXTransformer3DModel):
                 frozen.append(name)
         return sorted(frozen)
 
-    def init_new_modules(self, device: str | torch.device = "cpu") -> None:
+    def init_new_modules(self) -> None:
         """Real weights for the new modules of a model built on the meta device, initialised
         as their constructors do (nn.Linear's default; a zero domain embedding); the base
-        weights come from a checkpoint (`components.stance_transformer`)."""
-        self.cue_tokenizer.to_empty(device=device)
+        weights come from a checkpoint, loaded on the CPU (`components.stance_transformer`)."""
+        self.cue_tokenizer.to_empty(device="cpu")
         for layer in self.cue_tokenizer.modules():
             if isinstance(layer, nn.Linear):
                 layer.reset_parameters()
-        self.domain_embedding = nn.Parameter(
-            torch.zeros(self.domain_embedding.shape, device=device)
-        )
+        self.domain_embedding = nn.Parameter(torch.zeros(self.domain_embedding.shape))
         tensors = [*self.named_parameters(), *self.named_buffers()]
         meta = [name for name, tensor in tensors if tensor.is_meta]
         if meta:
