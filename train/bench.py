@@ -87,6 +87,24 @@ def measure(args: argparse.Namespace, precision: str) -> float:
     model, geometry, spatial = build_model(args, precision, device)
     dtype = torch.float32 if precision == "fp32" else torch.bfloat16
     inputs = random_inputs(args, model, geometry, spatial, dtype, device)
+    seconds = time_steps(training_step(model, inputs, dtype, device), args.steps, cuda)
+    if seconds != seconds:  # out of memory
+        print(
+            f"train bench: {args.geometry} geometry, {precision}, aux {args.aux}, "
+            f"gradient checkpointing {args.gradient_checkpointing}: out of memory on "
+            f"{torch.cuda.get_device_name()} "
+            f"(peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB)"
+        )
+        return seconds
+    report(args, precision, model, geometry, spatial, seconds, cuda)
+    return seconds
+
+
+def training_step(model, inputs: dict, dtype, device: str):
+    """One forward + backward + AdamW step on `inputs`, as a function to call repeatedly;
+    under autocast to `dtype` when the weights are not in it."""
+    import torch
+
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.95))
     weights = next(model.parameters()).dtype
     autocast = torch.autocast(device, dtype, enabled=weights != dtype)
@@ -100,17 +118,7 @@ def measure(args: argparse.Namespace, precision: str) -> float:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    seconds = time_steps(step, args.steps, cuda)
-    if seconds != seconds:  # out of memory
-        print(
-            f"train bench: {args.geometry} geometry, {precision}, aux {args.aux}, "
-            f"gradient checkpointing {args.gradient_checkpointing}: out of memory on "
-            f"{torch.cuda.get_device_name()} "
-            f"(peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB)"
-        )
-        return seconds
-    report(args, precision, model, geometry, spatial, seconds, cuda)
-    return seconds
+    return step
 
 
 def build_model(args: argparse.Namespace, precision: str, device: str):

@@ -134,15 +134,12 @@ def stance_transformer(
 
     if init is not None:
         base = pretrained_transformer(init, dtype)
-        source = str(init)
+        source, spatial = str(init), base.config.vae_spatial
     else:
         base = load_component(
             CogVideoXTransformer3DModel, source, "transformer", allow_download, torch_dtype=dtype
         )
-    if init is None:
         spatial = vae_spatial_factor(source, allow_download)
-    else:
-        spatial = base.config.vae_spatial
     with init_empty_weights():  # parameters on the meta device; buffers computed as usual
         model = StanceTransformer.from_config({**base.config, "vae_spatial": spatial, **options})
     weights = {

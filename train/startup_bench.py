@@ -74,18 +74,16 @@ def save_base(args: argparse.Namespace, folder: Path) -> int:
 
     geometry, spatial = bench.geometry_of(args)
     target = folder / "transformer"
+    with torch.device("meta"):
+        base = CogVideoXTransformer3DModel(**geometry)
+    params = sum(p.numel() for p in base.parameters())
     if not (target / "config.json").exists():
-        with torch.device("meta"):
-            base = CogVideoXTransformer3DModel(**geometry)
         base.to_empty(device="cpu")
         for tensor in base.parameters():  # random values, cheaply (no per-layer init rules)
             torch.nn.init.normal_(tensor.data, std=0.02)
         base.save_pretrained(target)
-        del base
     write_vae_config(folder, spatial)
-    config = CogVideoXTransformer3DModel.load_config(target)
-    with torch.device("meta"):
-        return sum(p.numel() for p in CogVideoXTransformer3DModel.from_config(config).parameters())
+    return params
 
 
 def write_vae_config(folder: Path, spatial: int) -> None:
@@ -114,11 +112,7 @@ def first_step(build: str, args: argparse.Namespace, folder: str) -> dict:
     }
     geometry, spatial = bench.geometry_of(args)
     inputs = bench.random_inputs(args, model, geometry, spatial, torch.bfloat16, "cpu")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    with torch.autocast("cpu", torch.bfloat16):
-        out = model(**inputs).sample
-    out.float().square().mean().backward()
-    optimizer.step()
+    bench.training_step(model, inputs, torch.bfloat16, "cpu")()
     figures.update(step_s=time.perf_counter() - imported, step_gib=peak_rss_gib())
     return figures
 
