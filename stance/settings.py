@@ -135,6 +135,13 @@ class Variant:
 
 
 @frozen
+class TimestepSampling:
+    distribution: str
+    location: float
+    scale: float
+
+
+@frozen
 class Train:
     steps: int
     pretrain_steps: int
@@ -156,6 +163,7 @@ class Train:
     image_latent_scaling: str
     aux_keyframe: str
     image_noise: str
+    timestep_sampling: TimestepSampling
     cue_dropout: float
     mixed_precision: str
     gradient_checkpointing: bool

@@ -147,6 +147,40 @@ def test_variants_need_the_backbone_when_pretraining_is_configured(stack, tmp_pa
         )
 
 
+def test_timesteps_are_drawn_uniformly_or_shifted_towards_noise():
+    from stance.settings import TimestepSampling
+
+    uniform = TimestepSampling("uniform", 0.0, 1.0)
+    shifted = TimestepSampling("logit_normal", 1.5, 1.0)
+    draw = objective.draw_timesteps
+
+    def draws(sampling, seed=0):
+        return draw(sampling, 1000, 4096, torch.Generator().manual_seed(seed), "cpu")
+
+    flat, high = draws(uniform), draws(shifted)
+    for t in (flat, high):
+        assert t.dtype == torch.long and t.min() >= 0 and t.max() <= 999
+    assert abs(flat.float().mean().item() - 499.5) < 15
+    # sigmoid(1.5 + n) has median sigmoid(1.5) = 0.818: most steps at high noise
+    assert abs(high.float().median().item() - 818) < 15
+    assert (high >= 500).float().mean() > 0.9
+    assert torch.equal(high, draws(shifted)) and not torch.equal(high, draws(shifted, seed=1))
+
+
+def test_pretraining_draws_timesteps_uniformly_whatever_fine_tuning_draws(
+    stack, tmp_path, monkeypatch
+):
+    from stance.settings import TimestepSampling
+
+    seen = []
+    monkeypatch.setattr(trainer, "train", lambda job: seen.append(job.settings))
+    shifted = TimestepSampling("logit_normal", 2.0, 1.0)
+    settings = dataclasses.replace(SETTINGS, pretrain_steps=2, timestep_sampling=shifted)
+    pretraining.pretrain_backbone(**job_args(stack[2], tmp_path, settings))
+    assert seen[0].timestep_sampling.distribution == "uniform"
+    assert "timestep_sampling" in pretraining.PRETRAIN_IGNORES
+
+
 def test_batch_order_is_a_function_of_the_step():
     first = [data.batch_indices(s, 2, 5, seed=3) for s in range(10)]
     assert first == [data.batch_indices(s, 2, 5, seed=3) for s in range(10)]

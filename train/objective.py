@@ -86,6 +86,16 @@ def drop_cues(cues: torch.Tensor | None, probability: float, generator) -> torch
     return cues * keep[:, None, None, None].to(cues.dtype)
 
 
+def draw_timesteps(sampling, steps: int, count: int, generator, device) -> torch.Tensor:
+    """`count` training timesteps in [0, steps): uniform, or logit-normal in t / steps
+    (train.timestep_sampling), which a positive location shifts towards high noise."""
+    if sampling.distribution == "uniform":
+        return draws.randint(steps, (count,), generator, device)
+    normal = draws.randn((count,), generator, device, torch.float32)
+    fraction = torch.sigmoid(sampling.location + sampling.scale * normal)
+    return (fraction * steps).long().clamp(0, steps - 1)
+
+
 def velocity_loss(scheduler, prediction, noisy, target, timesteps) -> torch.Tensor:
     """v-prediction loss in x0 space, weighted by 1 / (1 - alphabar_t), in float32 (the
     weights reach ~1,176 at t = 0: a bf16 prediction is cast up before the arithmetic)."""
@@ -133,7 +143,7 @@ def training_step(
     scale = image_latent_scale(vae_config, settings.image_latent_scaling)
     image = conditioning_latents(batch["image_latents"] * scale, video_frames, p_t)
     steps = scheduler.config.num_train_timesteps
-    t = draws.randint(steps, (latents.shape[0],), generator, device)
+    t = draw_timesteps(settings.timestep_sampling, steps, latents.shape[0], generator, device)
     noise = draws.randn(latents.shape, generator, device, latents.dtype)
     noisy = scheduler.add_noise(latents, noise, t)
     height = latents.shape[-2] * vae_spatial(model_config)

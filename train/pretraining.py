@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stance.errors import UserError
-from stance.settings import Train, Variant, replace
+from stance.settings import TimestepSampling, Train, Variant, replace
 
 PRETRAINED = "pretrained"  # the shared backbone's name: results/train/pretrained
 # What pretraining ignores: it trains no cues and no auxiliary stream, is not validated
@@ -19,12 +19,14 @@ PRETRAIN_IGNORES = (
     "ema_decay",
     "variants",
     "cue_dropout",
+    "timestep_sampling",
     "lambda_aux",
     "aux_loss",
     "aux_keyframe",
     "validate_every",
     "validate_sampling_steps",
 )
+UNIFORM = TimestepSampling(distribution="uniform", location=0.0, scale=1.0)
 
 
 def pretrain_backbone(
@@ -55,7 +57,12 @@ def pretrain_backbone(
         run_root=run_root,
         # keeps the restriction to the keys the rule passed
         settings=replace(
-            settings, steps=settings.pretrain_steps, cue_dropout=0.0, ema_decay=0.0, variants={}
+            settings,
+            steps=settings.pretrain_steps,
+            cue_dropout=0.0,
+            ema_decay=0.0,
+            timestep_sampling=UNIFORM,
+            variants={},
         ),
         name=PRETRAINED,
         variant=Variant(aux="none", cue_mode="none", motion_tokens=1),
