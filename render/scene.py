@@ -283,8 +283,10 @@ def sample_scene(
     settings: Render,
     family: str | None = None,
     small_objects: bool | None = None,
+    split: str = "test",
 ) -> SceneSpec:
-    """Sample a scene of the given family (or draw the family from `family_mix`)."""
+    """Sample a scene of the given family (or draw the family from `family_mix`); whether
+    its dynamic objects are small is drawn with the split's fraction unless given."""
     rng = scene_rng(seed, attempt)
     # Family and small-object flag are drawn from a generator that ignores the attempt,
     # so a resampled clip keeps its family and stays in its split.
@@ -292,7 +294,7 @@ def sample_scene(
     mix = settings.family_mix
     weights = np.array([mix[f] for f in FAMILIES], dtype=float)
     drawn_family = str(identity.choice(FAMILIES, p=weights / weights.sum()))
-    drawn_small = bool(identity.uniform() < settings.small_objects.test_fraction)
+    drawn_small = bool(identity.uniform() < small_fraction(settings, split))
     family = family or drawn_family
     small_objects = drawn_small if small_objects is None else small_objects
     if family not in FAMILIES:
@@ -323,6 +325,13 @@ def sample_scene(
         spec.backdrop_color = _random_color(rng)
         _populate_composite(rng, spec, settings.composite, scale)
     return spec
+
+
+def small_fraction(settings: Render, split: str) -> float:
+    """The share of a split's clips drawn with small dynamic objects: test_fraction for the
+    test split, train_fraction (0 by default: a held-out size) for train and validation."""
+    small = settings.small_objects
+    return small.test_fraction if split == "test" else small.train_fraction
 
 
 def _populate_collisions(rng, spec: SceneSpec, cfg: Collisions, scale: float) -> None:

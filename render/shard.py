@@ -91,9 +91,8 @@ def sample_valid(
 ) -> tuple[scene.SceneSpec, worker.RenderedClip]:
     """Sample attempts until a scene passes the physics checks, then return its render."""
     reasons = []
-    small = None if clip.split == "test" else False  # small objects only in the test split
     for attempt in range(render.max_attempts):
-        spec = scene.sample_scene(clip.seed, attempt, render, small_objects=small)
+        spec = scene.sample_scene(clip.seed, attempt, render, split=clip.split)
         try:
             return spec, worker.render_clip(spec, render, threads)
         except worker.PhysicsRejected as reason:

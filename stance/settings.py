@@ -51,6 +51,7 @@ class Composite:
 @frozen
 class SmallObjects:
     test_fraction: float
+    train_fraction: float
     size_scale: float
     area_threshold: float
 

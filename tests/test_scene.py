@@ -67,6 +67,26 @@ def test_small_objects_only_where_asked():
             assert s.size == pytest.approx(r.size * scale)
 
 
+def test_each_split_draws_small_objects_with_its_own_fraction():
+    mixed = dataclasses.replace(
+        RENDER, small_objects=dataclasses.replace(RENDER.small_objects, train_fraction=0.5)
+    )
+
+    def small_share(settings, split):
+        seeds = range(200)
+        return np.mean([scene.sample_scene(s, 0, settings, split=split).small_objects for s in seeds])
+
+    assert small_share(RENDER, "train") == 0.0 and small_share(RENDER, "val") == 0.0
+    assert 0.4 < small_share(RENDER, "test") < 0.6  # test_fraction 0.5
+    assert 0.4 < small_share(mixed, "train") < 0.6
+    # a clip drawn regular is the same scene whatever the other clips' fraction
+    for seed in range(40):
+        before = scene.sample_scene(seed, 0, RENDER, split="train")
+        after = scene.sample_scene(seed, 0, mixed, split="train")
+        if not after.small_objects:
+            assert after.to_dict() == before.to_dict()
+
+
 @pytest.mark.parametrize("shape", ["cylinder", "cone", "capsule", "torus"])
 def test_mesh_volume_matches_the_closed_form(shape):
     mesh = meshes.build_mesh(shape, 0.5)
