@@ -74,7 +74,9 @@ def test_each_split_draws_small_objects_with_its_own_fraction():
 
     def small_share(settings, split):
         seeds = range(200)
-        return np.mean([scene.sample_scene(s, 0, settings, split=split).small_objects for s in seeds])
+        return np.mean(
+            [scene.sample_scene(s, 0, settings, split=split).small_objects for s in seeds]
+        )
 
     assert small_share(RENDER, "train") == 0.0 and small_share(RENDER, "val") == 0.0
     assert 0.4 < small_share(RENDER, "test") < 0.6  # test_fraction 0.5
