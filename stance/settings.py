@@ -165,6 +165,7 @@ class Train:
     aux_keyframe: str
     image_noise: str
     timestep_sampling: TimestepSampling
+    motion_weighting: float
     cue_dropout: float
     mixed_precision: str
     gradient_checkpointing: bool

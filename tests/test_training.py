@@ -167,7 +167,7 @@ def test_timesteps_are_drawn_uniformly_or_shifted_towards_noise():
     assert torch.equal(high, draws(shifted)) and not torch.equal(high, draws(shifted, seed=1))
 
 
-def test_pretraining_draws_timesteps_uniformly_whatever_fine_tuning_draws(
+def test_pretraining_uses_the_plain_objective_whatever_fine_tuning_uses(
     stack, tmp_path, monkeypatch
 ):
     from stance.settings import TimestepSampling
@@ -175,10 +175,50 @@ def test_pretraining_draws_timesteps_uniformly_whatever_fine_tuning_draws(
     seen = []
     monkeypatch.setattr(trainer, "train", lambda job: seen.append(job.settings))
     shifted = TimestepSampling("logit_normal", 2.0, 1.0)
-    settings = dataclasses.replace(SETTINGS, pretrain_steps=2, timestep_sampling=shifted)
+    settings = dataclasses.replace(
+        SETTINGS, pretrain_steps=2, timestep_sampling=shifted, motion_weighting=4.0
+    )
     pretraining.pretrain_backbone(**job_args(stack[2], tmp_path, settings))
     assert seen[0].timestep_sampling.distribution == "uniform"
-    assert "timestep_sampling" in pretraining.PRETRAIN_IGNORES
+    assert seen[0].motion_weighting == 0.0
+    assert {"timestep_sampling", "motion_weighting"} <= set(pretraining.PRETRAIN_IGNORES)
+
+
+def test_motion_weights_favour_the_positions_that_change():
+    assert objective.motion_weights(torch.zeros(1, 4, 3, 5, 5), 0.0) is None
+    still = torch.randn(1, 1, 3, 5, 5).expand(2, 4, 3, 5, 5)
+    assert torch.allclose(objective.motion_weights(still, 4.0), torch.ones(2, 4, 1, 5, 5))
+    moving = torch.zeros(1, 4, 3, 5, 5)
+    for frame in range(4):  # a one-cell object crossing row 2
+        moving[0, frame, :, 2, frame] = 1.0
+    weights = objective.motion_weights(moving, 4.0)
+    assert weights.shape == (1, 4, 1, 5, 5)
+    assert torch.isclose(weights.mean(), torch.tensor(1.0))
+    path, floor = weights[0, 1:, 0, 2, :4], weights[0, 1:, 0, 0, 0]
+    assert path.max() > 5 * floor.max()  # the cells it leaves and enters count more
+    assert torch.allclose(weights[0, 0], weights[0, 0, 0, 0, 0].expand(1, 5, 5))
+
+
+def test_motion_weighted_loss_counts_errors_on_moving_cells_more():
+    from diffusers import CogVideoXDPMScheduler
+
+    scheduler = CogVideoXDPMScheduler(**tiny.SCHEDULER)
+    target = torch.zeros(1, 2, 1, 2, 2)
+    target[0, 1, 0, 0, 0] = 1.0  # one cell changes
+    t = torch.tensor([500])
+    alpha = scheduler.alphas_cumprod[t]
+    noisy = scheduler.add_noise(target, torch.randn_like(target), t)
+    exact = (alpha.sqrt() * noisy - target) / (1 - alpha).sqrt()  # predicts x0 exactly
+
+    def loss(cell, weights):
+        prediction = exact.clone()
+        prediction[(0, 1, 0, *cell)] += 0.5  # the same error, on the moving or a still cell
+        return objective.velocity_loss(scheduler, prediction, noisy, target, t, weights)
+
+    assert loss((0, 0), None) > 0
+    assert torch.isclose(loss((0, 0), None), loss((1, 1), None))
+    weights = objective.motion_weights(target, 9.0)
+    assert loss((0, 0), weights) > 3 * loss((1, 1), weights)
 
 
 def test_batch_order_is_a_function_of_the_step():

@@ -9,6 +9,8 @@ mean(1 / (1 - alphabar_t) * (x0_hat - x0)^2). The auxiliary stream is conditione
 own keyframe (depth or segmentation of frame 0, `aux_keyframe: aux`, as the authors) or on
 the RGB keyframe (`rgb`). With `cue_dropout` p, each sample's cues are dropped (zeroed) with
 probability p, which trains the cue-free branch that cue guidance subtracts at sampling.
+With `motion_weighting` s > 0 the loss counts the latent positions that change over the
+clip more (`motion_weights`).
 The image latent is scaled the way the sampling pipeline scales it
 (`image_latent_scaling: pipeline`, i.e. 1 / scaling_factor when the VAE sets
 invert_scale_latents) or the way the official trainers do (`official`: * scaling_factor).
@@ -96,16 +98,33 @@ def draw_timesteps(sampling, steps: int, count: int, generator, device) -> torch
     return (fraction * steps).long().clamp(0, steps - 1)
 
 
-def velocity_loss(scheduler, prediction, noisy, target, timesteps) -> torch.Tensor:
+def motion_weights(latents: torch.Tensor, strength: float) -> torch.Tensor | None:
+    """Per-position loss weights (B, F, 1, h, w) that favour where the clip moves, or None
+    for the plain loss (strength 0; train.motion_weighting).
+
+    d = mean over channels of |x0 - x0 at latent frame 0|, the weight 1 + strength d /
+    mean(d), renormalised to mean 1 per sample: a still clip keeps weight 1 everywhere."""
+    if strength <= 0:
+        return None
+    change = (latents.float() - latents[:, :1].float()).abs().mean(dim=2, keepdim=True)
+    scale = change.flatten(1).mean(dim=1).clamp_min(1e-8)
+    raw = 1.0 + strength * change / scale[:, None, None, None, None]
+    return raw / raw.flatten(1).mean(dim=1)[:, None, None, None, None]
+
+
+def velocity_loss(scheduler, prediction, noisy, target, timesteps, weights=None) -> torch.Tensor:
     """v-prediction loss in x0 space, weighted by 1 / (1 - alphabar_t), in float32 (the
-    weights reach ~1,176 at t = 0: a bf16 prediction is cast up before the arithmetic)."""
+    weights reach ~1,176 at t = 0: a bf16 prediction is cast up before the arithmetic).
+    `weights` (B, F, 1, h, w), from `motion_weights`, weigh the latent positions."""
     prediction = prediction.float()
     x0_hat = scheduler.get_velocity(prediction, noisy.float(), timesteps)
     alphas = scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
-    weights = (1.0 / (1.0 - alphas)).float()
-    target = target.float()
-    per_sample = ((x0_hat - target) ** 2).flatten(1).mean(dim=1)
-    return (weights * per_sample).mean()
+    step_weights = (1.0 / (1.0 - alphas)).float()
+    error = (x0_hat - target.float()) ** 2
+    if weights is not None:
+        error = error * weights
+    per_sample = error.flatten(1).mean(dim=1)
+    return (step_weights * per_sample).mean()
 
 
 def parameter_dtype(transformer) -> torch.dtype:
@@ -169,12 +188,13 @@ def training_step(
         aux_hidden_states=cast(None if aux_stream is None else aux_stream.input),
         generator=generator,
     ).sample
+    weights = motion_weights(latents, settings.motion_weighting)  # both streams share them
     if aux_stream is None:
-        return {"rgb": velocity_loss(scheduler, out, noisy, latents, t)}
+        return {"rgb": velocity_loss(scheduler, out, noisy, latents, t, weights)}
     rgb_out, aux_out = out
     return {
-        "rgb": velocity_loss(scheduler, rgb_out, noisy, latents, t),
-        "aux": velocity_loss(scheduler, aux_out, aux_stream.noisy, aux_stream.clean, t),
+        "rgb": velocity_loss(scheduler, rgb_out, noisy, latents, t, weights),
+        "aux": velocity_loss(scheduler, aux_out, aux_stream.noisy, aux_stream.clean, t, weights),
     }
 
 
