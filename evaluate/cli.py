@@ -47,7 +47,8 @@ def _add_test_clip_commands(sub) -> None:
     gather.add_argument("--settings", required=True, help="JSON of the `evaluate` section")
     gather.add_argument(
         "--sampling",
-        help="JSON {train: {cue_dropout, aux_keyframe, image_noise}, generate: {steps, "
+        help="JSON {train: {cue_dropout, aux_keyframe, image_noise, timestep_sampling, "
+        "motion_weighting}, generate: {steps, "
         "guidance_scale, cue_guidance}}: how the variants were trained and sampled",
     )
     gather.add_argument("--out", required=True, type=Path, help="output folder")

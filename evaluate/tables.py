@@ -449,8 +449,9 @@ def plot_cue_following(table: pd.DataFrame, path: Path) -> None:
 
 
 def method_note(train: Train, generate: Generate) -> str:
-    """How the trained variants were trained and sampled, for the tables' notes:
-    cue dropout in training and the classifier-free guidance on text and cues."""
+    """How the trained variants were trained and sampled, for the tables' notes: cue
+    dropout, timestep draw and loss weighting in fine-tuning, and the classifier-free
+    guidance on text and cues."""
     scale, cue = generate.guidance_scale, generate.cue_guidance
     if scale <= 1 and cue is None:
         guidance = "no classifier-free guidance"
@@ -464,11 +465,23 @@ def method_note(train: Train, generate: Generate) -> str:
         guidance = f"{text} and a separate cue guidance {cue:g}"
     if generate.use_dynamic_cfg and scale > 1:
         guidance += " (text scale on diffusers' dynamic cosine schedule, use_dynamic_cfg)"
+    draw = train.timestep_sampling
+    timesteps = (
+        "uniform timesteps"
+        if draw.distribution == "uniform"
+        else f"logit-normal timesteps (location {draw.location:g}, scale {draw.scale:g})"
+    )
+    loss = (
+        f"loss motion weighting {train.motion_weighting:g}"
+        if train.motion_weighting > 0
+        else "the plain diffusion loss"
+    )
     return (
-        f"STANCE variants: trained with cue dropout {train.cue_dropout:g}, auxiliary "
-        f"stream conditioned on its {'own' if train.aux_keyframe == 'aux' else 'RGB'} "
-        f"keyframe, keyframe noise {train.image_noise.replace('_', ' ')}; sampled with "
-        f"{generate.steps} steps, {guidance}."
+        f"STANCE variants: fine-tuned with cue dropout {train.cue_dropout:g}, {timesteps}, "
+        f"{loss}, auxiliary stream conditioned on its "
+        f"{'own' if train.aux_keyframe == 'aux' else 'RGB'} keyframe, keyframe noise "
+        f"{train.image_noise.replace('_', ' ')}; sampled with {generate.steps} steps, "
+        f"{guidance}."
     )
 
 

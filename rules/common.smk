@@ -176,7 +176,13 @@ def pretrain_settings():
 def sampling_settings():
     """How the variants are trained and sampled, for the tables' notes."""
     keys = {
-        "train": ("cue_dropout", "aux_keyframe", "image_noise"),
+        "train": (
+            "cue_dropout",
+            "aux_keyframe",
+            "image_noise",
+            "timestep_sampling",
+            "motion_weighting",
+        ),
         "generate": ("steps", "guidance_scale", "cue_guidance", "use_dynamic_cfg"),
     }
     values = {s: {k: config[s][k] for k in names} for s, names in keys.items()}

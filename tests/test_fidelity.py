@@ -340,6 +340,17 @@ def test_the_tables_describe_training_and_guidance():
     note = method_note(defaults.train, generate)
     assert "cue dropout 0" in note and "its own keyframe" in note
     assert "joint on text and cues" in note and "keyframe noise per step" in note
+    assert "uniform timesteps" in note and "the plain diffusion loss" in note
+    shifted = dataclasses.replace(
+        defaults.train,
+        timestep_sampling=dataclasses.replace(
+            defaults.train.timestep_sampling, distribution="logit_normal", location=2.0
+        ),
+        motion_weighting=4.0,
+    )
+    note = method_note(shifted, generate)
+    assert "logit-normal timesteps (location 2, scale 1)" in note
+    assert "loss motion weighting 4" in note
     generate = dataclasses.replace(generate, cue_guidance=2.5)
     assert "text guidance 6 and a separate cue guidance 2.5" in method_note(
         defaults.train, generate
