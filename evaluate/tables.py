@@ -463,6 +463,8 @@ def method_note(train: Train, generate: Generate) -> str:
     else:
         text = f"text guidance {scale:g}" if scale > 1 else "no text guidance"
         guidance = f"{text} and a separate cue guidance {cue:g}"
+        if generate.cue_guidance_above > 0:
+            guidance += f" at timesteps t / T >= {generate.cue_guidance_above:g}"
     if generate.use_dynamic_cfg and scale > 1:
         guidance += " (text scale on diffusers' dynamic cosine schedule, use_dynamic_cfg)"
     draw = train.timestep_sampling

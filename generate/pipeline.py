@@ -75,19 +75,25 @@ class Start:
 @dataclass
 class Guidance:
     """How the branch predictions combine at a step (`guide`); with `dynamic_steps` set
-    the text scale follows `dynamic_guidance` over that many steps."""
+    the text scale follows `dynamic_guidance` over that many steps. The cue scale applies
+    from timestep `cue_from` up (`generate.cue_guidance_above` x the scheduler's training
+    timesteps); below it the cues condition unguided (scale 1)."""
 
     branches: list[tuple[bool, bool]]
     text_scale: float
     cue_scale: float | None
     cued: bool
     dynamic_steps: int | None = None
+    cue_from: float = 0.0
 
     def combine(self, preds: list[torch.Tensor], timestep: int) -> torch.Tensor:
         text_scale = self.text_scale
         if self.dynamic_steps is not None:
             text_scale = dynamic_guidance(self.text_scale, self.dynamic_steps, timestep)
-        return guide(preds, text_scale, self.cue_scale, self.cued)
+        cue_scale = self.cue_scale
+        if cue_scale is not None and timestep < self.cue_from:
+            cue_scale = 1.0
+        return guide(preds, text_scale, cue_scale, self.cued)
 
 
 class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
@@ -123,6 +129,7 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
         cue_guidance: float | None = None,
         image_latent_scaling: str = "pipeline",
         use_dynamic_cfg: bool = False,
+        cue_guidance_above: float = 0.0,
     ) -> Generated:
         """Sample a clip from a keyframe (H,W,3 uint8) and a cue map (H,W,C float32).
 
@@ -130,6 +137,7 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
         condition it on the RGB keyframe (`train.aux_keyframe`). image_latent_scaling: the
         training setting, so that the keyframe latent is scaled as in training.
         use_dynamic_cfg: the text guidance follows `dynamic_guidance` over the steps.
+        cue_guidance_above: the cue guidance applies only at timesteps t / T >= this.
         """
         device = self._execution_device
         generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -140,6 +148,7 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
             cue_guidance,
             cued,
             steps if use_dynamic_cfg else None,
+            cue_guidance_above * self.scheduler.config.num_train_timesteps,
         )
         prompt_embeds = self._prompt_batch(prompt, guidance.branches, max_sequence_length)
         self.scheduler.set_timesteps(steps, device=device)

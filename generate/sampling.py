@@ -136,6 +136,7 @@ def sample(
         max_sequence_length=max_text,
         aux_keyframe=aux_keyframe,
         cue_guidance=settings.cue_guidance,
+        cue_guidance_above=settings.cue_guidance_above,
         image_latent_scaling=info.train.image_latent_scaling,
         use_dynamic_cfg=settings.use_dynamic_cfg,
     )

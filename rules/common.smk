@@ -183,7 +183,13 @@ def sampling_settings():
             "timestep_sampling",
             "motion_weighting",
         ),
-        "generate": ("steps", "guidance_scale", "cue_guidance", "use_dynamic_cfg"),
+        "generate": (
+            "steps",
+            "guidance_scale",
+            "cue_guidance",
+            "cue_guidance_above",
+            "use_dynamic_cfg",
+        ),
     }
     values = {s: {k: config[s][k] for k in names} for s, names in keys.items()}
     return json.dumps(values, sort_keys=True, separators=(",", ":"))

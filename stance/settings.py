@@ -182,6 +182,7 @@ class Generate:
     steps: int
     guidance_scale: float
     cue_guidance: float | None
+    cue_guidance_above: float
     use_dynamic_cfg: bool
     seed: int
     splits: tuple[str, ...]

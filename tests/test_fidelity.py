@@ -230,7 +230,21 @@ def test_cue_guidance_scales_only_the_cue_direction(model_dir):
     assert close(video(cues, cue_guidance=0.0), video(np.zeros_like(cues)))
     cued = video(cues)
     assert close(video(cues, cue_guidance=1.0), cued)  # scale 1 = plain conditioning
-    assert not close(video(cues, cue_guidance=4.0), cued)
+    guided = video(cues, cue_guidance=4.0)
+    assert not close(guided, cued)
+    # limited to t / T >= 1, no step is guided; from 0, every step is
+    assert close(video(cues, cue_guidance=4.0, cue_guidance_above=1.0), cued)
+    assert close(video(cues, cue_guidance=4.0, cue_guidance_above=0.0), guided)
+
+
+def test_cue_guidance_applies_only_from_its_timestep():
+    from stance.generate.pipeline import Guidance
+
+    text, full = torch.zeros(1), torch.ones(1)
+    guidance = Guidance([(True, False), (True, True)], 1.0, 3.0, True, cue_from=600.0)
+    assert guidance.combine([text, full], 999).item() == 3.0  # text + 3 (full - text)
+    assert guidance.combine([text, full], 600).item() == 3.0
+    assert guidance.combine([text, full], 599).item() == 1.0  # unguided: the cued branch
 
 
 def test_cue_dropout_zeroes_whole_samples():
@@ -355,6 +369,8 @@ def test_the_tables_describe_training_and_guidance():
     assert "text guidance 6 and a separate cue guidance 2.5" in method_note(
         defaults.train, generate
     )
+    generate = dataclasses.replace(generate, cue_guidance_above=0.6)
+    assert "cue guidance 2.5 at timesteps t / T >= 0.6" in method_note(defaults.train, generate)
 
 
 def test_dynamic_guidance_is_diffusers_schedule_and_changes_the_samples(model_dir):
