@@ -48,9 +48,8 @@ def _add_test_clip_commands(sub) -> None:
     gather.add_argument(
         "--sampling",
         help="JSON {train: {cue_dropout, aux_keyframe, image_noise, timestep_sampling, "
-        "motion_weighting}, generate: {steps, "
-        "guidance_scale, cue_guidance, cue_guidance_above}}: how the variants were trained "
-        "and sampled",
+        "motion_weighting}, generate: {steps, guidance_scale, cue_guidance, "
+        "cue_guidance_above, use_dynamic_cfg}}: how the variants were trained and sampled",
     )
     gather.add_argument("--out", required=True, type=Path, help="output folder")
 

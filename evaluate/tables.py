@@ -464,7 +464,10 @@ def method_note(train: Train, generate: Generate) -> str:
         text = f"text guidance {scale:g}" if scale > 1 else "no text guidance"
         guidance = f"{text} and a separate cue guidance {cue:g}"
         if generate.cue_guidance_above > 0:
-            guidance += f" at timesteps t / T >= {generate.cue_guidance_above:g}"
+            guidance += (
+                f" on the steps with timestep t >= {generate.cue_guidance_above:g} T "
+                "(T the scheduler's training timesteps)"
+            )
     if generate.use_dynamic_cfg and scale > 1:
         guidance += " (text scale on diffusers' dynamic cosine schedule, use_dynamic_cfg)"
     draw = train.timestep_sampling

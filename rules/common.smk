@@ -183,13 +183,7 @@ def sampling_settings():
             "timestep_sampling",
             "motion_weighting",
         ),
-        "generate": (
-            "steps",
-            "guidance_scale",
-            "cue_guidance",
-            "cue_guidance_above",
-            "use_dynamic_cfg",
-        ),
+        "generate": stance_config.SAMPLING_KEYS,
     }
     values = {s: {k: config[s][k] for k in names} for s, names in keys.items()}
     return json.dumps(values, sort_keys=True, separators=(",", ":"))

@@ -46,10 +46,7 @@ rule physics_iq_generate:
         memory_profile=config["generate"]["memory_profile"],
     params:
         model=config["models"]["video"],
-        settings=settings(
-            "generate",
-            only=("steps", "guidance_scale", "cue_guidance", "use_dynamic_cfg"),
-        ),
+        settings=settings("generate", only=stance_config.SAMPLING_KEYS),
         seed=lambda wildcards: config["generate"]["seed"] + int(wildcards.run) - 1,
         max_text=config["train"]["max_text_seq_length"],
         fps=config["render"]["fps"],

@@ -28,6 +28,9 @@ SPLITS = ("train", "val", "test")
 # What makes a train.variants entry a variant: saved in the model's config, read back by
 # generation, carried to the evaluation rows and the ablation table.
 VARIANT_KEYS = ("aux", "cue_mode", "motion_tokens")
+# The generate keys that decide how a clip is sampled, besides its seed: what a job that
+# samples with the section's values must be passed, and what the tables' notes state.
+SAMPLING_KEYS = ("steps", "guidance_scale", "cue_guidance", "cue_guidance_above", "use_dynamic_cfg")
 
 
 class ConfigError(UserError, ValueError):
@@ -153,6 +156,13 @@ def _semantic_errors(cfg: Mapping[str, Any], whole: bool) -> list[str]:
         errors.append(
             "- cues.dz.units: absolute (metres per frame) cannot be measured on the "
             "benchmark's real videos; expected relative with evaluate.physics_iq_benchmark"
+        )
+    generate = cfg["generate"]
+    if generate["cue_guidance_above"] > 0 and generate["cue_guidance"] is None:
+        errors.append(
+            f"- generate.cue_guidance_above: {generate['cue_guidance_above']} limits a cue "
+            "guidance that is not set (cue_guidance: null); expected cue_guidance set to a "
+            "scale, or cue_guidance_above 0"
         )
     variants, shown = cfg["train"]["variants"], cfg["evaluate"]["stance_variant"]
     for name in sorted(set(variants) & set(TRAIN_FOLDERS)):

@@ -76,6 +76,12 @@ def test_overlapping_split_seeds_are_rejected():
         config.validate({"data": {"splits": splits}})
 
 
+def test_cue_guidance_above_needs_a_cue_guidance():
+    with pytest.raises(config.ConfigError, match="cue_guidance_above"):
+        config.validate({"generate": {"cue_guidance_above": 0.6}})
+    config.validate({"generate": {"cue_guidance": 3.0, "cue_guidance_above": 0.6}})
+
+
 def test_family_mix_needs_a_positive_weight():
     with pytest.raises(config.ConfigError, match="family_mix"):
         config.validate({"render": {"family_mix": {"collisions": 0, "composite": 0}}})

@@ -232,8 +232,11 @@ def test_cue_guidance_scales_only_the_cue_direction(model_dir):
     assert close(video(cues, cue_guidance=1.0), cued)  # scale 1 = plain conditioning
     guided = video(cues, cue_guidance=4.0)
     assert not close(guided, cued)
-    # limited to t / T >= 1, no step is guided; from 0, every step is
+    # two steps, at timesteps 999 and 499: from t >= 1000 none is guided, from 500 the
+    # first only, from 0 both
     assert close(video(cues, cue_guidance=4.0, cue_guidance_above=1.0), cued)
+    first_only = video(cues, cue_guidance=4.0, cue_guidance_above=0.5)
+    assert not close(first_only, cued) and not close(first_only, guided)
     assert close(video(cues, cue_guidance=4.0, cue_guidance_above=0.0), guided)
 
 
@@ -245,6 +248,34 @@ def test_cue_guidance_applies_only_from_its_timestep():
     assert guidance.combine([text, full], 999).item() == 3.0  # text + 3 (full - text)
     assert guidance.combine([text, full], 600).item() == 3.0
     assert guidance.combine([text, full], 599).item() == 1.0  # unguided: the cued branch
+
+
+def test_sampling_reads_only_the_keys_a_sampling_rule_passes():
+    """The Physics-IQ generation rule passes config.SAMPLING_KEYS (and the seed as a flag):
+    sampling must read nothing else of the generate section."""
+    import json
+    from types import SimpleNamespace
+
+    from stance.generate import sampling
+    from stance.settings import Variant, replace
+
+    class RecordingPipe:
+        transformer = SimpleNamespace(config=SimpleNamespace(cue_mode="dense_rope"))
+
+        def generate(self, *args, **kwargs):
+            return args, kwargs
+
+    defaults = config.defaults()
+    values = {k: getattr(defaults.generate, k) for k in config.SAMPLING_KEYS}
+    values.update(cue_guidance=3.0, cue_guidance_above=0.6)
+    passed = replace(config.section_from_json("generate", json.dumps(values)), seed=7)
+    cue = SimpleNamespace(cue=np.zeros((1, 8, 8, 4), np.float32), keyframe=np.zeros((8, 8, 3)))
+    info = sampling.Trained(Variant("none", "dense_rope", 4), defaults.train)
+    args, kwargs = sampling.sample(
+        RecordingPipe(), cue, prompt="a cube", frames=9, settings=passed, max_text=8, info=info
+    )
+    assert args[-1] == 7 and kwargs["cue_guidance"] == 3.0
+    assert kwargs["cue_guidance_above"] == 0.6
 
 
 def test_cue_dropout_zeroes_whole_samples():
@@ -370,7 +401,9 @@ def test_the_tables_describe_training_and_guidance():
         defaults.train, generate
     )
     generate = dataclasses.replace(generate, cue_guidance_above=0.6)
-    assert "cue guidance 2.5 at timesteps t / T >= 0.6" in method_note(defaults.train, generate)
+    assert "cue guidance 2.5 on the steps with timestep t >= 0.6 T" in method_note(
+        defaults.train, generate
+    )
 
 
 def test_dynamic_guidance_is_diffusers_schedule_and_changes_the_samples(model_dir):

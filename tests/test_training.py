@@ -95,6 +95,33 @@ def test_loss_is_finite_and_decreases_on_a_repeated_batch(stack):
     assert losses[-1] < 0.5 * losses[0], losses
 
 
+def test_motion_weighting_reaches_both_streams_of_a_training_step(stack):
+    _, model_dir, caches = stack
+    torch.manual_seed(0)
+    model = components.stance_transformer(str(model_dir), {"motion_tokens": 4}, False)
+    scheduler = components.load_frozen(str(model_dir), False)["scheduler"]
+    vae_config = components.load_config(
+        __import__("diffusers").AutoencoderKLCogVideoX, str(model_dir), "vae", False
+    )
+    cues = data.cue_store_paths([caches.parent / "cues"])
+    dataset = data.CacheDataset(sorted(caches.glob("*.safetensors")), "depth", cues, "cached")
+    batch = torch.utils.data.default_collate([dataset[0], dataset[1]])
+
+    def terms(strength):
+        settings = dataclasses.replace(SETTINGS, motion_weighting=strength)
+        g = torch.Generator().manual_seed(5)  # the same noise and timesteps
+        with torch.no_grad():
+            return objective.training_step(
+                model, scheduler, batch, vae_config, settings, g, "depth"
+            )
+
+    plain, weighted, again = terms(0.0), terms(4.0), terms(4.0)
+    for stream in ("rgb", "aux"):
+        assert torch.isfinite(weighted[stream])
+        assert not torch.isclose(plain[stream], weighted[stream]), stream
+        assert torch.equal(weighted[stream], again[stream])
+
+
 def test_warmup_rises_linearly_then_holds():
     factor = build.warmup(3)
     assert [factor(k) for k in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
