@@ -71,7 +71,9 @@ def stack(tmp_path_factory):
     return root, model, caches
 
 
-def test_loss_is_finite_and_decreases_on_a_repeated_batch(stack):
+def depth_step_parts(stack):
+    """A fresh depth-stream model on the tiny stack, its scheduler and VAE config, and a
+    batch of two cached clips with their cues."""
     _, model_dir, caches = stack
     model = components.stance_transformer(str(model_dir), {"motion_tokens": 4}, False)
     scheduler = components.load_frozen(str(model_dir), False)["scheduler"]
@@ -81,6 +83,11 @@ def test_loss_is_finite_and_decreases_on_a_repeated_batch(stack):
     cues = data.cue_store_paths([caches.parent / "cues"])
     dataset = data.CacheDataset(sorted(caches.glob("*.safetensors")), "depth", cues, "cached")
     batch = torch.utils.data.default_collate([dataset[0], dataset[1]])
+    return model, scheduler, vae_config, batch
+
+
+def test_loss_is_finite_and_decreases_on_a_repeated_batch(stack):
+    model, scheduler, vae_config, batch = depth_step_parts(stack)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(25):
@@ -96,16 +103,8 @@ def test_loss_is_finite_and_decreases_on_a_repeated_batch(stack):
 
 
 def test_motion_weighting_reaches_both_streams_of_a_training_step(stack):
-    _, model_dir, caches = stack
     torch.manual_seed(0)
-    model = components.stance_transformer(str(model_dir), {"motion_tokens": 4}, False)
-    scheduler = components.load_frozen(str(model_dir), False)["scheduler"]
-    vae_config = components.load_config(
-        __import__("diffusers").AutoencoderKLCogVideoX, str(model_dir), "vae", False
-    )
-    cues = data.cue_store_paths([caches.parent / "cues"])
-    dataset = data.CacheDataset(sorted(caches.glob("*.safetensors")), "depth", cues, "cached")
-    batch = torch.utils.data.default_collate([dataset[0], dataset[1]])
+    model, scheduler, vae_config, batch = depth_step_parts(stack)
 
     def terms(strength):
         settings = dataclasses.replace(SETTINGS, motion_weighting=strength)
