@@ -11,23 +11,27 @@ from stance.errors import UserError
 from stance.settings import TimestepSampling, Train, Variant, replace
 
 PRETRAINED = "pretrained"  # the shared backbone's name: results/train/pretrained
+# Fine-tuning settings that pretraining replaces by these values: no cues to drop, no
+# weight average, uniform timesteps and the plain loss, whatever the variants use.
+PRETRAIN_FIXED = {
+    "ema_decay": 0.0,
+    "cue_dropout": 0.0,
+    "timestep_sampling": TimestepSampling(distribution="uniform", location=0.0, scale=1.0),
+    "motion_weighting": 0.0,
+}
 # What pretraining ignores: it trains no cues and no auxiliary stream, is not validated
 # on cue control, keeps no weight average, and its length is pretrain_steps. The rule
 # leaves these out, so editing them never reruns it.
 PRETRAIN_IGNORES = (
     "steps",
-    "ema_decay",
     "variants",
-    "cue_dropout",
-    "timestep_sampling",
-    "motion_weighting",
+    *PRETRAIN_FIXED,
     "lambda_aux",
     "aux_loss",
     "aux_keyframe",
     "validate_every",
     "validate_sampling_steps",
 )
-UNIFORM = TimestepSampling(distribution="uniform", location=0.0, scale=1.0)
 
 
 def pretrain_backbone(
@@ -57,15 +61,7 @@ def pretrain_backbone(
         out_dir=out_dir,
         run_root=run_root,
         # keeps the restriction to the keys the rule passed
-        settings=replace(
-            settings,
-            steps=settings.pretrain_steps,
-            cue_dropout=0.0,
-            ema_decay=0.0,
-            timestep_sampling=UNIFORM,
-            motion_weighting=0.0,
-            variants={},
-        ),
+        settings=replace(settings, steps=settings.pretrain_steps, variants={}, **PRETRAIN_FIXED),
         name=PRETRAINED,
         variant=Variant(aux="none", cue_mode="none", motion_tokens=1),
         model_source=model_source,
