@@ -12,7 +12,7 @@ from stance import config as stance_config
 from stance import settings as stance_settings
 from stance import physics_iq_folder, provenance, shards
 from stance.train import launch
-from stance.train.pretraining import PRETRAIN_IGNORES
+from stance.train import pretraining
 
 # -- validation ---------------------------------------------------------------------------
 if not Path(stance.__file__).resolve().is_relative_to(Path(workflow.basedir).resolve()):
@@ -166,10 +166,9 @@ def variant_settings(wildcards):
 
 def pretrain_settings():
     """The `train` section as pretraining reads it: without what it ignores (the variants,
-    their cue and aux settings, the fine-tuning length) and without operational values.
-    """
-    ignored = (*launch.BABYSITTING, *PRETRAIN_IGNORES)
-    section = {k: v for k, v in config["train"].items() if k not in ignored}
+    their cue and aux settings, the fine-tuning length) and without operational values;
+    its learning rate is train.pretrain_learning_rate when that is set."""
+    section = pretraining.passed_settings(config["train"], launch.BABYSITTING)
     return json.dumps(section, sort_keys=True, separators=(",", ":"))
 
 

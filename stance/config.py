@@ -164,6 +164,13 @@ def _semantic_errors(cfg: Mapping[str, Any], whole: bool) -> list[str]:
             "guidance that is not set (cue_guidance: null); expected cue_guidance set to a "
             "scale, or cue_guidance_above 0"
         )
+    train = cfg["train"]
+    if train["pretrain_learning_rate"] is not None and not train["pretrain_steps"]:
+        errors.append(
+            f"- train.pretrain_learning_rate: {train['pretrain_learning_rate']} is the rate of"
+            " a shared backbone that is not pretrained (pretrain_steps: 0); expected"
+            " pretrain_steps > 0, or pretrain_learning_rate null"
+        )
     variants, shown = cfg["train"]["variants"], cfg["evaluate"]["stance_variant"]
     for name in sorted(set(variants) & set(TRAIN_FOLDERS)):
         errors.append(

@@ -156,6 +156,7 @@ class Train:
     micro_batch: int
     gradient_accumulation: int
     learning_rate: float
+    pretrain_learning_rate: float | None
     betas: tuple[float, ...]
     weight_decay: float
     max_grad_norm: float

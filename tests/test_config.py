@@ -76,6 +76,12 @@ def test_overlapping_split_seeds_are_rejected():
         config.validate({"data": {"splits": splits}})
 
 
+def test_a_pretraining_rate_needs_pretraining():
+    with pytest.raises(config.ConfigError, match=r"pretrain_learning_rate.*pretrain_steps"):
+        config.validate({"train": {"pretrain_steps": 0, "pretrain_learning_rate": 5e-4}})
+    config.validate({"train": {"pretrain_steps": 10, "pretrain_learning_rate": 5e-4}})
+
+
 def test_cue_guidance_above_needs_a_cue_guidance():
     with pytest.raises(config.ConfigError, match="cue_guidance_above"):
         config.validate({"generate": {"cue_guidance_above": 0.6}})

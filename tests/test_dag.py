@@ -125,6 +125,15 @@ def test_a_training_value_reruns_training_not_encoding(workflow):
     }
 
 
+def test_the_variants_rate_alone_keeps_the_pretrained_backbone(workflow):
+    """The backbone pretrained at the tiny config's 1e-3, now named by
+    pretrain_learning_rate beside another rate for the variants, is the same job."""
+    pending = workflow.pending(train={"learning_rate": 5e-4, "pretrain_learning_rate": 1e-3})
+    assert "pretrain_backbone" not in pending and pending["train_variant"] == 1
+    pending = workflow.pending(train={"pretrain_learning_rate": 5e-4})
+    assert pending["pretrain_backbone"] == 1 and pending["train_variant"] == 1
+
+
 def test_a_new_variant_trains_only_itself(workflow):
     extra = {"aux": "none", "cue_mode": "none"}  # a config file names all its variants
     pending = workflow.pending(train={"variants": {**VARIANTS, "backbone": extra}})

@@ -210,6 +210,14 @@ def test_pretraining_uses_the_plain_objective_whatever_fine_tuning_uses(
     assert {"timestep_sampling", "motion_weighting"} <= set(pretraining.PRETRAIN_IGNORES)
 
 
+def test_pretraining_is_passed_its_own_learning_rate():
+    train = {"learning_rate": 1e-3, "pretrain_learning_rate": None, "steps": 9, "seed": 0}
+    assert pretraining.passed_settings(train, ["seed"]) == {"learning_rate": 1e-3}
+    own = pretraining.passed_settings({**train, "pretrain_learning_rate": 5e-4})
+    assert own == {"learning_rate": 5e-4, "seed": 0}  # as a 5e-4 run without the key
+    assert own == pretraining.passed_settings({**train, "learning_rate": 5e-4})
+
+
 def test_motion_weights_favour_the_positions_that_change():
     assert objective.motion_weights(torch.zeros(1, 4, 3, 5, 5), 0.0) is None
     still = torch.randn(1, 1, 3, 5, 5).expand(2, 4, 3, 5, 5)

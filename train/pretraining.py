@@ -1,11 +1,12 @@
 """The shared backbone: one model trained without cues on the train clips, from which
 every variant is fine-tuned (train.pretrain_steps > 0), as the paper fine-tunes a
-pretrained video model. Light to import: the Snakefile reads PRETRAIN_IGNORES."""
+pretrained video model. Light to import: the Snakefile reads `passed_settings`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from stance.errors import UserError
 from stance.settings import TimestepSampling, Train, Variant, replace
@@ -32,6 +33,20 @@ PRETRAIN_IGNORES = (
     "validate_every",
     "validate_sampling_steps",
 )
+
+
+def passed_settings(train: Mapping[str, Any], operational: Iterable[str] = ()) -> dict:
+    """The `train` section as the pretraining rule passes it: without what pretraining
+    ignores and the `operational` keys, and with train.pretrain_learning_rate, when set,
+    as its learning_rate. So a backbone pretrained at 5e-4 is the same run (the same
+    params, the same run hash) whether 5e-4 came from learning_rate or from
+    pretrain_learning_rate beside another rate for the variants."""
+    ignored = {*operational, *PRETRAIN_IGNORES}
+    section = {k: v for k, v in train.items() if k not in ignored}
+    rate = section.pop("pretrain_learning_rate", None)
+    if rate is not None:
+        section["learning_rate"] = rate
+    return section
 
 
 def pretrain_backbone(
