@@ -158,8 +158,10 @@ def settings(section, only=None, without=()):
 def variant_settings(wildcards):
     """The `train` section with only this job's variant and without its operational
     values: adding or editing another variant, or the checkpoint cadence, leaves this
-    training job (and its run hash) alone."""
-    section = {k: v for k, v in config["train"].items() if k not in launch.BABYSITTING}
+    training job (and its run hash) alone; so does the backbone's own learning rate
+    when the backbone it gives is the same."""
+    skipped = (*launch.BABYSITTING, *pretraining.PRETRAINING_ONLY)
+    section = {k: v for k, v in config["train"].items() if k not in skipped}
     section["variants"] = {wildcards.variant: section["variants"][wildcards.variant]}
     return json.dumps(section, sort_keys=True, separators=(",", ":"))
 

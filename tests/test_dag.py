@@ -130,6 +130,7 @@ def test_the_variants_rate_alone_keeps_the_pretrained_backbone(workflow):
     pretrain_learning_rate beside another rate for the variants, is the same job."""
     pending = workflow.pending(train={"learning_rate": 5e-4, "pretrain_learning_rate": 1e-3})
     assert "pretrain_backbone" not in pending and pending["train_variant"] == 1
+    assert workflow.pending(train={"pretrain_learning_rate": 1e-3}) == {}
     pending = workflow.pending(train={"pretrain_learning_rate": 5e-4})
     assert pending["pretrain_backbone"] == 1 and pending["train_variant"] == 1
 

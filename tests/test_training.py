@@ -218,6 +218,25 @@ def test_pretraining_is_passed_its_own_learning_rate():
     assert own == pretraining.passed_settings({**train, "learning_rate": 5e-4})
 
 
+def test_a_pretraining_job_trains_at_its_own_rate_under_one_run_hash(stack, tmp_path, monkeypatch):
+    """Given by the rule as learning_rate, or by hand as pretrain_learning_rate beside
+    another learning_rate: the same rate and the same run hash."""
+    from stance.train import build
+
+    seen = []
+    monkeypatch.setattr(trainer, "train", lambda job: seen.append(job.settings))
+    section = {"pretrain_steps": 2, "learning_rate": 5e-4}
+    by_rule = config.section_from_json("train", json.dumps(section))
+    by_hand = config.section_from_json(
+        "train", json.dumps({**section, "learning_rate": 1e-3, "pretrain_learning_rate": 5e-4})
+    )
+    for settings in (by_rule, by_hand):
+        pretraining.pretrain_backbone(**job_args(stack[2], tmp_path, settings))
+    assert seen[0].learning_rate == seen[1].learning_rate == 5e-4
+    hashes = {build.run_hash(s, SETTINGS_VARIANT, "m", []) for s in seen}
+    assert len(hashes) == 1
+
+
 def test_motion_weights_favour_the_positions_that_change():
     assert objective.motion_weights(torch.zeros(1, 4, 3, 5, 5), 0.0) is None
     still = torch.randn(1, 1, 3, 5, 5).expand(2, 4, 3, 5, 5)

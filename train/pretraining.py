@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from stance.errors import UserError
-from stance.settings import TimestepSampling, Train, Variant, replace
+from stance.settings import TimestepSampling, Train, Variant, passed, replace
 
 PRETRAINED = "pretrained"  # the shared backbone's name: results/train/pretrained
 # Fine-tuning settings that pretraining replaces by these values: no cues to drop, no
@@ -33,6 +33,10 @@ PRETRAIN_IGNORES = (
     "validate_every",
     "validate_sampling_steps",
 )
+
+# Read by pretraining alone: the variants see its effect through the backbone's weights
+# (their run hash covers the start weights), so their rule leaves it out.
+PRETRAINING_ONLY = ("pretrain_learning_rate",)
 
 
 def passed_settings(train: Mapping[str, Any], operational: Iterable[str] = ()) -> dict:
@@ -70,13 +74,24 @@ def pretrain_backbone(
     from stance.train import data, trainer
     from stance.train.build import Job
 
+    # the rule already passes the backbone's rate as learning_rate; a job run by hand
+    # may still give pretrain_learning_rate
+    own = settings.pretrain_learning_rate if passed(settings, "pretrain_learning_rate") else None
+    rate = {} if own is None else {"learning_rate": own}
     job = Job(
         cache_files=data.cache_files(cache_dirs),
         cue_dirs=(),
         out_dir=out_dir,
         run_root=run_root,
         # keeps the restriction to the keys the rule passed
-        settings=replace(settings, steps=settings.pretrain_steps, variants={}, **PRETRAIN_FIXED),
+        settings=replace(
+            settings,
+            steps=settings.pretrain_steps,
+            variants={},
+            pretrain_learning_rate=None,
+            **rate,
+            **PRETRAIN_FIXED,
+        ),
         name=PRETRAINED,
         variant=Variant(aux="none", cue_mode="none", motion_tokens=1),
         model_source=model_source,
