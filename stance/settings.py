@@ -332,11 +332,6 @@ def restrict(settings, section: str, given: Iterable[str]):
     return _rebuild(type(settings), as_fields(settings), section, withheld)
 
 
-def passed(settings, name: str) -> bool:
-    """Whether a job's settings were given `name` (always, for unrestricted settings)."""
-    return name not in getattr(settings, "_withheld", frozenset())
-
-
 def replace(settings, **changes):
     """dataclasses.replace that keeps a restriction (a key set here becomes readable)."""
     withheld = getattr(settings, "_withheld", frozenset())

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from stance.errors import UserError
-from stance.settings import TimestepSampling, Train, Variant, passed, replace
+from stance.settings import TimestepSampling, Train, Variant, as_dict, replace
 
 PRETRAINED = "pretrained"  # the shared backbone's name: results/train/pretrained
 # Fine-tuning settings that pretraining replaces by these values: no cues to drop, no
@@ -39,6 +39,13 @@ PRETRAIN_IGNORES = (
 PRETRAINING_ONLY = ("pretrain_learning_rate",)
 
 
+def backbone_rate(train: Mapping[str, Any]) -> float | None:
+    """The shared backbone's learning rate from (some of) the train section's values:
+    pretrain_learning_rate when set, else learning_rate (None when neither is given)."""
+    own = train.get("pretrain_learning_rate")
+    return own if own is not None else train.get("learning_rate")
+
+
 def passed_settings(train: Mapping[str, Any], operational: Iterable[str] = ()) -> dict:
     """The `train` section as the pretraining rule passes it: without what pretraining
     ignores and the `operational` keys, and with train.pretrain_learning_rate, when set,
@@ -47,7 +54,8 @@ def passed_settings(train: Mapping[str, Any], operational: Iterable[str] = ()) -
     pretrain_learning_rate beside another rate for the variants."""
     ignored = {*operational, *PRETRAIN_IGNORES}
     section = {k: v for k, v in train.items() if k not in ignored}
-    rate = section.pop("pretrain_learning_rate", None)
+    section.pop("pretrain_learning_rate", None)
+    rate = backbone_rate(train)
     if rate is not None:
         section["learning_rate"] = rate
     return section
@@ -75,9 +83,8 @@ def pretrain_backbone(
     from stance.train.build import Job
 
     # the rule already passes the backbone's rate as learning_rate; a job run by hand
-    # may still give pretrain_learning_rate
-    own = settings.pretrain_learning_rate if passed(settings, "pretrain_learning_rate") else None
-    rate = {} if own is None else {"learning_rate": own}
+    # may still give pretrain_learning_rate (as_dict: only the keys the job was given)
+    rate = backbone_rate(as_dict(settings))
     job = Job(
         cache_files=data.cache_files(cache_dirs),
         cue_dirs=(),
@@ -89,7 +96,7 @@ def pretrain_backbone(
             steps=settings.pretrain_steps,
             variants={},
             pretrain_learning_rate=None,
-            **rate,
+            **({} if rate is None else {"learning_rate": rate}),
             **PRETRAIN_FIXED,
         ),
         name=PRETRAINED,
