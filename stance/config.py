@@ -215,8 +215,9 @@ TRAIN_FOLDERS = {
 # stance.train.tiny): "tiny" for the embedded config; "small" (configs/small.yaml) trained
 # from scratch with the invertible codec as its VAE; "smallpca" (configs/small_pca.yaml)
 # the codec projected on 16 directions fitted on the train clips; "smallwide"
-# (configs/small_wide.yaml). Any other model is a hub id or a folder.
-BUILT_VIDEO_SIZES = ("tiny", "small", "smallpca", "smallwide")
+# (configs/small_wide.yaml); "smallfine" (configs/small_fine.yaml). Any other model is a
+# hub id or a folder.
+BUILT_VIDEO_SIZES = ("tiny", "small", "smallpca", "smallwide", "smallfine")
 FITTED_VIDEO_SIZES = ("smallpca",)  # built from the train renders, the others from nothing
 
 
@@ -237,6 +238,7 @@ BUILT_VIDEO_CONFIGS = {
     built_video_model("small"): "configs/small.yaml",
     built_video_model("smallpca"): "configs/small_pca.yaml",
     built_video_model("smallwide"): "configs/small_wide.yaml",
+    built_video_model("smallfine"): "configs/small_fine.yaml",
 }
 MODEL_EXAMPLES = {
     "depth": "depth-anything/Depth-Anything-V2-Large-hf",

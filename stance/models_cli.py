@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=config.BUILT_VIDEO_SIZES,
         default="tiny",
         help="video only: small = configs/small.yaml's from-scratch stack (invertible "
-        "codec); smallwide = the same codec, a wider patch-1 transformer; smallpca = "
+        "codec); smallwide = the same codec, a wider patch-1 transformer; smallfine = "
+        "small with 4 x 4 px tokens (spatial patch 1); smallpca = "
         "the small stack with a 16-channel PCA codec fitted on --fit-renders",
     )
     tiny.add_argument(

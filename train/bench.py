@@ -41,7 +41,9 @@ HELP = "STANCE training step time, tokens/s, peak memory"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--geometry", choices=["tiny", "small", "5b"], default="tiny")
+    parser.add_argument(
+        "--geometry", choices=["tiny", "small", "smallfine", "5b"], default="tiny"
+    )
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--layers", type=int, help="override the layer count (smoke tests)")
     parser.add_argument("--frames", type=int, default=9)
@@ -144,10 +146,11 @@ def geometry_of(args: argparse.Namespace) -> tuple[dict, int]:
     factor of its codec)."""
     from stance.train import tiny
 
+    exact_codec = tiny.EXACT_CODEC_TRANSFORMERS
     geometry = dict(
-        {"5b": COGVIDEOX15_5B, "small": tiny.SMALL_TRANSFORMER}.get(args.geometry, tiny.TRANSFORMER)
+        {"5b": COGVIDEOX15_5B, **exact_codec}.get(args.geometry, tiny.TRANSFORMER)
     )
-    spatial = tiny.SMALL_CODEC["spatial_compression_ratio"] if args.geometry == "small" else 8
+    spatial = tiny.SMALL_CODEC["spatial_compression_ratio"] if args.geometry in exact_codec else 8
     if args.layers:
         geometry["num_layers"] = args.layers
     return geometry, spatial
@@ -217,7 +220,8 @@ def report(args, precision: str, model, geometry: dict, spatial: int, seconds: f
 
     latent_frames, lat_h, lat_w = latent_grid(args, spatial)
     streams = 2 if args.aux else 1
-    video_tokens = latent_frames // 2 * (lat_h // 2) * (lat_w // 2)
+    patch, patch_t = geometry["patch_size"], geometry["patch_size_t"] or 1
+    video_tokens = latent_frames // patch_t * (lat_h // patch) * (lat_w // patch)
     sequence = streams * video_tokens + args.motion_tokens + geometry["max_text_seq_length"]
     batch = args.batch_size
     params = sum(p.numel() for p in model.parameters())

@@ -11,7 +11,9 @@ small (configs/small.yaml, trained from scratch on a CPU): the same tokenizer, t
 and scheduler, a 4-layer width-128 1.5-style transformer, and in place of the VAE the
 exactly invertible `PixelFoldCodec` (4x4 pixels x 4 frames folded into 192 channels).
 smallwide (configs/small_wide.yaml): "small" with a 5-layer width-256 transformer that
-patches single latent positions; smallpca: "small" with a fitted 16-channel codec.
+patches single latent positions; smallfine (configs/small_fine.yaml): "small" with tokens
+of one latent cell (4 x 4 px) instead of 2 x 2; smallpca: "small" with a fitted 16-channel
+codec.
 """
 
 from __future__ import annotations
@@ -134,6 +136,17 @@ SMALL_WIDE_TRANSFORMER = dict(
     patch_size=1,
     patch_size_t=1,
 )
+# "smallfine" (configs/small_fine.yaml): "small" on a spatial token grid twice as fine
+# (patch 1 x 1 in space, still 2 latent frames in time): a token covers 4 x 4 px instead of
+# 8 x 8, so a small object (3-4 px) is no longer a fraction of one token, and a token's 384
+# outputs are 4x fewer for the same width 128. 4x "small"'s tokens, ~2.2x its step time.
+SMALL_FINE_TRANSFORMER = dict(SMALL_TRANSFORMER, patch_size=1)
+# the stacks over the exact codec, by size
+EXACT_CODEC_TRANSFORMERS = {
+    "small": SMALL_TRANSFORMER,
+    "smallwide": SMALL_WIDE_TRANSFORMER,
+    "smallfine": SMALL_FINE_TRANSFORMER,
+}
 SIZES = config.BUILT_VIDEO_SIZES
 SCHEDULER = dict(
     prediction_type="v_prediction",
@@ -178,11 +191,11 @@ def components(seed: int = 0, size: str = "tiny", fit_renders=()) -> dict:
     )
     if size not in SIZES:
         raise ValueError(f"size {size!r}: expected one of {SIZES}")
-    if size in ("small", "smallwide"):
+    if size in EXACT_CODEC_TRANSFORMERS:
         from stance.train.codec import PixelFoldCodec
 
         vae = PixelFoldCodec(**SMALL_CODEC)
-        transformer = SMALL_TRANSFORMER if size == "small" else SMALL_WIDE_TRANSFORMER
+        transformer = EXACT_CODEC_TRANSFORMERS[size]
     elif size == "smallpca":
         vae, transformer = _fitted_codec(fit_renders), SMALL_PCA_TRANSFORMER
     else:
