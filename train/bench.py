@@ -41,9 +41,7 @@ HELP = "STANCE training step time, tokens/s, peak memory"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--geometry", choices=["tiny", "small", "smallfine", "5b"], default="tiny"
-    )
+    parser.add_argument("--geometry", choices=["tiny", "small", "smallfine", "5b"], default="tiny")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--layers", type=int, help="override the layer count (smoke tests)")
     parser.add_argument("--frames", type=int, default=9)
@@ -147,9 +145,7 @@ def geometry_of(args: argparse.Namespace) -> tuple[dict, int]:
     from stance.train import tiny
 
     exact_codec = tiny.EXACT_CODEC_TRANSFORMERS
-    geometry = dict(
-        {"5b": COGVIDEOX15_5B, **exact_codec}.get(args.geometry, tiny.TRANSFORMER)
-    )
+    geometry = dict({"5b": COGVIDEOX15_5B, **exact_codec}.get(args.geometry, tiny.TRANSFORMER))
     spatial = tiny.SMALL_CODEC["spatial_compression_ratio"] if args.geometry in exact_codec else 8
     if args.layers:
         geometry["num_layers"] = args.layers
