@@ -8,6 +8,16 @@ from helpers import run_cli
     ("args", "expected"),
     [
         (["train", "--steps", "1", "--aux"], ["tokens/s", "peak memory"]),
+        # 16 px, 5 frames: 2 x 2 latent cells per frame on "small"'s 2 x 2 patches, 4 x 4
+        # on "smallfine"'s single cells, plus 8 motion and 32 text tokens
+        (
+            ["train", "--geometry", "small", "--size", "16", "--frames", "5", "--steps", "1"],
+            ["1 x 44 tokens"],
+        ),
+        (
+            ["train", "--geometry", "smallfine", "--size", "16", "--frames", "5", "--steps", "1"],
+            ["1 x 56 tokens"],
+        ),
         (["startup"], ["weightless: imports", "eager: imports", "model built", "first step done"]),
         (
             ["evaluate", "--clips", "3", "--frames", "9", "--size", "64"],

@@ -50,9 +50,16 @@ def test_small_stack_loads_its_codec_and_sets_the_spatial_factor(small_dir):
     assert pipe.vae_scale_factor_spatial == 4 and pipe.vae_scale_factor_temporal == 4
 
 
-def test_small_stack_trains_and_samples_at_48px(small_dir):
-    frozen = components.load_frozen(str(small_dir), False)
-    model = components.stance_transformer(str(small_dir), {"motion_tokens": 8}, False)
+@pytest.fixture(scope="module")
+def fine_dir(tmp_path_factory):
+    return tiny.make_tiny(tmp_path_factory.mktemp("fine") / "smallfine", size="smallfine")
+
+
+@pytest.mark.parametrize("stack", ["small_dir", "fine_dir"])
+def test_small_stacks_train_and_sample_at_48px(stack, request):
+    folder = request.getfixturevalue(stack)
+    frozen = components.load_frozen(str(folder), False)
+    model = components.stance_transformer(str(folder), {"motion_tokens": 8}, False)
     g = torch.Generator().manual_seed(0)
     cues = torch.zeros(1, 4, 48, 48)
     cues[:, :2, 8:20, 8:20] = 1.5
@@ -75,6 +82,27 @@ def test_small_stack_trains_and_samples_at_48px(small_dir):
     cue_map = cues[0].permute(1, 2, 0).numpy()
     out = pipe.generate(key, cue_map, "two objects", 9, 2, 1.0, seed=0, max_sequence_length=32)
     assert out.video.shape == (9, 48, 48, 3) and out.video.dtype == np.uint8
+
+
+def test_the_fine_stack_gives_a_small_object_whole_tokens(fine_dir, small_dir):
+    import yaml
+
+    cfg = config.validate(yaml.safe_load(Path("configs/small_fine.yaml").read_text()))
+    assert config.BUILT_MODELS["video"][cfg["models"]["video"]] == "smallfine"
+    assert config.BUILT_VIDEO_CONFIGS[cfg["models"]["video"]] == "configs/small_fine.yaml"
+    cues = torch.zeros(1, 4, 48, 48)
+    cues[:, 0, 20:24, 20:24] = 2.0  # a 4 x 4 px object, as the small test objects are
+    for folder, tokens, token_px in ((small_dir, 36, 8), (fine_dir, 144, 4)):
+        model = components.stance_transformer(str(folder), {"motion_tokens": 8}, False)
+        patches = model.cue_patches(cues)
+        assert patches.shape[1] == tokens  # one token per token_px x token_px cell
+        active = patches.abs().amax(-1) > 0
+        # the object fills one fine token (every pooled value is its flow), but covers a
+        # quarter of a small token (the rest of its values are the still floor's zeros)
+        flow_x = patches[active][:, : (token_px // 2) ** 2]  # channel-major, 2 px pooled
+        filled = (flow_x == 2.0).float().mean().item()
+        assert active.sum() == 1 and filled == (1.0 if token_px == 4 else 0.25)
+        assert model.proj_out.out_features == 192 * 2 * (token_px // 4) ** 2
 
 
 def test_the_small_config_is_valid_and_uses_the_built_small_stack():
