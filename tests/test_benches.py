@@ -8,8 +8,9 @@ from helpers import run_cli
     ("args", "expected"),
     [
         (["train", "--steps", "1", "--aux"], ["tokens/s", "peak memory"]),
-        # 16 px, 5 frames: 2 x 2 latent cells per frame on "small"'s 2 x 2 patches, 4 x 4
-        # on "smallfine"'s single cells, plus 8 motion and 32 text tokens
+        # 16 px, 5 frames (2 latent frames): 2 x 2 latent cells per frame on "small"'s
+        # 2 x 2 patches, 4 x 4 on "smallfine"'s single cells, both 2 frames deep, and 2 x 4 x 4
+        # on "smallwide"'s 1 x 1 x 1 patches; plus 8 motion and 32 text tokens
         (
             ["train", "--geometry", "small", "--size", "16", "--frames", "5", "--steps", "1"],
             ["1 x 44 tokens"],
@@ -17,6 +18,10 @@ from helpers import run_cli
         (
             ["train", "--geometry", "smallfine", "--size", "16", "--frames", "5", "--steps", "1"],
             ["1 x 56 tokens"],
+        ),
+        (
+            ["train", "--geometry", "smallwide", "--size", "16", "--frames", "5", "--steps", "1"],
+            ["1 x 72 tokens"],
         ),
         (["startup"], ["weightless: imports", "eager: imports", "model built", "first step done"]),
         (

@@ -84,25 +84,29 @@ def test_small_stacks_train_and_sample_at_48px(stack, request):
     assert out.video.shape == (9, 48, 48, 3) and out.video.dtype == np.uint8
 
 
-def test_the_fine_stack_gives_a_small_object_whole_tokens(fine_dir, small_dir):
+def test_the_fine_stack_tokenizes_a_small_object_on_4px_cells(fine_dir, small_dir):
     import yaml
 
     cfg = config.validate(yaml.safe_load(Path("configs/small_fine.yaml").read_text()))
     assert config.BUILT_MODELS["video"][cfg["models"]["video"]] == "smallfine"
     assert config.BUILT_VIDEO_CONFIGS[cfg["models"]["video"]] == "configs/small_fine.yaml"
-    cues = torch.zeros(1, 4, 48, 48)
-    cues[:, 0, 20:24, 20:24] = 2.0  # a 4 x 4 px object, as the small test objects are
     for folder, tokens, token_px in ((small_dir, 36, 8), (fine_dir, 144, 4)):
         model = components.stance_transformer(str(folder), {"motion_tokens": 8}, False)
-        patches = model.cue_patches(cues)
-        assert patches.shape[1] == tokens  # one token per token_px x token_px cell
-        active = patches.abs().amax(-1) > 0
-        # the object fills one fine token (every pooled value is its flow), but covers a
-        # quarter of a small token (the rest of its values are the still floor's zeros)
-        flow_x = patches[active][:, : (token_px // 2) ** 2]  # channel-major, 2 px pooled
-        filled = (flow_x == 2.0).float().mean().item()
-        assert active.sum() == 1 and filled == (1.0 if token_px == 4 else 0.25)
         assert model.proj_out.out_features == 192 * 2 * (token_px // 4) ** 2
+        # a 4 x 4 px object, as the small test objects are, on the 4 px grid and off it
+        for start, (small_tokens, fine_tokens) in ((20, (1, 1)), (18, (1, 4))):
+            cues = torch.zeros(1, 4, 48, 48)
+            cues[:, 0, start : start + 4, start : start + 4] = 2.0
+            patches = model.cue_patches(cues)
+            assert patches.shape[1] == tokens  # one token per token_px x token_px cell
+            active = patches.abs().amax(-1) > 0
+            assert active.sum() == (small_tokens if token_px == 8 else fine_tokens)
+            # share of an active token's flow values (channel-major, 2 px pooled) that
+            # are the object's: on the fine grid it fills its token when aligned
+            flow_x = patches[active][:, : (token_px // 2) ** 2]
+            filled = (flow_x == 2.0).float().mean().item()
+            aligned_fine = token_px == 4 and start == 20
+            assert filled == (1.0 if aligned_fine else 0.25)
 
 
 def test_the_small_config_is_valid_and_uses_the_built_small_stack():

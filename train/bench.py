@@ -3,8 +3,10 @@ training step (forward + backward + AdamW) on random inputs.
 
 Geometries: `tiny` (the embedded config's transformer), `small` (configs/small.yaml's, on
 the invertible codec's 4x latent grid: `--geometry small --size 48 --batch-size 16` is one
-step of the small-scale run) and `5b` (CogVideoX1.5-5B-I2V's transformer config with
-random weights, bf16 and gradient checkpointing on a GPU).
+step of the small-scale run), `smallfine` and `smallwide` (the stacks of
+configs/small_fine.yaml and configs/small_wide.yaml, on the same codec) and `5b`
+(CogVideoX1.5-5B-I2V's transformer config with random weights, bf16 and gradient
+checkpointing on a GPU).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ HELP = "STANCE training step time, tokens/s, peak memory"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--geometry", choices=["tiny", "small", "smallfine", "5b"], default="tiny")
+    add_geometry(parser)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--layers", type=int, help="override the layer count (smoke tests)")
     parser.add_argument("--frames", type=int, default=9)
@@ -59,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "trains; fp32: no bf16 at all. Default: bf16 on a GPU; on a CPU fp32 and autocast "
         "side by side",
     )
+
+
+def add_geometry(parser: argparse.ArgumentParser) -> None:
+    from stance.train import tiny
+
+    choices = ["tiny", *tiny.EXACT_CODEC_TRANSFORMERS, "5b"]
+    parser.add_argument("--geometry", choices=choices, default="tiny")
 
 
 def step_flops(params: int, tokens: int, layers: int, dim: int) -> float:
@@ -152,10 +161,10 @@ def geometry_of(args: argparse.Namespace) -> tuple[dict, int]:
     return geometry, spatial
 
 
-def latent_grid(args: argparse.Namespace, spatial: int) -> tuple[int, int, int]:
-    """(latent frames padded for patch_size_t 2, latent height, latent width)."""
+def latent_grid(args: argparse.Namespace, spatial: int, patch_t: int) -> tuple[int, int, int]:
+    """(latent frames padded to a multiple of patch_t, latent height, latent width)."""
     latent_frames = (args.frames - 1) // 4 + 1
-    latent_frames += latent_frames % 2
+    latent_frames += -latent_frames % patch_t
     return latent_frames, args.size // spatial, (args.width or args.size) // spatial
 
 
@@ -165,7 +174,7 @@ def random_inputs(args, model, geometry: dict, spatial: int, dtype, device: str)
 
     from stance.train import objective
 
-    latent_frames, lat_h, lat_w = latent_grid(args, spatial)
+    latent_frames, lat_h, lat_w = latent_grid(args, spatial, geometry["patch_size_t"] or 1)
     height, width = args.size, args.width or args.size
     batch, channels = args.batch_size, geometry["in_channels"] // 2
     g = torch.Generator(device).manual_seed(0)
@@ -214,9 +223,9 @@ def report(args, precision: str, model, geometry: dict, spatial: int, seconds: f
     """Print the setting, tokens/s, peak memory, FLOPs and (on a known GPU) MFU."""
     import torch
 
-    latent_frames, lat_h, lat_w = latent_grid(args, spatial)
-    streams = 2 if args.aux else 1
     patch, patch_t = geometry["patch_size"], geometry["patch_size_t"] or 1
+    latent_frames, lat_h, lat_w = latent_grid(args, spatial, patch_t)
+    streams = 2 if args.aux else 1
     video_tokens = latent_frames // patch_t * (lat_h // patch) * (lat_w // patch)
     sequence = streams * video_tokens + args.motion_tokens + geometry["max_text_seq_length"]
     batch = args.batch_size

@@ -27,7 +27,7 @@ BUILDS = ("weightless", "eager")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--geometry", choices=["tiny", "small", "5b"], default="tiny")
+    bench.add_geometry(parser)
     parser.add_argument("--layers", type=int, help="override the layer count")
     parser.add_argument("--size", type=int, default=32, help="frame height and width")
     parser.add_argument("--frames", type=int, default=9)

@@ -138,8 +138,8 @@ SMALL_WIDE_TRANSFORMER = dict(
 )
 # "smallfine" (configs/small_fine.yaml): "small" on a spatial token grid twice as fine
 # (patch 1 x 1 in space, still 2 latent frames in time): a token covers 4 x 4 px instead of
-# 8 x 8, so a small object (3-4 px) is no longer a fraction of one token, and a token's 384
-# outputs are 4x fewer for the same width 128. 4x "small"'s tokens, ~2.2x its step time.
+# 8 x 8, the size of a small test object (3-4 px) rather than 4x it, and a token's 384
+# outputs are 4x fewer for the same width 128. 4x "small"'s tokens, ~2x its step time.
 SMALL_FINE_TRANSFORMER = dict(SMALL_TRANSFORMER, patch_size=1)
 # the stacks over the exact codec, by size
 EXACT_CODEC_TRANSFORMERS = {
