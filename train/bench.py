@@ -161,10 +161,15 @@ def geometry_of(args: argparse.Namespace) -> tuple[dict, int]:
     return geometry, spatial
 
 
-def latent_grid(args: argparse.Namespace, spatial: int, patch_t: int) -> tuple[int, int, int]:
-    """(latent frames padded to a multiple of patch_t, latent height, latent width)."""
+def patch_sizes(geometry: dict) -> tuple[int, int]:
+    """(spatial patch, temporal patch) of a transformer config (no temporal patch: 1)."""
+    return geometry["patch_size"], geometry["patch_size_t"] or 1
+
+
+def latent_grid(args: argparse.Namespace, geometry: dict, spatial: int) -> tuple[int, int, int]:
+    """(latent frames padded to a multiple of the temporal patch, latent height, width)."""
     latent_frames = (args.frames - 1) // 4 + 1
-    latent_frames += -latent_frames % patch_t
+    latent_frames += -latent_frames % patch_sizes(geometry)[1]
     return latent_frames, args.size // spatial, (args.width or args.size) // spatial
 
 
@@ -174,7 +179,7 @@ def random_inputs(args, model, geometry: dict, spatial: int, dtype, device: str)
 
     from stance.train import objective
 
-    latent_frames, lat_h, lat_w = latent_grid(args, spatial, geometry["patch_size_t"] or 1)
+    latent_frames, lat_h, lat_w = latent_grid(args, geometry, spatial)
     height, width = args.size, args.width or args.size
     batch, channels = args.batch_size, geometry["in_channels"] // 2
     g = torch.Generator(device).manual_seed(0)
@@ -223,8 +228,8 @@ def report(args, precision: str, model, geometry: dict, spatial: int, seconds: f
     """Print the setting, tokens/s, peak memory, FLOPs and (on a known GPU) MFU."""
     import torch
 
-    patch, patch_t = geometry["patch_size"], geometry["patch_size_t"] or 1
-    latent_frames, lat_h, lat_w = latent_grid(args, spatial, patch_t)
+    patch, patch_t = patch_sizes(geometry)
+    latent_frames, lat_h, lat_w = latent_grid(args, geometry, spatial)
     streams = 2 if args.aux else 1
     video_tokens = latent_frames // patch_t * (lat_h // patch) * (lat_w // patch)
     sequence = streams * video_tokens + args.motion_tokens + geometry["max_text_seq_length"]

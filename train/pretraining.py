@@ -52,9 +52,8 @@ def passed_settings(train: Mapping[str, Any], operational: Iterable[str] = ()) -
     as its learning_rate. So a backbone pretrained at 5e-4 is the same run (the same
     params, the same run hash) whether 5e-4 came from learning_rate or from
     pretrain_learning_rate beside another rate for the variants."""
-    ignored = {*operational, *PRETRAIN_IGNORES}
+    ignored = {*operational, *PRETRAIN_IGNORES, *PRETRAINING_ONLY}
     section = {k: v for k, v in train.items() if k not in ignored}
-    section.pop("pretrain_learning_rate", None)
     rate = backbone_rate(train)
     if rate is not None:
         section["learning_rate"] = rate
