@@ -23,6 +23,11 @@ from helpers import run_cli
             ["train", "--geometry", "smallwide", "--size", "16", "--frames", "5", "--steps", "1"],
             ["1 x 72 tokens"],
         ),
+        pytest.param(
+            ["train", "--steps", "1", "--precision", "fp32", "--compile"],
+            ["torch.compile True", "first step (compilation included)"],
+            marks=pytest.mark.slow,  # compiles the tiny transformer: ~45 s on 2 cores
+        ),
         (["startup"], ["weightless: imports", "eager: imports", "model built", "first step done"]),
         (
             ["evaluate", "--clips", "3", "--frames", "9", "--size", "64"],

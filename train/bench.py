@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="wrap the transformer in torch.compile; the first step's time (compilation "
+        "included) is printed apart from the timed steps",
+    )
+    parser.add_argument(
         "--precision",
         choices=["bf16", "autocast", "fp32"],
         help="bf16: bf16 weights, gradients and AdamW states (16 GB less per 1B params); "
@@ -96,7 +102,9 @@ def measure(args: argparse.Namespace, precision: str) -> float:
     model, geometry, spatial = build_model(args, precision, device)
     dtype = torch.float32 if precision == "fp32" else torch.bfloat16
     inputs = random_inputs(args, model, geometry, spatial, dtype, device)
-    seconds = time_steps(training_step(model, inputs, dtype, device), args.steps, cuda)
+    if args.compile:
+        model = torch.compile(model)
+    seconds, first = time_steps(training_step(model, inputs, dtype, device), args.steps, cuda)
     if seconds != seconds:  # out of memory
         print(
             f"train bench: {args.geometry} geometry, {precision}, aux {args.aux}, "
@@ -106,6 +114,8 @@ def measure(args: argparse.Namespace, precision: str) -> float:
         )
         return seconds
     report(args, precision, model, geometry, spatial, seconds, cuda)
+    if args.compile:
+        print(f"  torch.compile: first step (compilation included) {first:.1f} s")
     return seconds
 
 
@@ -205,23 +215,26 @@ def random_inputs(args, model, geometry: dict, spatial: int, dtype, device: str)
     }
 
 
-def time_steps(step, steps: int, cuda: bool) -> float:
-    """Seconds per step over `steps` after a warm-up step; NaN when it runs out of memory."""
+def time_steps(step, steps: int, cuda: bool) -> tuple[float, float]:
+    """(seconds per step over `steps` after a warm-up step, the warm-up step's seconds);
+    (NaN, NaN) when it runs out of memory."""
     import torch
 
+    start = time.perf_counter()
     try:
-        step()  # warm-up (allocations, kernels)
+        step()  # warm-up (allocations, kernels, compilation)
     except torch.OutOfMemoryError:
-        return float("nan")
+        return float("nan"), float("nan")
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    first = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(steps):
         step()
     if cuda:
         torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+    return (time.perf_counter() - start) / steps, first
 
 
 def report(args, precision: str, model, geometry: dict, spatial: int, seconds: float, cuda: bool):
@@ -255,7 +268,7 @@ def report(args, precision: str, model, geometry: dict, spatial: int, seconds: f
         f"({precision}, {torch.get_num_threads()} CPU threads), "
         f"batch {batch} x {args.frames}x{args.size}x{args.width or args.size}, "
         f"streams {streams}, {args.motion_tokens} motion tokens, gradient checkpointing "
-        f"{args.gradient_checkpointing}"
+        f"{args.gradient_checkpointing}, torch.compile {args.compile}"
     )
     print(
         f"  {batch} x {sequence} tokens; step {seconds:.3f} s; "
