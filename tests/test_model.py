@@ -119,6 +119,30 @@ def test_map2d_ablation_adds_no_tokens(models):
     assert not torch.allclose(out, without) and not torch.allclose(out, reversed_)
 
 
+def _site_cues(layout: str) -> torch.Tensor:
+    """Cue maps on 16 px sites (tiny: 8x VAE, 2x patch): one 4x4 px object in the first
+    site, placed in its top-left or bottom-right corner (same site means, other pixels)."""
+    cues = torch.zeros(B, 4, 32, 32)
+    corner = slice(0, 4) if layout == "top_left" else slice(12, 16)
+    cues[:, :, corner, corner] = torch.tensor([1.5, -0.5, 0.1, 0.3])[:, None, None]
+    return cues
+
+
+@pytest.mark.parametrize("mode", ["map2d", "lowres_map"])
+def test_lowres_map_sees_only_site_means(models, mode):
+    base, _ = models
+    stance = StanceTransformer(**tiny.TRANSFORMER, cue_mode=mode).eval()
+    stance.load_state_dict(base.state_dict(), strict=False)
+    with torch.no_grad():
+        corners = [stance(**_inputs(), cues=_site_cues(c)).sample for c in ("top_left", "other")]
+        without = stance(**_inputs(), cues=None).sample
+    assert corners[0].shape == (B, F, 4, H, W)  # no extra tokens
+    assert not torch.allclose(corners[0], without)  # the small object's cue still acts
+    # the low-resolution map cannot tell where in its site the object sits; map2d can
+    assert torch.allclose(*corners) == (mode == "lowres_map")
+    assert stance.cue_tokenizer[0].in_features == (4 if mode == "lowres_map" else 4 * 8 * 8)
+
+
 def test_save_and_load_round_trip(models, tmp_path):
     _, stance = models
     stance.save_pretrained(tmp_path / "t")

@@ -8,8 +8,12 @@ blocks, patch embedding and output head unchanged. It adds:
   budget N (random subset in training, evenly strided at inference, cyclic tiling when
   fewer, zero tokens when none), each tagged with the FIRST-FRAME 3-D RoPE of its site,
   appended to the video sequence and removed before the output head;
-- the naive 2-D map ablation (`cue_mode="map2d"`): cue tokens added to the patch
+- the 2-D map ablation (`cue_mode="map2d"`): the same cue tokens added to the patch
   embeddings of every latent frame, no extra tokens;
+- the naive low-resolution map ablation (`cue_mode="lowres_map"`): the cue map
+  area-averaged to one value per channel and token site (what resizing a control map to
+  the token grid keeps), embedded by the MLP and added like map2d; a small object's cue is
+  diluted by the zeros around it in its site;
 - an auxiliary stream (depth or segmentation latents): embedded by the same patch
   embedding, sharing RoPE positions and cues with the RGB stream, told apart by a
   zero-initialised domain embedding; both streams go through the same blocks.
@@ -28,7 +32,8 @@ from torch import nn
 
 from stance.train import draws
 
-CUE_MODES = ("none", "dense_rope", "map2d")
+CUE_MODES = ("none", "dense_rope", "map2d", "lowres_map")
+CUE_MAP_MODES = ("map2d", "lowres_map")  # cues added to every frame's tokens
 AUX_KINDS = ("none", "depth", "seg")
 VAE_SPATIAL = 8  # CogVideoX's VAE downsamples 8x in space (the default of vae_spatial)
 
@@ -191,10 +196,10 @@ class StanceTransformer(CogVideoXTransformer3DModel):
         if pixel_patch % cue_pool:
             raise ValueError(f"cue_pool {cue_pool} must divide the pixel patch {pixel_patch}")
         inner = num_attention_heads * attention_head_dim
-        unshuffled = cue_channels * (pixel_patch // cue_pool) ** 2
+        per_site = 1 if cue_mode == "lowres_map" else (pixel_patch // cue_pool) ** 2
         hidden = cue_hidden_dim or inner
         self.cue_tokenizer = nn.Sequential(
-            nn.Linear(unshuffled, hidden), nn.SiLU(), nn.Linear(hidden, inner)
+            nn.Linear(cue_channels * per_site, hidden), nn.SiLU(), nn.Linear(hidden, inner)
         )
         self.domain_embedding = nn.Parameter(torch.zeros(2, inner))  # RGB, auxiliary
         # Same numerics as diffusers' CogVideoX processor for shared RoPE (tested), and
@@ -203,13 +208,16 @@ class StanceTransformer(CogVideoXTransformer3DModel):
 
     # -- cue tokens ---------------------------------------------------------------------
     def cue_patches(self, cues: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) pixel-resolution cue map -> (B, sites, C * s * s) on the patch grid."""
+        """(B, C, H, W) pixel-resolution cue map -> (B, sites, C * s * s) on the patch grid
+        (s = pixel patch / cue_pool; s = 1 for the low-resolution map)."""
         pool = self.config.cue_pool
         pixel_patch = self.config.vae_spatial * self.config.patch_size
         if cues.shape[-1] % pixel_patch or cues.shape[-2] % pixel_patch:
             raise ValueError(
                 f"cue map {tuple(cues.shape[-2:])} is not a multiple of the {pixel_patch}px patch"
             )
+        if self.config.cue_mode == "lowres_map":
+            pool = pixel_patch
         pooled = F.avg_pool2d(cues, pool) if pool > 1 else cues
         grid = F.pixel_unshuffle(pooled, pixel_patch // pool)  # (B, C*s*s, H', W')
         return grid.flatten(2).transpose(1, 2)
@@ -283,7 +291,7 @@ class StanceTransformer(CogVideoXTransformer3DModel):
         if self.ofs_embedding is not None:
             emb = emb + self.ofs_embedding(self.ofs_proj(ofs).to(hidden_states.dtype))
         text, streams = self._embed(encoder_hidden_states, hidden_states, aux_hidden_states)
-        if use_cues and self.config.cue_mode == "map2d":
+        if use_cues and self.config.cue_mode in CUE_MAP_MODES:
             streams = self._add_cue_map(streams, cues)
         video_len = streams[0].shape[1]
         sequence = torch.cat(streams, dim=1)
@@ -319,7 +327,7 @@ class StanceTransformer(CogVideoXTransformer3DModel):
         return text, [video + self.domain_embedding[0], aux + self.domain_embedding[1]]
 
     def _add_cue_map(self, streams, cues):
-        """The map2d ablation: the tokenized cue map added to every frame's tokens."""
+        """The map ablations: the tokenized cue map added to every frame's tokens."""
         grid = self.cue_tokenizer(self.cue_patches(cues).to(streams[0].dtype))  # (B, H'W', D)
         sites = grid.shape[1]
         return [(s.unflatten(1, (-1, sites)) + grid[:, None]).flatten(1, 2) for s in streams]
