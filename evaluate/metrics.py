@@ -176,7 +176,10 @@ def evaluate_clip(
         ),
         "trajectory_error": np.nan,
         "frames": len(generated),
+        # moving pixels per frame (motion masks at the evaluation size): a video that
+        # changes pixels where nothing moves shows more than the real clip
         "real_motion_px": float(real.masks.sum(axis=(1, 2)).mean()),
+        "generated_motion_px": float(ours.masks.sum(axis=(1, 2)).mean()),
         "has_flip": "flipped" in others,
         **cue_following(clip, generated, others, dynamic),
     }

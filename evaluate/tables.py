@@ -138,6 +138,7 @@ def summarise(frame: pd.DataFrame, bootstrap: int) -> dict[str, Any]:
         "trajectory_error_px": frame["trajectory_error"].mean(),
         "motion_centroid_error_px": frame["motion_centroid_error"].mean(),
         "real_motion_px": frame["real_motion_px"].mean(),
+        "generated_motion_px": frame["generated_motion_px"].mean(),
     }
     error, error_ci, moving = instance_mean(frame["instance_motion_error_px"], bootstrap)
     flip, flip_ci, flipped = instance_mean(frame["instance_flip_reversed"], bootstrap)

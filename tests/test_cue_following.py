@@ -154,6 +154,9 @@ def test_a_clip_row_scores_following_and_reversed_generations(tmp_path):
     np.testing.assert_allclose(sorted(copy["instance_motion_error_px"]), [8.0, 12.0], atol=0.5)
     assert copy["has_flip"] and copy["instance_flip_reversed"] == [False, False]
     assert copy["instance_along_px"] == copy["instance_along_flipped_px"] == [0.0, 0.0]
+    # moving pixels: the following video's match the clip's, a still video has none
+    assert row["generated_motion_px"] == pytest.approx(row["real_motion_px"], rel=0.15)
+    assert row["real_motion_px"] > 0 and copy["generated_motion_px"] == 0.0
 
 
 def test_control_measures_from_clips_with_known_motion(tmp_path):
