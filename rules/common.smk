@@ -21,8 +21,9 @@ if not Path(stance.__file__).resolve().is_relative_to(Path(workflow.basedir).res
         f"({workflow.basedir}); run scripts/setup.sh in this checkout and activate its .venv"
     )
 
+# config_settings.config is --config alone (overwrite_config also holds the files, merged)
 stance_config.variants_as_named(
-    config, workflow.overwrite_configfiles, workflow.config_settings.overwrite_config
+    config, workflow.overwrite_configfiles, workflow.config_settings.config
 )
 _resolved = stance_config.validate(config, source="the Snakemake config")
 config.clear()

@@ -155,6 +155,19 @@ def test_a_config_files_variants_are_its_complete_list(workflow):
     assert re.search(r"^train_variant\s+1\s*$", out.stdout + out.stderr, re.MULTILINE)
 
 
+def test_the_last_config_file_naming_variants_names_them_all(workflow):
+    """Of two --configfile files, the later one's variants are the list, not a merge."""
+    both = {"aux": "none", "cue_mode": "none"}
+    first = {"train": {"variants": {"backbone": both, "other": both}}}
+    second = {"train": {"variants": {"backbone": both}}, "evaluate": {"stance_variant": "backbone"}}
+    for name, document in (("first.yaml", first), ("second.yaml", second)):
+        (workflow.repo / name).write_text(yaml.safe_dump(document))
+    out = workflow.snakemake(
+        "-n", "--forceall", "--quiet", "rules", configfiles=("first.yaml", "second.yaml")
+    )
+    assert re.search(r"^train_variant\s+1\s*$", out.stdout + out.stderr, re.MULTILINE)
+
+
 def test_a_new_generated_split_leaves_existing_generations_alone(workflow):
     pending = workflow.pending(generate={"splits": ["test", "train"]})
     assert pending["generate_shard"] == 1  # the train shard only: the test shard is kept
