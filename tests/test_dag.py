@@ -95,6 +95,24 @@ def test_editing_dz_code_reruns_only_cues_and_their_dependents(workflow):
     assert workflow.pending() == {}
 
 
+def test_editing_the_stance_model_retrains_but_keeps_the_encoded_latents(workflow):
+    path = workflow.repo / "train" / "model.py"
+    original = _edit(path)
+    try:
+        assert workflow.pending() == {
+            "pretrain_backbone": 1,
+            "train_variant": 1,
+            "generate_shard": 1,
+            "evaluate_shard": 1,
+            "evaluate_tables": 1,
+            "report_videos": 1,
+            "report_results": 1,
+            "all": 1,
+        }
+    finally:
+        path.write_text(original)
+
+
 def test_editing_the_tables_code_reruns_only_the_gather(workflow):
     path = workflow.repo / "evaluate" / "tables.py"
     original = _edit(path)

@@ -23,7 +23,7 @@ from stance.demo import server
 from stance.demo import session as demo
 from stance.depth import model as depth_model
 from stance.render import store as clip_store
-from stance.train import components, tiny
+from stance.train import tiny, weights
 
 MASS = config.defaults().cues.mass
 REPO = Path(__file__).parents[1]
@@ -52,7 +52,7 @@ def make_trained(root: Path, name: str = "rgb_only", identity: dict | None = Non
         tiny.make_tiny(model_dir)
     trained = root / "results" / "train" / name
     identity = identity or {"aux": "none", "cue_mode": "dense_rope", "motion_tokens": 8}
-    components.stance_transformer(str(model_dir), identity, False).save_pretrained(
+    weights.stance_transformer(str(model_dir), identity, False).save_pretrained(
         trained / "transformer"
     )
     record = {

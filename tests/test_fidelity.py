@@ -11,7 +11,7 @@ import torch
 from stance import config
 from stance.generate import sampling as generate
 from stance.generate.pipeline import StanceImageToVideoPipeline, guidance_branches, guide
-from stance.train import aux_frames, components, encode, objective, tiny, trainer
+from stance.train import aux_frames, components, encode, objective, tiny, trainer, weights
 from stance.train.model import StanceTransformer, select_sites
 
 SETTINGS = config.defaults().train
@@ -40,7 +40,7 @@ def model_dir(tmp_path_factory):
 def make_pipe(model_dir, **options):
     frozen = components.load_frozen(str(model_dir), False)
     options = {"motion_tokens": 4, **options}
-    transformer = components.stance_transformer(str(model_dir), options, False).eval()
+    transformer = weights.stance_transformer(str(model_dir), options, False).eval()
     pipe = StanceImageToVideoPipeline(transformer=transformer, **frozen)
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -306,7 +306,7 @@ def test_keyframe_noise_is_redrawn_every_step(model_dir):
 
 
 def test_a_cue_map_off_the_video_grid_is_a_clear_error(model_dir):
-    model = components.stance_transformer(str(model_dir), {"motion_tokens": 4}, False).eval()
+    model = weights.stance_transformer(str(model_dir), {"motion_tokens": 4}, False).eval()
     x = torch.randn(1, 4, 8, 4, 4)
     rope = objective.rotary_embedding(model.config, 32, 32, 4, "cpu")
     kwargs = dict(
@@ -326,7 +326,7 @@ def test_the_cue_forward_honours_the_lora_scale(model_dir):
     from peft import LoraConfig
 
     torch.manual_seed(0)
-    model = components.stance_transformer(str(model_dir), {"motion_tokens": 4}, False).eval()
+    model = weights.stance_transformer(str(model_dir), {"motion_tokens": 4}, False).eval()
     model.add_adapter(
         LoraConfig(r=4, target_modules=["to_q", "to_k", "to_v"], init_lora_weights=False)
     )

@@ -5,7 +5,7 @@ import torch
 from diffusers import CogVideoXTransformer3DModel
 from diffusers.models.embeddings import apply_rotary_emb
 
-from stance.train import components, objective, tiny
+from stance.train import objective, tiny, weights
 from stance.train.model import StanceTransformer, rotate, select_sites
 
 B, F, C, H, W = 2, 4, 8, 4, 4  # 4 latent frames of 4x4 latents = 32x32 pixels
@@ -154,7 +154,7 @@ def test_save_and_load_round_trip(models, tmp_path):
 
 def test_loading_from_a_cogvideox_checkpoint(tmp_path):
     folder = tiny.make_tiny(tmp_path / "tiny")
-    model = components.stance_transformer(str(folder), {"motion_tokens": 8}, allow_download=False)
+    model = weights.stance_transformer(str(folder), {"motion_tokens": 8}, allow_download=False)
     base = CogVideoXTransformer3DModel.from_pretrained(folder, subfolder="transformer")
     for name, tensor in base.state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor)
@@ -178,7 +178,7 @@ def test_only_the_new_modules_are_initialised(tmp_path, monkeypatch):
         torch.manual_seed(7)
         with monkeypatch.context() as patch:
             patch.setattr(torch.nn.Linear, "reset_parameters", counting)
-            builds.append(components.stance_transformer(str(folder), {}, allow_download=False))
+            builds.append(weights.stance_transformer(str(folder), {}, allow_download=False))
         tokenizer = builds[-1].cue_tokenizer
         assert initialised == [tuple(tokenizer[0].weight.shape), tuple(tokenizer[2].weight.shape)]
         initialised.clear()
@@ -199,7 +199,7 @@ def test_position_tables_survive_the_weightless_build(tmp_path):
     CogVideoXTransformer3DModel(**geometry).save_pretrained(folder)
     model = StanceTransformer(**geometry)
     model.save_pretrained(tmp_path / "backbone" / "transformer")
-    built = components.stance_transformer(
+    built = weights.stance_transformer(
         "unused", {}, allow_download=False, init=tmp_path / "backbone"
     )
     assert torch.equal(built.patch_embed.pos_embedding, model.patch_embed.pos_embedding)
@@ -209,7 +209,7 @@ def test_missing_video_weights_say_how_to_get_them(tmp_path):
     from stance.errors import UserError
 
     with pytest.raises(UserError, match=r"huggingface-cli download THUDM/CogVideoX1\.5-5B-I2V"):
-        components.stance_transformer("THUDM/CogVideoX1.5-5B-I2V", {}, allow_download=False)
+        weights.stance_transformer("THUDM/CogVideoX1.5-5B-I2V", {}, allow_download=False)
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no transformer/ folder"):
-        components.stance_transformer(str(tmp_path / "empty"), {})
+        weights.stance_transformer(str(tmp_path / "empty"), {})

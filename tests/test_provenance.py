@@ -22,6 +22,16 @@ def test_report_hash_includes_the_render_store_it_reads():
     assert "stance.render.worker" not in names
 
 
+def test_the_stance_model_code_reaches_training_but_not_encoding():
+    """Editing the STANCE transformer retrains and resamples, but keeps the encoded latents
+    (hours of VAE time at the paper's scale) and the tiny base stacks."""
+    model = "stance.train.model"
+    for root in ("stance.train.build", "stance.train.pretraining", "stance.generate.jobs"):
+        assert model in {n for n, _ in provenance.source_files(root)}, root
+    for root in ("stance.train.encode", "stance.train.tiny"):
+        assert model not in {n for n, _ in provenance.source_files(root)}, root
+
+
 def _hash_in_subprocess(root, module):
     code = f"from stance import provenance; print(provenance.code_hash({module!r}))"
     env = {**os.environ, "PYTHONPATH": str(root)}

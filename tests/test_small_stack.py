@@ -10,7 +10,7 @@ import torch
 
 from stance import config
 from stance.generate.pipeline import StanceImageToVideoPipeline
-from stance.train import components, objective, tiny
+from stance.train import components, objective, tiny, weights
 from stance.train.codec import PixelFoldCodec, fit_projection
 
 
@@ -44,7 +44,7 @@ def test_small_stack_loads_its_codec_and_sets_the_spatial_factor(small_dir):
     assert components.vae_class(str(small_dir), False) is PixelFoldCodec
     frozen = components.load_frozen(str(small_dir), False)
     assert isinstance(frozen["vae"], PixelFoldCodec)
-    model = components.stance_transformer(str(small_dir), {"motion_tokens": 8}, False)
+    model = weights.stance_transformer(str(small_dir), {"motion_tokens": 8}, False)
     assert model.config.vae_spatial == 4 and model.config.in_channels == 384
     pipe = StanceImageToVideoPipeline(transformer=model, **frozen)
     assert pipe.vae_scale_factor_spatial == 4 and pipe.vae_scale_factor_temporal == 4
@@ -59,7 +59,7 @@ def fine_dir(tmp_path_factory):
 def test_small_stacks_train_and_sample_at_48px(stack, request):
     folder = request.getfixturevalue(stack)
     frozen = components.load_frozen(str(folder), False)
-    model = components.stance_transformer(str(folder), {"motion_tokens": 8}, False)
+    model = weights.stance_transformer(str(folder), {"motion_tokens": 8}, False)
     g = torch.Generator().manual_seed(0)
     cues = torch.zeros(1, 4, 48, 48)
     cues[:, :2, 8:20, 8:20] = 1.5
@@ -91,7 +91,7 @@ def test_the_fine_stack_tokenizes_a_small_object_on_4px_cells(fine_dir, small_di
     assert config.BUILT_MODELS["video"][cfg["models"]["video"]] == "smallfine"
     assert config.BUILT_VIDEO_CONFIGS[cfg["models"]["video"]] == "configs/small_fine.yaml"
     for folder, tokens, token_px in ((small_dir, 36, 8), (fine_dir, 144, 4)):
-        model = components.stance_transformer(str(folder), {"motion_tokens": 8}, False)
+        model = weights.stance_transformer(str(folder), {"motion_tokens": 8}, False)
         assert model.proj_out.out_features == 192 * 2 * (token_px // 4) ** 2
         # a 4 x 4 px object, as the small test objects are, on the 4 px grid and off it
         for start, (small_tokens, fine_tokens) in ((20, (1, 1)), (18, (1, 4))):
@@ -152,7 +152,7 @@ def test_every_memory_profile_samples_the_same_video_on_cpu(tmp_path):
     for profile in sampling.MEMORY_PROFILES:
         frozen = components.load_frozen(str(model_dir), False)
         torch.manual_seed(0)  # the new cue modules start from the same random weights
-        model = components.stance_transformer(str(model_dir), {"motion_tokens": 4}, False)
+        model = weights.stance_transformer(str(model_dir), {"motion_tokens": 4}, False)
         pipe = StanceImageToVideoPipeline(transformer=model.eval(), **frozen)
         sampling.apply_memory_profile(pipe, profile, cuda=False)
         pipe.set_progress_bar_config(disable=True)
@@ -234,7 +234,7 @@ def test_the_pca_stack_is_fitted_on_rendered_clips_and_saved_whole(tmp_path):
     video = torch.from_numpy(clip).float().div(127.5).sub(1).permute(3, 0, 1, 2)[None]
     back = codec.decode(codec.encode(video).latent_dist.mode()).sample
     assert 10 * torch.log10(4 / (back - video).pow(2).mean()) > 28  # PSNR in dB
-    model = components.stance_transformer(str(folder), {"motion_tokens": 8}, False)
+    model = weights.stance_transformer(str(folder), {"motion_tokens": 8}, False)
     assert model.config.in_channels == 32 and model.config.out_channels == 16
     pipe = StanceImageToVideoPipeline(transformer=model.eval(), **frozen)
     pipe.set_progress_bar_config(disable=True)

@@ -27,6 +27,7 @@ from stance.train import (
     pretraining,
     tiny,
     trainer,
+    weights,
 )
 
 SETTINGS = config.section_settings(
@@ -75,7 +76,7 @@ def depth_step_parts(stack):
     """A fresh depth-stream model on the tiny stack, its scheduler and VAE config, and a
     batch of two cached clips with their cues."""
     _, model_dir, caches = stack
-    model = components.stance_transformer(str(model_dir), {"motion_tokens": 4}, False)
+    model = weights.stance_transformer(str(model_dir), {"motion_tokens": 4}, False)
     scheduler = components.load_frozen(str(model_dir), False)["scheduler"]
     vae_config = components.load_config(
         __import__("diffusers").AutoencoderKLCogVideoX, str(model_dir), "vae", False
@@ -131,23 +132,23 @@ def test_fine_tuning_starts_from_the_pretrained_backbone(stack, tmp_path):
     """A variant built on the pretrained backbone takes its base weights and initialises
     its own new modules (cue tokenizer, domain embedding) as from a base checkpoint."""
     _, model_dir, _ = stack
-    backbone = components.stance_transformer(str(model_dir), {"cue_mode": "none"}, False)
+    backbone = weights.stance_transformer(str(model_dir), {"cue_mode": "none"}, False)
     with torch.no_grad():
         for parameter in backbone.parameters():
             parameter.add_(1.0)  # "pretrained": every tensor moved, new modules included
     backbone.save_pretrained(tmp_path / "pre" / "transformer")
     options = {"cue_mode": "dense_rope", "aux": "depth", "motion_tokens": 4}
     torch.manual_seed(0)
-    tuned = components.stance_transformer(str(model_dir), options, False, init=tmp_path / "pre")
+    tuned = weights.stance_transformer(str(model_dir), options, False, init=tmp_path / "pre")
     torch.manual_seed(0)
-    scratch = components.stance_transformer(str(model_dir), options, False)
+    scratch = weights.stance_transformer(str(model_dir), options, False)
     pretrained, fresh = backbone.state_dict(), scratch.state_dict()
     for name, value in tuned.state_dict().items():
         new = name.startswith(tuned.new_module_prefixes)
         assert torch.equal(value, fresh[name] if new else pretrained[name]), name
     assert tuned.config.cue_mode == "dense_rope" and tuned.config.aux == "depth"
     with pytest.raises(UserError, match="stance train pretrain"):
-        components.stance_transformer(str(model_dir), options, False, init=tmp_path / "none")
+        weights.stance_transformer(str(model_dir), options, False, init=tmp_path / "none")
 
 
 def job_args(caches, root, settings) -> dict:
@@ -679,13 +680,13 @@ def test_the_probe_scores_cue_control_of_a_model_in_training(stack, tmp_path):
     render, cues = write_validation_clip(tmp_path)
     settings = dataclasses.replace(SETTINGS, validate_every=2, validate_sampling_steps=2)
     probe = CueControlProbe(str(model_dir), [render], [cues], settings, False)
-    cued = components.stance_transformer(str(model_dir), VARIANT, False)
+    cued = weights.stance_transformer(str(model_dir), VARIANT, False)
     row = probe(cued, SETTINGS_VARIANT, 7)
     assert row["step"] == 7 and row["instances"] == 1
     assert np.isfinite([row["response"], row["gain"], row["follows"]]).all()
     assert cued.training  # left in training mode
     plain = Variant(aux="none", cue_mode="none", motion_tokens=1)
-    backbone = components.stance_transformer(str(model_dir), as_dict(plain), False)
+    backbone = weights.stance_transformer(str(model_dir), as_dict(plain), False)
     row = probe(backbone, plain, 7)
     assert row["response"] == 0.0 and row["follows"] == 0.0
     with pytest.raises(UserError, match="validate_every"):

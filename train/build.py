@@ -19,7 +19,7 @@ import torch
 
 from stance.precision import resolve as resolve_precision
 from stance.settings import Train, Variant, as_dict
-from stance.train import components, launch
+from stance.train import components, launch, weights
 from stance.train.data import CacheDataset, cue_store_paths
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ def make_accelerator(settings: Train, run_dir: Path):
 
 def build_transformer(name, variant, settings, model_source, allow_download, init):
     """The STANCE transformer to train, with what the variant does not use frozen."""
-    model = components.stance_transformer(model_source, as_dict(variant), allow_download, init=init)
+    model = weights.stance_transformer(model_source, as_dict(variant), allow_download, init=init)
     frozen = model.freeze_unused()
     if frozen:
         log.info("variant %s does not use %s: frozen", name, frozen)

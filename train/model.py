@@ -380,7 +380,7 @@ class StanceTransformer(CogVideoXTransformer3DModel):
     def init_new_modules(self) -> None:
         """Real weights for the new modules of a model built on the meta device, initialised
         as their constructors do (nn.Linear's default; a zero domain embedding); the base
-        weights come from a checkpoint, loaded on the CPU (`components.stance_transformer`)."""
+        weights come from a checkpoint, loaded on the CPU (`weights.stance_transformer`)."""
         self.cue_tokenizer.to_empty(device="cpu")
         for layer in self.cue_tokenizer.modules():
             if isinstance(layer, nn.Linear):

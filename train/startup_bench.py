@@ -2,7 +2,7 @@
 the first training step, for the two ways of building the STANCE transformer.
 
 - `weightless` (what training does): the model is built on the meta device and takes the
-  base checkpoint's tensors themselves (`components.stance_transformer`); only the new
+  base checkpoint's tensors themselves (`weights.stance_transformer`); only the new
   modules are initialised.
 - `eager` (the straightforward way, for comparison): the whole model is built with random
   weights, then the base weights are copied in; two copies are alive at once.
@@ -118,10 +118,10 @@ def first_step(build: str, args: argparse.Namespace, folder: str) -> dict:
 
 
 def build_model(build: str, folder: str):
-    from stance.train import components
+    from stance.train import components, weights
 
     if build == "weightless":
-        return components.stance_transformer(folder, {"motion_tokens": 8}, allow_download=False)
+        return weights.stance_transformer(folder, {"motion_tokens": 8}, allow_download=False)
     from diffusers import CogVideoXTransformer3DModel
 
     from stance.train.model import StanceTransformer
