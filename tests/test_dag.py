@@ -6,6 +6,7 @@ copy's own code through a PYTHONPATH shim, so edits in the copy change its code 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 from pathlib import Path
@@ -32,26 +33,27 @@ def test_touching_every_file_reruns_nothing(workflow):
     assert workflow.pending() == {}
 
 
-def _edit(path: Path):
+@contextlib.contextmanager
+def edited(path: Path):
+    """`path` with a comment appended (its content, so its code hash, changes) while in use."""
     original = path.read_text()
     path.write_text(original + "\n# edited by test_dag\n")
-    return original
+    try:
+        yield
+    finally:
+        path.write_text(original)
 
 
 def test_editing_the_report_reruns_only_the_report(workflow):
     path = workflow.repo / "report" / "dataset.py"
-    original = _edit(path)
-    try:
+    with edited(path):
         assert workflow.pending() == {"report_dataset": 1, "all": 1}
-    finally:
-        path.write_text(original)
     assert workflow.pending() == {}
 
 
 def test_editing_render_code_reruns_render_and_everything_after(workflow):
     path = workflow.repo / "render" / "worker.py"
-    original = _edit(path)
-    try:
+    with edited(path):
         assert workflow.pending() == {
             "render_shard": 2,
             "render_manifest": 1,
@@ -70,14 +72,11 @@ def test_editing_render_code_reruns_render_and_everything_after(workflow):
             "report_results": 1,
             "all": 1,
         }
-    finally:
-        path.write_text(original)
 
 
 def test_editing_dz_code_reruns_only_cues_and_their_dependents(workflow):
     path = workflow.repo / "cues" / "dz.py"
-    original = _edit(path)
-    try:
+    with edited(path):
         assert workflow.pending() == {
             "cue_shard": 2,
             "cue_dz_report": 1,
@@ -90,15 +89,12 @@ def test_editing_dz_code_reruns_only_cues_and_their_dependents(workflow):
             "report_results": 1,
             "all": 1,
         }
-    finally:
-        path.write_text(original)
     assert workflow.pending() == {}
 
 
 def test_editing_the_stance_model_retrains_but_keeps_the_encoded_latents(workflow):
     path = workflow.repo / "train" / "model.py"
-    original = _edit(path)
-    try:
+    with edited(path):
         assert workflow.pending() == {
             "pretrain_backbone": 1,
             "train_variant": 1,
@@ -109,17 +105,12 @@ def test_editing_the_stance_model_retrains_but_keeps_the_encoded_latents(workflo
             "report_results": 1,
             "all": 1,
         }
-    finally:
-        path.write_text(original)
 
 
 def test_editing_the_tables_code_reruns_only_the_gather(workflow):
     path = workflow.repo / "evaluate" / "tables.py"
-    original = _edit(path)
-    try:
+    with edited(path):
         assert workflow.pending() == {"evaluate_tables": 1, "report_results": 1, "all": 1}
-    finally:
-        path.write_text(original)
 
 
 def test_changing_a_cue_value_reruns_cues_only(workflow):
