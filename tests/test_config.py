@@ -25,6 +25,15 @@ def test_shipped_configs_are_valid(path):
     assert cfg["run_name"]
 
 
+def test_the_schema_allows_exactly_the_models_cue_modes_and_aux_kinds():
+    from stance.train import model
+
+    train = config.schema()["properties"]["train"]["properties"]
+    variant = train["variants"]["additionalProperties"]["properties"]
+    assert variant["cue_mode"]["enum"] == list(model.CUE_MODES)
+    assert variant["aux"]["enum"] == list(model.AUX_KINDS)
+
+
 def test_paper_config_has_the_paper_settings():
     cfg = config.load(REPO / "configs/paper.yaml")
     total = sum(s["clips"] for s in cfg["data"]["splits"].values())

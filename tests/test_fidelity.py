@@ -358,6 +358,7 @@ def test_unused_parameters_are_frozen_per_variant(model_dir):
     assert frozen(cue_mode="none") == sorted([*tokenizer, "domain_embedding"])
     assert frozen(cue_mode="dense_rope") == ["domain_embedding"]
     assert frozen(cue_mode="map2d", aux="seg") == []
+    assert frozen(cue_mode="lowres_map") == ["domain_embedding"]
 
 
 def test_generation_runs_in_the_training_dtype():

@@ -25,9 +25,12 @@ def test_report_hash_includes_the_render_store_it_reads():
 def test_the_stance_model_code_reaches_training_but_not_encoding():
     """Editing the STANCE transformer retrains and resamples, but keeps the encoded latents
     (hours of VAE time at the paper's scale) and the tiny base stacks."""
-    model = "stance.train.model"
-    for root in ("stance.train.build", "stance.train.pretraining", "stance.generate.jobs"):
+    model, weights = "stance.train.model", "stance.train.weights"
+    # the roots the training, pretraining and generation rules hash
+    for root in ("stance.train.trainer", "stance.train.pretraining", "stance.generate.jobs"):
         assert model in {n for n, _ in provenance.source_files(root)}, root
+    for root in ("stance.train.trainer", "stance.train.pretraining"):
+        assert weights in {n for n, _ in provenance.source_files(root)}, root
     for root in ("stance.train.encode", "stance.train.tiny"):
         assert model not in {n for n, _ in provenance.source_files(root)}, root
 

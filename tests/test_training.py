@@ -582,6 +582,7 @@ def test_two_processes_zero2_resumes_and_matches_ddp(stack, tmp_path):
 VARIANT_KINDS = {
     "backbone": {"aux": "none", "cue_mode": "none"},
     "map2d": {"aux": "none", "cue_mode": "map2d"},
+    "lowres_map": {"aux": "none", "cue_mode": "lowres_map"},
     "rgb_only": {"aux": "none", "cue_mode": "dense_rope", "motion_tokens": 1},
     "rgb_seg": {"aux": "seg", "cue_mode": "dense_rope", "motion_tokens": 4},
 }
