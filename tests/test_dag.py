@@ -16,6 +16,17 @@ import yaml
 from helpers import BIN, TINY_DAG, VARIANTS, Workflow
 
 pytestmark = pytest.mark.dag
+# the jobs from the variant's training on, for the tiny DAG's one variant (its evaluation
+# only: the baselines' rows do not depend on training)
+AFTER_TRAINING = {
+    "train_variant": 1,
+    "generate_shard": 1,
+    "evaluate_shard": 1,
+    "evaluate_tables": 1,
+    "report_videos": 1,
+    "report_results": 1,
+    "all": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +75,8 @@ def test_editing_render_code_reruns_render_and_everything_after(workflow):
             "report_cues": 1,
             "encode_shard": 1,
             "pretrain_backbone": 1,
-            "train_variant": 1,
-            "generate_shard": 1,
+            **AFTER_TRAINING,
             "evaluate_shard": 3,  # the variant and both baselines
-            "evaluate_tables": 1,
-            "report_videos": 1,
-            "report_results": 1,
-            "all": 1,
         }
 
 
@@ -81,13 +87,8 @@ def test_editing_dz_code_reruns_only_cues_and_their_dependents(workflow):
             "cue_shard": 2,
             "cue_dz_report": 1,
             "report_cues": 1,
-            "train_variant": 1,  # reads the cue stores; the VAE cache holds no cues
-            "generate_shard": 1,
-            "evaluate_shard": 1,  # baselines do not read cues
-            "evaluate_tables": 1,
-            "report_videos": 1,
-            "report_results": 1,
-            "all": 1,
+            # training reads the cue stores (the VAE cache holds no cues); baselines do not
+            **AFTER_TRAINING,
         }
     assert workflow.pending() == {}
 
@@ -95,16 +96,7 @@ def test_editing_dz_code_reruns_only_cues_and_their_dependents(workflow):
 def test_editing_the_stance_model_retrains_but_keeps_the_encoded_latents(workflow):
     path = workflow.repo / "train" / "model.py"
     with edited(path):
-        assert workflow.pending() == {
-            "pretrain_backbone": 1,
-            "train_variant": 1,
-            "generate_shard": 1,
-            "evaluate_shard": 1,
-            "evaluate_tables": 1,
-            "report_videos": 1,
-            "report_results": 1,
-            "all": 1,
-        }
+        assert workflow.pending() == {"pretrain_backbone": 1, **AFTER_TRAINING}
 
 
 def test_editing_the_tables_code_reruns_only_the_gather(workflow):
@@ -124,13 +116,7 @@ def test_changing_a_cue_value_reruns_cues_only(workflow):
 def test_a_training_value_reruns_training_not_encoding(workflow):
     assert workflow.pending(train={"learning_rate": 5e-4}) == {
         "pretrain_backbone": 1,
-        "train_variant": 1,
-        "generate_shard": 1,
-        "evaluate_shard": 1,
-        "evaluate_tables": 1,
-        "report_videos": 1,
-        "report_results": 1,
-        "all": 1,
+        **AFTER_TRAINING,
     }
 
 

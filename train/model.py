@@ -38,6 +38,12 @@ AUX_KINDS = ("none", "depth", "seg")
 VAE_SPATIAL = 8  # CogVideoX's VAE downsamples 8x in space (the default of vae_spatial)
 
 
+def cue_cell_pixels(cue_mode: str, cue_pool: int, pixel_patch: int) -> int:
+    """Side in pixels of the cells the cue map is averaged over before the tokenizer: the
+    low-resolution map averages a whole token site, the other modes `cue_pool` pixels."""
+    return pixel_patch if cue_mode == "lowres_map" else cue_pool
+
+
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """RoPE on x (B, heads, S, D) with cos/sin (S, D) or per sample (B, S, D); the pairing
     of diffusers' `apply_rotary_emb(use_real=True, use_real_unbind_dim=-1)`."""
@@ -196,7 +202,7 @@ class StanceTransformer(CogVideoXTransformer3DModel):
         if pixel_patch % cue_pool:
             raise ValueError(f"cue_pool {cue_pool} must divide the pixel patch {pixel_patch}")
         inner = num_attention_heads * attention_head_dim
-        per_site = 1 if cue_mode == "lowres_map" else (pixel_patch // cue_pool) ** 2
+        per_site = (pixel_patch // cue_cell_pixels(cue_mode, cue_pool, pixel_patch)) ** 2
         hidden = cue_hidden_dim or inner
         self.cue_tokenizer = nn.Sequential(
             nn.Linear(cue_channels * per_site, hidden), nn.SiLU(), nn.Linear(hidden, inner)
@@ -209,15 +215,13 @@ class StanceTransformer(CogVideoXTransformer3DModel):
     # -- cue tokens ---------------------------------------------------------------------
     def cue_patches(self, cues: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) pixel-resolution cue map -> (B, sites, C * s * s) on the patch grid
-        (s = pixel patch / cue_pool; s = 1 for the low-resolution map)."""
-        pool = self.config.cue_pool
+        (s = pixel patch / `cue_cell_pixels`: 1 for the low-resolution map)."""
         pixel_patch = self.config.vae_spatial * self.config.patch_size
         if cues.shape[-1] % pixel_patch or cues.shape[-2] % pixel_patch:
             raise ValueError(
                 f"cue map {tuple(cues.shape[-2:])} is not a multiple of the {pixel_patch}px patch"
             )
-        if self.config.cue_mode == "lowres_map":
-            pool = pixel_patch
+        pool = cue_cell_pixels(self.config.cue_mode, self.config.cue_pool, pixel_patch)
         pooled = F.avg_pool2d(cues, pool) if pool > 1 else cues
         grid = F.pixel_unshuffle(pooled, pixel_patch // pool)  # (B, C*s*s, H', W')
         return grid.flatten(2).transpose(1, 2)
