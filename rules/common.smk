@@ -227,6 +227,15 @@ def training_threads():
     return max(1, min(cores or 1, os.cpu_count() or 1))
 
 
+def variant_training_threads():
+    """Half of `training_threads()` when several variants train, so two train at once:
+    on 2 cores, two training jobs on one thread each make 1.3x the steps per second of
+    one job on both (docs/benchmarks.md); a lone job's spare core samples test clips.
+    `--set-threads train_variant=N` overrides it."""
+    threads = training_threads()
+    return max(1, threads // 2) if len(VARIANTS) > 1 else threads
+
+
 def train_launcher(wildcards=None):
     return launch.command_prefix(SETTINGS.train)
 

@@ -82,7 +82,7 @@ rule train_variant:
         "benchmarks/train_variant/{variant}.tsv"
     conda:
         "../envs/train.yaml"
-    threads: training_threads()
+    threads: variant_training_threads()
     resources:  # operational: how the run is babysat (no rerun, the run resumes)
         nodes=config["train"]["num_nodes"],
         checkpoint_every=config["train"]["checkpoint_every"],

@@ -13,20 +13,43 @@ from pathlib import Path
 import torch
 
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+CPU_BF16_MATRIX_FLAG = "amx_bf16"
 
 
 @cache
-def cpu_has_bf16() -> bool:
-    """True when the CPU advertises bf16 arithmetic (Linux /proc/cpuinfo flags)."""
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo); empty where it cannot be read."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    flags = next(
-        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
-        [],
+        return frozenset()
+    return frozenset(
+        next(
+            (
+                line.split(":", 1)[1].split()
+                for line in text.splitlines()
+                if line.startswith("flags")
+            ),
+            [],
+        )
     )
-    return any(flag in flags for flag in CPU_BF16_FLAGS)
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU advertises bf16 arithmetic."""
+    return any(flag in cpu_flags() for flag in CPU_BF16_FLAGS)
+
+
+def attention_in_float32(device: torch.device) -> bool:
+    """Whether attention under CPU bf16 autocast should run in float32 instead. Where bf16
+    comes from AVX512-BF16 alone (no AMX matrix units), PyTorch's CPU flash-attention
+    kernel is slower in bf16 than in float32: a `smallfine` training step runs ~15 %
+    faster with float32 attention there (docs/benchmarks.md). With AMX, bf16 stays."""
+    return (
+        device.type == "cpu"
+        and torch.is_autocast_enabled("cpu")
+        and CPU_BF16_MATRIX_FLAG not in cpu_flags()
+    )
 
 
 def resolve(setting: str, cuda: bool | None = None) -> str:

@@ -213,3 +213,31 @@ def test_missing_video_weights_say_how_to_get_them(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no transformer/ folder"):
         weights.stance_transformer(str(tmp_path / "empty"), {})
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [({"avx512_bf16"}, torch.float32), ({"avx512_bf16", "amx_bf16"}, torch.bfloat16)],
+)
+def test_cpu_autocast_attention_runs_in_float32_only_without_amx(monkeypatch, flags, expected):
+    from stance import precision
+    from stance.train import model as model_module
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(flags))
+    seen = []
+    stock = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(query, key, value, attn_mask=None):
+        seen.append(query.dtype)
+        return stock(query, key, value, attn_mask=attn_mask)
+
+    monkeypatch.setattr(model_module.F, "scaled_dot_product_attention", spy)
+    q, k, v = torch.randn(3, 2, 2, 10, 8).to(torch.bfloat16).unbind(0)
+    with torch.autocast("cpu", torch.bfloat16):
+        out = model_module.attention(q, k, v)
+    reference = stock(q.float(), k.float(), v.float())
+    assert seen == [expected] and out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), reference, atol=2e-2, rtol=2e-2)
+    seen.clear()
+    model_module.attention(q.float(), k.float(), v.float())  # no autocast: untouched
+    assert seen == [torch.float32]

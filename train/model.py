@@ -30,6 +30,7 @@ from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.utils import apply_lora_scale
 from torch import nn
 
+from stance import precision
 from stance.train import draws
 
 CUE_MODES = ("none", "dense_rope", "map2d", "lowres_map")
@@ -55,6 +56,20 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     real, imag = x.reshape(*x.shape[:-1], -1, 2).unbind(-1)
     rotated = torch.stack([-imag, real], dim=-1).flatten(3)
     return (x.float() * cos + rotated.float() * sin).to(x.dtype)
+
+
+def attention(query, key, value, mask=None) -> torch.Tensor:
+    """Scaled dot-product attention; in float32 where the CPU's bf16 kernel is the slower
+    one (`precision.attention_in_float32`), returning the inputs' dtype either way."""
+    if not precision.attention_in_float32(query.device):
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+    if mask is not None and mask.is_floating_point():
+        mask = mask.float()
+    with torch.autocast("cpu", enabled=False):
+        out = F.scaled_dot_product_attention(
+            query.float(), key.float(), value.float(), attn_mask=mask
+        )
+    return out.to(query.dtype)
 
 
 class BatchedRoPEAttnProcessor:
@@ -84,7 +99,7 @@ class BatchedRoPEAttnProcessor:
             cos, sin = image_rotary_emb
             query[:, :, text_len:] = rotate(query[:, :, text_len:], cos, sin)
             key[:, :, text_len:] = rotate(key[:, :, text_len:], cos, sin)
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
+        out = attention(query, key, value, attention_mask)
         out = out.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
         out = attn.to_out[1](attn.to_out[0](out))
         return out[:, text_len:], out[:, :text_len]
