@@ -40,16 +40,25 @@ def cpu_has_bf16() -> bool:
     return any(flag in cpu_flags() for flag in CPU_BF16_FLAGS)
 
 
+CPU_ATTENTION_CHOICES = ("auto", "bf16", "float32")
+# What attention runs in under CPU bf16 autocast: "auto" decides by the CPU;
+# `stance bench train --cpu-attention` sets the others to time both on one machine.
+cpu_attention = "auto"
+
+
+def cpu_attention_in_float32() -> bool:
+    """Whether attention under CPU bf16 autocast runs in float32. Where bf16 comes from
+    AVX512-BF16 alone (no AMX matrix units), PyTorch's CPU flash-attention kernel is slower
+    in bf16 than in float32: a `smallfine` training step runs ~15 % faster with float32
+    attention there (docs/benchmarks.md). With AMX, bf16 stays."""
+    if cpu_attention != "auto":
+        return cpu_attention == "float32"
+    return CPU_BF16_MATRIX_FLAG not in cpu_flags()
+
+
 def attention_in_float32(device: torch.device) -> bool:
-    """Whether attention under CPU bf16 autocast should run in float32 instead. Where bf16
-    comes from AVX512-BF16 alone (no AMX matrix units), PyTorch's CPU flash-attention
-    kernel is slower in bf16 than in float32: a `smallfine` training step runs ~15 %
-    faster with float32 attention there (docs/benchmarks.md). With AMX, bf16 stays."""
-    return (
-        device.type == "cpu"
-        and torch.is_autocast_enabled("cpu")
-        and CPU_BF16_MATRIX_FLAG not in cpu_flags()
-    )
+    """True for attention on a CPU under bf16 autocast that should run in float32."""
+    return device.type == "cpu" and torch.is_autocast_enabled("cpu") and cpu_attention_in_float32()
 
 
 def resolve(setting: str, cuda: bool | None = None) -> str:

@@ -23,6 +23,14 @@ from helpers import run_cli
             ["train", "--geometry", "smallwide", "--size", "16", "--frames", "5", "--steps", "1"],
             ["1 x 72 tokens"],
         ),
+        (
+            ["train", "--steps", "1", "--precision", "autocast", "--cpu-attention", "bf16"],
+            ["(autocast, ", "attention in bf16"],
+        ),
+        (
+            ["train", "--steps", "1", "--precision", "autocast", "--cpu-attention", "float32"],
+            ["attention in float32"],
+        ),
         pytest.param(
             ["train", "--steps", "1", "--precision", "fp32", "--compile"],
             ["torch.compile True", "first step (compilation included)"],

@@ -60,6 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "included) is printed apart from the timed steps",
     )
     parser.add_argument(
+        "--cpu-attention",
+        choices=["auto", "bf16", "float32"],
+        default="auto",
+        help="what attention runs in under bf16 autocast on a CPU; auto: float32 where the "
+        "CPU has bf16 instructions but no AMX (its bf16 flash kernel is the slower one there)",
+    )
+    parser.add_argument(
         "--precision",
         choices=["bf16", "autocast", "fp32"],
         help="bf16: bf16 weights, gradients and AdamW states (16 GB less per 1B params); "
@@ -84,6 +91,9 @@ def step_flops(params: int, tokens: int, layers: int, dim: int) -> float:
 def run(args: argparse.Namespace) -> None:
     import torch
 
+    from stance import precision
+
+    precision.cpu_attention = args.cpu_attention
     if args.precision is not None:
         measure(args, args.precision)
     elif torch.cuda.is_available():
@@ -237,6 +247,16 @@ def time_steps(step, steps: int, cuda: bool) -> tuple[float, float]:
     return (time.perf_counter() - start) / steps, first
 
 
+def attention_dtype(setting: str, cuda: bool) -> str:
+    """What the timed step's attention runs in (`--precision` setting, device)."""
+    from stance import precision
+
+    if setting == "fp32":
+        return "float32"
+    on_cpu_autocast = setting == "autocast" and not cuda
+    return "float32" if on_cpu_autocast and precision.cpu_attention_in_float32() else "bf16"
+
+
 def report(args, precision: str, model, geometry: dict, spatial: int, seconds: float, cuda: bool):
     """Print the setting, tokens/s, peak memory, FLOPs and (on a known GPU) MFU."""
     import torch
@@ -266,6 +286,7 @@ def report(args, precision: str, model, geometry: dict, spatial: int, seconds: f
         f"train bench: {args.geometry} geometry ({params / 1e6:.2f} M params, "
         f"{geometry['num_layers']} layers) on {name}, {weights} weights "
         f"({precision}, {torch.get_num_threads()} CPU threads), "
+        f"attention in {attention_dtype(precision, cuda)}, "
         f"batch {batch} x {args.frames}x{args.size}x{args.width or args.size}, "
         f"streams {streams}, {args.motion_tokens} motion tokens, gradient checkpointing "
         f"{args.gradient_checkpointing}, torch.compile {args.compile}"
