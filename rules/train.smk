@@ -83,6 +83,7 @@ rule train_variant:
     conda:
         "../envs/train.yaml"
     threads: variant_training_threads()
+    priority: variant_priority
     resources:  # operational: how the run is babysat (no rerun, the run resumes)
         nodes=config["train"]["num_nodes"],
         checkpoint_every=config["train"]["checkpoint_every"],

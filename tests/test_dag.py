@@ -163,31 +163,35 @@ def test_the_last_config_file_naming_variants_names_them_all(workflow):
     assert re.search(r"^train_variant\s+1\s*$", out.stdout + out.stderr, re.MULTILINE)
 
 
-def training_threads(workflow, variants: dict) -> dict[str, set[int]]:
-    """Rule -> the threads its training jobs get in a dry run of `--cores 2`."""
+def training_jobs(workflow, variants: dict) -> dict[str, dict[str, int]]:
+    """Training job ("pretrain_backbone" or the variant) -> its threads and priority in a
+    dry run of `--cores 2`."""
     (workflow.repo / "threads.yaml").write_text(yaml.safe_dump({"train": {"variants": variants}}))
     out = workflow.snakemake("-n", "--forcerun", "pretrain_backbone", configfiles=("threads.yaml",))
-    threads: dict[str, set[int]] = {}
+    jobs = {}
     for job in re.split(r"^rule ", out.stdout + out.stderr, flags=re.MULTILINE)[1:]:
         rule = job.split(":", 1)[0]
         if rule in ("pretrain_backbone", "train_variant"):
-            found = re.search(r"^\s+threads: (\d+)$", job, re.MULTILINE)
-            threads.setdefault(rule, set()).add(int(found.group(1)) if found else 1)
-    return threads
+            variant = re.search(r"^\s+wildcards: variant=(\w+)$", job, re.MULTILINE)
+            jobs[variant.group(1) if variant else rule] = {
+                item: int(found.group(1)) if found else default
+                for item, default in (("threads", 1), ("priority", 0))
+                for found in [re.search(rf"^\s+{item}: (\d+)$", job, re.MULTILINE)]
+            }
+    return jobs
 
 
-def test_several_variants_train_two_at_a_time(workflow):
+def test_several_variants_train_two_at_a_time_the_longest_first(workflow):
     """Pretraining takes every core; with several variants each takes half, so two
-    fine-tune at once on 2 cores; a lone variant takes them all."""
+    fine-tune at once on 2 cores, those with an auxiliary stream (twice the step) first;
+    a lone variant takes every core."""
     other = {"aux": "none", "cue_mode": "none"}
-    assert training_threads(workflow, {**VARIANTS, "backbone": other}) == {
-        "pretrain_backbone": {2},
-        "train_variant": {1},
+    assert training_jobs(workflow, {**VARIANTS, "backbone": other}) == {
+        "pretrain_backbone": {"threads": 2, "priority": 0},
+        "rgb_depth": {"threads": 1, "priority": 1},
+        "backbone": {"threads": 1, "priority": 0},
     }
-    assert training_threads(workflow, VARIANTS) == {
-        "pretrain_backbone": {2},
-        "train_variant": {2},
-    }
+    assert training_jobs(workflow, VARIANTS)["rgb_depth"]["threads"] == 2
 
 
 def test_a_new_generated_split_leaves_existing_generations_alone(workflow):
