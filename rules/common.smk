@@ -237,8 +237,8 @@ def variant_training_threads():
 
 
 def variant_priority(wildcards):
-    """Variants with an auxiliary stream start first: their step takes about twice as
-    long, and the two long jobs side by side finish sooner than one left to run alone."""
+    """Variants with an auxiliary stream start first: their step takes twice as long,
+    and two long jobs side by side finish sooner than one left to run alone."""
     return int(config["train"]["variants"][wildcards.variant]["aux"] != "none")
 
 

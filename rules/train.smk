@@ -80,10 +80,10 @@ rule train_variant:
         "logs/train_variant/{variant}.log",
     benchmark:
         "benchmarks/train_variant/{variant}.tsv"
+    priority: variant_priority
     conda:
         "../envs/train.yaml"
     threads: variant_training_threads()
-    priority: variant_priority
     resources:  # operational: how the run is babysat (no rerun, the run resumes)
         nodes=config["train"]["num_nodes"],
         checkpoint_every=config["train"]["checkpoint_every"],
