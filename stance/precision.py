@@ -40,9 +40,8 @@ def cpu_has_bf16() -> bool:
     return any(flag in cpu_flags() for flag in CPU_BF16_FLAGS)
 
 
-CPU_ATTENTION_CHOICES = ("auto", "bf16", "float32")
-# What attention runs in under CPU bf16 autocast: "auto" decides by the CPU;
-# `stance bench train --cpu-attention` sets the others to time both on one machine.
+# What attention runs in under CPU bf16 autocast: "auto" decides by the CPU; "bf16" and
+# "float32" are set by `stance bench train --cpu-attention` to time both on one machine.
 cpu_attention = "auto"
 
 
