@@ -292,7 +292,7 @@ class Scores:
     per_sample: float  # mean of per-clip scores, each clip normalised by its own twin
 
 
-def _score(st, s, ws, mse, pv_st, pv_s, pv_ws, pv_mse) -> float:
+def score_from_means(st, s, ws, mse, pv_st, pv_s, pv_ws, pv_mse) -> float:
     """calculate_iq_score.py's formula; as there (numpy), x/0 = inf (clipped to 100) and
     0/0 = nan."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -336,7 +336,7 @@ def aggregate(
     per_sample = float(
         np.mean([_sample_score(g, v, pvs) for g, v in zip(generated, variance, strict=True)])
     )
-    return Scores(st, s, ws, mse, *pvs, _score(st, s, ws, mse, *pvs), per_sample)
+    return Scores(st, s, ws, mse, *pvs, score_from_means(st, s, ws, mse, *pvs), per_sample)
 
 
 def group_indices(names: Sequence) -> list[list[int]]:
@@ -359,6 +359,6 @@ def _sample_score(generated: ViewMetrics, variance: ViewMetrics, dataset_pvs) ->
     pvs = [
         o if o > 0 or k == 3 else d for k, (o, d) in enumerate(zip(own, dataset_pvs, strict=True))
     ]
-    return _score(
+    return score_from_means(
         float(np.mean(generated.st)), generated.s, generated.ws, float(np.mean(generated.mse)), *pvs
     )

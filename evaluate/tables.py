@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from stance.evaluate import fvd, motion, physics_iq
+from stance.evaluate import physics_iq_intervals as piq_intervals
 from stance.settings import Evaluate, Generate, Train
 
 log = logging.getLogger(__name__)
@@ -162,14 +163,24 @@ def summarise(frame: pd.DataFrame, bootstrap: int) -> dict[str, Any]:
     return row
 
 
-def table1(rows: pd.DataFrame, bootstrap: int = 200) -> pd.DataFrame:
+def table1(
+    rows: pd.DataFrame,
+    bootstrap: int = 200,
+    piq_draws: Mapping[tuple[str, str], np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """Per method and split, every measure; Physics IQ's interval from `piq_draws`
+    (`physics_iq_intervals.bootstrap_scores` of the same rows; drawn here when None)."""
+    if piq_draws is None:
+        piq_draws = piq_intervals.bootstrap_scores(rows, SPLITS, bootstrap)
     out = []
     for method, frame in rows.groupby("method", sort=False):
         for split, small in SPLITS.items():
             part = frame if small is None else frame[frame["small_object_split"] == small]
             if len(part) == 0:
                 continue
-            out.append({"method": method, "split": split, **summarise(part, bootstrap)})
+            row = {"method": method, "split": split, **summarise(part, bootstrap)}
+            row["physics_iq_ci95"] = piq_intervals.interval(piq_draws[(method, split)])
+            out.append(row)
     return pd.DataFrame(out)
 
 
@@ -184,7 +195,15 @@ def variants_of(rows: pd.DataFrame) -> dict[str, dict[str, Any]]:
     }
 
 
-def ablation(table: pd.DataFrame, variants: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+def ablation(
+    table: pd.DataFrame,
+    variants: Mapping[str, Mapping[str, Any]],
+    piq_draws: Mapping[tuple[str, str], np.ndarray] | None = None,
+    reference: str | None = None,
+) -> pd.DataFrame:
+    """The trained variants' Physics IQ per split with 95 % intervals and, against the
+    `reference` variant, the paired difference on all clips: its interval and the share of
+    bootstrap draws in which the variant scores higher."""
     out = []
     for name, variant in variants.items():
         row = {
@@ -198,11 +217,83 @@ def ablation(table: pd.DataFrame, variants: Mapping[str, Mapping[str, Any]]) -> 
         for split in SPLITS:
             match = table[(table["method"] == name) & (table["split"] == split)]
             row[f"physics_iq_{split}"] = match["physics_iq"].iloc[0] if len(match) else np.nan
+            row[f"physics_iq_{split}_ci95"] = (
+                match["physics_iq_ci95"].iloc[0] if len(match) else "n/a"
+            )
+        if piq_draws is not None and reference in variants:
+            row |= reference_columns(row, name, table, piq_draws, reference)
         all_rows = table[(table["method"] == name) & (table["split"] == "all")]
-        for name in FEATURE_NETWORKS:
-            row[name] = all_rows[name].iloc[0] if len(all_rows) else np.nan
+        for network in FEATURE_NETWORKS:
+            row[network] = all_rows[network].iloc[0] if len(all_rows) else np.nan
         out.append(row)
     return pd.DataFrame(out)
+
+
+def reference_columns(
+    row: Mapping[str, Any],
+    name: str,
+    table: pd.DataFrame,
+    piq_draws: Mapping[tuple[str, str], np.ndarray],
+    reference: str,
+) -> dict[str, Any]:
+    """A variant's Physics IQ minus the reference variant's, paired over clips."""
+    if name == reference:
+        return {
+            "reference": reference,
+            "physics_iq_difference": 0.0,
+            "physics_iq_difference_ci95": "-",
+            "above_reference_share": np.nan,
+        }
+    theirs = table[(table["method"] == reference) & (table["split"] == "all")]["physics_iq"]
+    paired = piq_intervals.paired_difference(piq_draws, name, reference, "all")
+    return {
+        "reference": reference,
+        "physics_iq_difference": row["physics_iq_all"] - theirs.iloc[0] if len(theirs) else np.nan,
+        "physics_iq_difference_ci95": paired["difference_ci95"],
+        "above_reference_share": paired["above_share"],
+    }
+
+
+def paper_order(variants: Mapping[str, Mapping[str, Any]], stance_variant: str) -> list[str]:
+    """The Dense RoPE variants in the paper's ablation order of Physics IQ (RGB+Depth >
+    RGB+Seg > RGB-only), named as in this run; [] when one of the three is missing."""
+    order = []
+    for aux in ("depth", "seg", "none"):
+        names = [
+            n for n, v in variants.items() if v["aux"] == aux and v["cue_mode"] == "dense_rope"
+        ]
+        if aux == "none" and stance_variant in names:
+            names = [stance_variant]
+        if not names:
+            return []
+        order.append(names[0])
+    return order
+
+
+def ordering_note(
+    variants: Mapping[str, Mapping[str, Any]],
+    stance_variant: str,
+    piq_draws: Mapping[tuple[str, str], np.ndarray],
+    bootstrap: int,
+) -> str | None:
+    """How often the paper's ablation order holds when the test clips are resampled."""
+    order = paper_order(variants, stance_variant)
+    if not order:
+        return None
+    shares = {split: piq_intervals.order_share(piq_draws, order, split) for split in SPLITS}
+    per_split = ", ".join(
+        f"{split} {share:.0%}"
+        for split, share in shares.items()
+        if split != "all" and share == share
+    )
+    return (
+        f"Ablation order: the paper's Physics IQ order {' > '.join(order)} holds in "
+        f"{shares['all']:.0%} of {bootstrap} bootstrap resamplings of the test clips "
+        f"({per_split}), every variant scored on the same resampled clips. Physics IQ "
+        "intervals are 95 % bootstrap intervals over clips; an ablation row's difference "
+        "from the reference variant and the share of resamplings where it scores higher "
+        "is paired the same way."
+    )
 
 
 CUE_COLUMNS = [
@@ -286,6 +377,7 @@ SHOWN = {
         "split",
         "clips",
         "physics_iq",
+        "physics_iq_ci95",
         "st_iou",
         "s_iou",
         "ws_iou",
@@ -331,6 +423,7 @@ NOT_MEASURED = {
     "trajectory_error_px": "measured for RGB+Seg variants only (tracks come from their "
     "generated segmentation stream)",
     "follows_p_value": "no moving instance",
+    "above_reference_share": "the reference variant's own row",
 }
 
 
@@ -373,12 +466,32 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     pivot = table.pivot(index="method", columns="split", values="physics_iq")
-    ax = pivot.plot.bar(figsize=(7, 3.5), rot=30)
+    ax = pivot.plot.bar(figsize=(7, 3.5), rot=30, yerr=error_bars(table, pivot), capsize=2)
     ax.axhline(100, color="grey", linestyle="--", linewidth=1)
-    ax.set(ylabel="Physics IQ (higher = better)", xlabel="", title="Physics IQ per method")
+    ax.set(
+        ylabel="Physics IQ (higher = better)",
+        xlabel="",
+        title="Physics IQ per method (95 % bootstrap intervals over clips)",
+    )
+    ax.legend(title="split", loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     ax.figure.tight_layout()
     ax.figure.savefig(path, dpi=100)
     plt.close(ax.figure)
+
+
+def error_bars(table: pd.DataFrame, pivot: pd.DataFrame) -> np.ndarray | None:
+    """Physics IQ's intervals as matplotlib's (splits, 2, methods) distances below and above
+    each bar; None when the table has no intervals."""
+    if "physics_iq_ci95" not in table:
+        return None
+    bounds = table.set_index(["method", "split"])["physics_iq_ci95"].map(parse_interval)
+    bars = np.zeros((len(pivot.columns), 2, len(pivot.index)))
+    for j, split in enumerate(pivot.columns):
+        for i, method in enumerate(pivot.index):
+            low, high = bounds.get((method, split), (np.nan, np.nan))
+            value = pivot.loc[method, split]
+            bars[j, :, i] = (value - low, high - value)
+    return np.nan_to_num(np.clip(bars, 0, None))
 
 
 def parse_interval(text: str) -> tuple[float, float]:
@@ -515,11 +628,12 @@ def gather(
     sampling: tuple[Train, Generate] | None = None,
 ) -> None:
     rows = pd.concat([pq.read_table(p).to_pandas() for p in paths], ignore_index=True)
-    main = table1(rows, settings.bootstrap)
+    piq_draws = piq_intervals.bootstrap_scores(rows, SPLITS, settings.bootstrap)
+    main = table1(rows, settings.bootstrap, piq_draws)
     variants = variants_of(rows)
     tables = {
         "table1": main,
-        "ablation": ablation(main, variants),
+        "ablation": ablation(main, variants, piq_draws, settings.stance_variant),
         "cue_following": cue_following(main, variants),
         "published": published(main, settings.stance_variant),
     }
@@ -539,6 +653,9 @@ def gather(
     if sampling is not None:
         notes.append(method_note(*sampling))
     notes.append(cue_following_note())
+    order = ordering_note(variants, settings.stance_variant, piq_draws, settings.bootstrap)
+    if order:
+        notes.append(order)
     if (rows["real_motion_px"] == 0).all():
         notes.append(
             "WARNING: the ground-truth clips produce no motion masks at this "

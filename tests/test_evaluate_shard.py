@@ -61,6 +61,7 @@ def test_a_shard_gets_fvd_and_cd_fvd_columns(tmp_path):
     assert len(rows["cd_fvd_real"].iloc[0]) == TINY["hidden_size"]
     assert len(rows["fvd_generated"].iloc[0]) == 4
     table = tables.table1(rows, bootstrap=20).set_index("split")
+    assert table.loc["all", "physics_iq_ci95"].startswith("[")
     for name in ("fvd", "cd_fvd"):  # the features each row carries, scored independently
         real = np.stack(rows[f"{name}_real"].to_numpy())
         fake = np.stack(rows[f"{name}_generated"].to_numpy())

@@ -69,9 +69,9 @@ def test_mse_is_per_frame_on_unit_range():
 
 
 def test_reference_hand_fixture_is_clipped_to_100():
-    assert piq._score(0.4, 0.5, 0.6, 0.1, 0.3, 0.25, 0.5, 0.05) == 100.0
-    assert piq._score(0.1, 0.1, 0.1, 0.2, 0.5, 0.5, 0.5, 0.0) == 0.0
-    assert piq._score(0.3, 0.3, 0.3, 0.0, 0.6, 0.6, 0.6, 0.0) == 50.0
+    assert piq.score_from_means(0.4, 0.5, 0.6, 0.1, 0.3, 0.25, 0.5, 0.05) == 100.0
+    assert piq.score_from_means(0.1, 0.1, 0.1, 0.2, 0.5, 0.5, 0.5, 0.0) == 0.0
+    assert piq.score_from_means(0.3, 0.3, 0.3, 0.0, 0.6, 0.6, 0.6, 0.0) == 50.0
 
 
 def _view_pair(clip, other, options=EXACT, fps=8):

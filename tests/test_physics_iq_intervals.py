@@ -1,0 +1,163 @@
+"""Physics IQ's bootstrap intervals over clips, paired differences between methods and the
+share of resamplings in which the paper's ablation order holds, on synthetic per-clip
+metrics."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stance.evaluate import physics_iq, tables
+from stance.evaluate import physics_iq_intervals as intervals
+
+FRAMES = 5
+
+
+def clip_rows(method: str, clips: int, quality: float, seed: int = 0) -> list[dict]:
+    """One row per clip: IoUs around `quality` (higher = better) and a fixed twin."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(clips):
+        base = np.clip(quality + 0.15 * rng.standard_normal(), 0.05, 0.95)
+        rows.append(
+            {
+                "method": method,
+                "clip_id": f"test-{k:04d}",
+                "small_object_split": k % 2 == 1,
+                "st": list(np.clip(base + 0.05 * rng.standard_normal(FRAMES), 0, 1)),
+                "s": float(base),
+                "ws": float(base * 0.9),
+                "mse": list(0.01 + 0.002 * rng.random(FRAMES)),
+                "pv_st": list(0.7 + 0.1 * rng.random(FRAMES)),
+                "pv_s": float(0.8 + 0.1 * rng.random()),
+                "pv_ws": float(0.7 + 0.1 * rng.random()),
+                "pv_mse": list(0.005 + 0.001 * rng.random(FRAMES)),
+            }
+        )
+    return rows
+
+
+def shifted(rows: list[dict], method: str, by: float) -> list[dict]:
+    """The same clips with every IoU raised by `by` (same twins): better on every clip."""
+    return [
+        r
+        | {
+            "method": method,
+            "st": [x + by for x in r["st"]],
+            "s": r["s"] + by,
+            "ws": r["ws"] + by,
+        }
+        for r in rows
+    ]
+
+
+def test_a_resampled_set_scores_as_the_reference_aggregate_scores_it():
+    frame = pd.DataFrame(clip_rows("a", 16, 0.4))
+    ids = np.array(sorted(frame["clip_id"]))
+    draws = np.vstack([ids[None], intervals.clip_draws(ids, 30, seed=3)])
+    scores = intervals.scores(frame, draws)
+    by_clip = frame.set_index("clip_id")
+    for draw, score in zip(draws, scores, strict=True):
+        part = by_clip.loc[list(draw)].reset_index()
+        expected = physics_iq.aggregate(
+            tables.records(part), tables.records(part, "pv_"), refuse_degenerate=False
+        ).score
+        assert score == pytest.approx(expected, abs=0.011)  # both rounded to 0.01
+    assert len(set(scores.round(2))) > 5  # resampling moves the score
+
+
+def test_draws_are_seeded_and_independent_of_row_order():
+    ids = [f"c{k}" for k in range(10)]
+    first = intervals.clip_draws(ids, 50, seed=1)
+    assert first.shape == (50, 10) and set(first.ravel()) <= set(ids)
+    np.testing.assert_array_equal(first, intervals.clip_draws(ids[::-1], 50, seed=1))
+    assert not np.array_equal(first, intervals.clip_draws(ids, 50, seed=2))
+
+
+def test_a_copy_of_the_reference_differs_by_zero_and_a_better_one_always_scores_higher():
+    reference = clip_rows("rgb_only", 24, 0.4)
+    rows = pd.DataFrame(
+        reference + shifted(reference, "copy", 0.0) + shifted(reference, "better", 0.03)
+    )
+    draws = intervals.bootstrap_scores(rows, tables.SPLITS, bootstrap=100)
+    assert set(draws) == {(m, s) for m in ("rgb_only", "copy", "better") for s in tables.SPLITS}
+    copy = intervals.paired_difference(draws, "copy", "rgb_only", "all")
+    assert copy == {"difference_ci95": "[0.00, 0.00]", "above_share": 0.5}
+    better = intervals.paired_difference(draws, "better", "rgb_only", "all")
+    low, high = tables.parse_interval(better["difference_ci95"])
+    assert 0 < low < high and better["above_share"] == 1.0
+    # unpaired, the two methods' own intervals overlap: pairing is what separates them
+    own = {
+        m: tables.parse_interval(intervals.interval(draws[(m, "all")]))
+        for m in ("rgb_only", "better")
+    }
+    assert own["better"][0] < own["rgb_only"][1]
+
+
+def test_a_method_missing_clips_is_not_paired():
+    reference = clip_rows("rgb_only", 12, 0.4)
+    rows = pd.DataFrame(reference + shifted(reference, "partial", 0.1)[:-3])
+    draws = intervals.bootstrap_scores(rows, {"all": None}, bootstrap=40)
+    assert np.isnan(draws[("partial", "all")]).mean() > 0.9  # nearly every draw names one
+    assert intervals.paired_difference(draws, "rgb_only", "absent", "all") == {
+        "difference_ci95": "n/a (no absent row)",
+        "above_share": pytest.approx(np.nan, nan_ok=True),
+    }
+    repeated = pd.DataFrame(reference + reference[:1])
+    with pytest.raises(ValueError, match="one row per clip"):
+        intervals.scores(repeated, intervals.clip_draws(repeated["clip_id"], 2))
+
+
+def test_the_order_share_counts_resamplings_in_the_given_order():
+    base = clip_rows("rgb_only", 20, 0.35)
+    rows = pd.DataFrame(base + shifted(base, "rgb_seg", 0.05) + shifted(base, "rgb_depth", 0.1))
+    draws = intervals.bootstrap_scores(rows, tables.SPLITS, bootstrap=50)
+    assert intervals.order_share(draws, ["rgb_depth", "rgb_seg", "rgb_only"]) == 1.0
+    assert intervals.order_share(draws, ["rgb_only", "rgb_seg", "rgb_depth"]) == 0.0
+    assert np.isnan(intervals.order_share(draws, ["rgb_depth", "absent"]))
+
+
+def test_the_ablation_table_gives_intervals_differences_and_the_order_note(tmp_path):
+    base = clip_rows("rgb_only", 20, 0.35)
+    rows = pd.DataFrame(base + shifted(base, "rgb_seg", 0.05) + shifted(base, "rgb_depth", 0.1))
+    draws = intervals.bootstrap_scores(rows, tables.SPLITS, bootstrap=50)
+    table = pd.DataFrame(
+        [
+            {
+                "method": method,
+                "split": split,
+                "physics_iq": physics_iq.aggregate(
+                    tables.records(part), tables.records(part, "pv_")
+                ).score,
+                "physics_iq_ci95": intervals.interval(draws[(method, split)]),
+                "fvd": np.nan,
+                "cd_fvd": np.nan,
+            }
+            for method, frame in rows.groupby("method", sort=False)
+            for split, small in tables.SPLITS.items()
+            for part in [frame if small is None else frame[frame["small_object_split"] == small]]
+        ]
+    )
+    variants = {
+        "rgb_only": {"aux": "none", "cue_mode": "dense_rope", "motion_tokens": 32},
+        "rgb_seg": {"aux": "seg", "cue_mode": "dense_rope", "motion_tokens": 32},
+        "rgb_depth": {"aux": "depth", "cue_mode": "dense_rope", "motion_tokens": 32},
+    }
+    out = tables.ablation(table, variants, draws, "rgb_only").set_index("variant")
+    assert (
+        out.loc["rgb_depth", "physics_iq_difference"]
+        > out.loc["rgb_seg", "physics_iq_difference"]
+        > 0
+    )
+    assert out.loc["rgb_depth", "above_reference_share"] == 1.0
+    assert out.loc["rgb_only", "physics_iq_difference_ci95"] == "-"
+    assert out.loc["rgb_seg", "physics_iq_small-object_ci95"].startswith("[")
+    assert tables.paper_order(variants, "rgb_only") == ["rgb_depth", "rgb_seg", "rgb_only"]
+    note = tables.ordering_note(variants, "rgb_only", draws, 50)
+    assert "rgb_depth > rgb_seg > rgb_only holds in 100% of 50" in note
+    assert tables.ordering_note({"rgb_only": variants["rgb_only"]}, "rgb_only", draws, 50) is None
+    tables.plot(table, tmp_path / "physics_iq.png")
+    assert (tmp_path / "physics_iq.png").stat().st_size > 10_000
+    bars = tables.error_bars(
+        table, table.pivot(index="method", columns="split", values="physics_iq")
+    )
+    assert bars.shape == (3, 2, 3) and (bars >= 0).all() and bars.sum() > 0
