@@ -44,8 +44,9 @@ def clip_terms(frame: pd.DataFrame) -> pd.DataFrame:
             "ws": frame["ws"].to_numpy(float),
             "mse": frame["mse"].map(frame_mean).to_numpy(),
             "pv_st_sum": frame["pv_st"].map(np.sum).to_numpy(float),
+            "pv_st_frames": frame["pv_st"].map(len).to_numpy(float),
             "pv_mse_sum": frame["pv_mse"].map(np.sum).to_numpy(float),
-            "pv_frames": frame["pv_st"].map(len).to_numpy(float),
+            "pv_mse_frames": frame["pv_mse"].map(len).to_numpy(float),
             "pv_s": frame["pv_s"].to_numpy(float),
             "pv_ws": frame["pv_ws"].to_numpy(float),
         },
@@ -71,10 +72,10 @@ def scores(frame: pd.DataFrame, draws: np.ndarray) -> np.ndarray:
                 m[col["s"]],
                 m[col["ws"]],
                 m[col["mse"]],
-                round(float(t[col["pv_st_sum"]] / t[col["pv_frames"]]), 4),
+                round(float(t[col["pv_st_sum"]] / t[col["pv_st_frames"]]), 4),
                 round(float(m[col["pv_s"]]), 5),
                 round(float(m[col["pv_ws"]]), 4),
-                round(float(t[col["pv_mse_sum"]] / t[col["pv_frames"]]), 4),
+                round(float(t[col["pv_mse_sum"]] / t[col["pv_mse_frames"]]), 4),
             )
             for m, t in zip(means, sums, strict=True)
         ]
@@ -112,28 +113,27 @@ def paired_difference(
     draws: Mapping[tuple[str, str], np.ndarray], method: str, reference: str, split: str
 ) -> dict[str, object]:
     """`method` minus `reference` on the same draws: the interval of the difference and the
-    share of draws where `method` scores higher (ties count half)."""
+    share of draws where `method` scores higher (a tie, as scores are rounded to 0.01,
+    counts half). Only methods scored on every clip of the split are compared."""
     ours, theirs = draws.get((method, split)), draws.get((reference, split))
     if ours is None or theirs is None:
         return {"difference_ci95": f"n/a (no {reference} row)", "above_share": np.nan}
     difference = ours - theirs
-    finite = difference[np.isfinite(difference)]
-    if not len(finite):
+    if not np.isfinite(difference).all():
         return {"difference_ci95": "n/a (not scored on the same clips)", "above_share": np.nan}
-    above = float(np.mean((finite > 0) + 0.5 * (finite == 0)))
-    return {"difference_ci95": interval(finite), "above_share": above}
+    above = float(np.mean((difference > 0) + 0.5 * (difference == 0)))
+    return {"difference_ci95": interval(difference), "above_share": above}
 
 
 def order_share(
     draws: Mapping[tuple[str, str], np.ndarray], order: Sequence[str], split: str = "all"
 ) -> float:
     """Share of bootstrap draws in which the methods score in `order` (highest first),
-    strictly; NaN when one of them has no scores on `split`."""
+    strictly (a tie breaks the order); NaN when one of them has no scores on `split` or
+    was not scored on every clip of it."""
     if any((m, split) not in draws for m in order):
         return np.nan
     stacked = np.stack([draws[(m, split)] for m in order])
-    finite = np.isfinite(stacked).all(axis=0)
-    if not finite.any():
+    if not np.isfinite(stacked).all():
         return np.nan
-    ordered = (np.diff(stacked[:, finite], axis=0) < 0).all(axis=0)
-    return float(ordered.mean())
+    return float((np.diff(stacked, axis=0) < 0).all(axis=0).mean())

@@ -292,7 +292,7 @@ def ordering_note(
         f"({per_split}), every variant scored on the same resampled clips. Physics IQ "
         "intervals are 95 % bootstrap intervals over clips; an ablation row's difference "
         "from the reference variant and the share of resamplings where it scores higher "
-        "is paired the same way."
+        "(a tie counting half) are paired the same way."
     )
 
 
@@ -423,7 +423,8 @@ NOT_MEASURED = {
     "trajectory_error_px": "measured for RGB+Seg variants only (tracks come from their "
     "generated segmentation stream)",
     "follows_p_value": "no moving instance",
-    "above_reference_share": "the reference variant's own row",
+    "above_reference_share": "the reference variant's own row, or a variant not scored on "
+    "every clip the reference was",
 }
 
 

@@ -65,6 +65,23 @@ def test_a_resampled_set_scores_as_the_reference_aggregate_scores_it():
     assert len(set(scores.round(2))) > 5  # resampling moves the score
 
 
+def test_clips_of_different_lengths_pool_the_twins_frames_as_the_reference_does():
+    rows = clip_rows("a", 10, 0.4)
+    for k, row in enumerate(rows):  # 3 to 7 frames, the twin's MSE list longer than its ST
+        n = 3 + k % 5
+        row.update(st=row["st"][:n] * 2, mse=row["mse"][:n], pv_st=row["pv_st"][:n])
+        row["pv_mse"] = (row["pv_mse"] * 3)[: n + 2]
+    frame = pd.DataFrame(rows)
+    draws = intervals.clip_draws(frame["clip_id"], 20, seed=5)
+    by_clip = frame.set_index("clip_id")
+    for draw, score in zip(draws, intervals.scores(frame, draws), strict=True):
+        part = by_clip.loc[list(draw)].reset_index()
+        expected = physics_iq.aggregate(
+            tables.records(part), tables.records(part, "pv_"), refuse_degenerate=False
+        ).score
+        assert score == pytest.approx(expected, abs=0.011)
+
+
 def test_draws_are_seeded_and_independent_of_row_order():
     ids = [f"c{k}" for k in range(10)]
     first = intervals.clip_draws(ids, 50, seed=1)
@@ -98,6 +115,11 @@ def test_a_method_missing_clips_is_not_paired():
     rows = pd.DataFrame(reference + shifted(reference, "partial", 0.1)[:-3])
     draws = intervals.bootstrap_scores(rows, {"all": None}, bootstrap=40)
     assert np.isnan(draws[("partial", "all")]).mean() > 0.9  # nearly every draw names one
+    assert intervals.paired_difference(draws, "partial", "rgb_only", "all") == {
+        "difference_ci95": "n/a (not scored on the same clips)",
+        "above_share": pytest.approx(np.nan, nan_ok=True),
+    }
+    assert np.isnan(intervals.order_share(draws, ["partial", "rgb_only"]))
     assert intervals.paired_difference(draws, "rgb_only", "absent", "all") == {
         "difference_ci95": "n/a (no absent row)",
         "above_share": pytest.approx(np.nan, nan_ok=True),
@@ -114,6 +136,17 @@ def test_the_order_share_counts_resamplings_in_the_given_order():
     assert intervals.order_share(draws, ["rgb_depth", "rgb_seg", "rgb_only"]) == 1.0
     assert intervals.order_share(draws, ["rgb_only", "rgb_seg", "rgb_depth"]) == 0.0
     assert np.isnan(intervals.order_share(draws, ["rgb_depth", "absent"]))
+    tied = pd.DataFrame(base + shifted(base, "tie", 0.0))
+    tie_draws = intervals.bootstrap_scores(tied, {"all": None}, bootstrap=20)
+    assert intervals.order_share(tie_draws, ["tie", "rgb_only"]) == 0.0  # a tie breaks it
+    assert intervals.paired_difference(tie_draws, "tie", "rgb_only", "all")["above_share"] == 0.5
+
+
+def test_the_interval_is_the_middle_95_percent_of_the_draws():
+    values = np.arange(1001, dtype=float)  # percentiles 2.5 and 97.5: 25 and 975
+    assert intervals.interval(values) == "[25.00, 975.00]"
+    assert intervals.interval(np.array([np.nan, 3.0, 3.0])) == "[3.00, 3.00]"
+    assert intervals.interval(np.array([np.nan])) == "n/a"
 
 
 def test_the_ablation_table_gives_intervals_differences_and_the_order_note(tmp_path):
