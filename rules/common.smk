@@ -237,9 +237,11 @@ def variant_training_threads():
 
 
 def variant_priority(wildcards):
-    """Variants with an auxiliary stream start first: their step takes twice as long,
-    and two long jobs side by side finish sooner than one left to run alone."""
-    return int(config["train"]["variants"][wildcards.variant]["aux"] != "none")
+    """Fine-tuning comes before any generation shard (priority 0), so no variant's
+    training waits behind another's sampling; variants with an auxiliary stream start
+    first: their step takes twice as long, and two long jobs side by side finish sooner
+    than one left to run alone."""
+    return 1 + int(config["train"]["variants"][wildcards.variant]["aux"] != "none")
 
 
 def train_launcher(wildcards=None):

@@ -183,13 +183,14 @@ def training_jobs(workflow, variants: dict) -> dict[str, dict[str, int]]:
 
 def test_several_variants_train_two_at_a_time_the_longest_first(workflow):
     """Pretraining takes every core; with several variants each takes half, so two
-    fine-tune at once on 2 cores, those with an auxiliary stream (twice the step) first;
-    a lone variant takes every core."""
+    fine-tune at once on 2 cores, those with an auxiliary stream (twice the step) first,
+    and every fine-tuning job ahead of generation shards (priority 0); a lone variant
+    takes every core."""
     other = {"aux": "none", "cue_mode": "none"}
     assert training_jobs(workflow, {**VARIANTS, "backbone": other}) == {
         "pretrain_backbone": {"threads": 2, "priority": 0},
-        "rgb_depth": {"threads": 1, "priority": 1},
-        "backbone": {"threads": 1, "priority": 0},
+        "rgb_depth": {"threads": 1, "priority": 2},
+        "backbone": {"threads": 1, "priority": 1},
     }
     assert training_jobs(workflow, VARIANTS)["rgb_depth"]["threads"] == 2
 
