@@ -89,8 +89,12 @@ def interval(values: np.ndarray) -> str:
     values = values[np.isfinite(values)]
     if not len(values):
         return "n/a"
-    low, high = np.percentile(values, CONFIDENCE)
-    return f"[{low:.2f}, {high:.2f}]"
+    return format_interval(*np.percentile(values, CONFIDENCE))
+
+
+def format_interval(low: float, high: float) -> str:
+    """ "[low, high]" to two decimals, "n/a" for NaN: every interval in the tables."""
+    return "n/a" if np.isnan(low) else f"[{low:.2f}, {high:.2f}]"
 
 
 def bootstrap_scores(

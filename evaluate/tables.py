@@ -68,8 +68,7 @@ def instance_stats(
     return float(values.mean()), float(low), float(high), len(values)
 
 
-def interval(low: float, high: float) -> str:
-    return "n/a" if np.isnan(low) else f"[{low:.2f}, {high:.2f}]"
+interval = piq_intervals.format_interval
 
 
 def instance_mean(per_clip: pd.Series, bootstrap: int, seed: int = 0) -> tuple[float, str, int]:
