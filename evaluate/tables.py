@@ -68,13 +68,10 @@ def instance_stats(
     return float(values.mean()), float(low), float(high), len(values)
 
 
-interval = piq_intervals.format_interval
-
-
 def instance_mean(per_clip: pd.Series, bootstrap: int, seed: int = 0) -> tuple[float, str, int]:
     """(mean over all instances, 95% bootstrap interval over clips, instance count)."""
     mean, low, high, count = instance_stats(per_clip, bootstrap, seed)
-    return mean, interval(low, high), count
+    return mean, piq_intervals.format_interval(low, high), count
 
 
 def per_instance(frame: pd.DataFrame, measure, *conditions: str) -> pd.Series:
@@ -103,9 +100,13 @@ def cue_control(frame: pd.DataFrame, bootstrap: int) -> dict[str, Any]:
         mean, low, high, n = instance_stats(
             per_instance(frame, motion.directional_response, *conditions), bootstrap
         )
-        out |= {name: mean, f"{name}_ci95": interval(low, high), f"{name}_instances": n}
+        out |= {
+            name: mean,
+            f"{name}_ci95": piq_intervals.format_interval(low, high),
+            f"{name}_instances": n,
+        }
     mean, low, high, _ = instance_stats(per_instance(frame, motion.motion_gain, ""), bootstrap)
-    out |= {"motion_gain": mean, "motion_gain_ci95": interval(low, high)}
+    out |= {"motion_gain": mean, "motion_gain_ci95": piq_intervals.format_interval(low, high)}
     lists = per_instance(frame, lambda a, b, t: a - b, "", "flipped")
     a_minus_b = np.concatenate([np.asarray(v, float) for v in lists if len(v)] or [[]])
     share, p_value, _ = motion.follows_share(a_minus_b, np.zeros_like(a_minus_b))
