@@ -585,6 +585,8 @@ def method_note(train: Train, generate: Generate) -> str:
             )
     if generate.use_dynamic_cfg and scale > 1:
         guidance += " (text scale on diffusers' dynamic cosine schedule, use_dynamic_cfg)"
+    if generate.project_output_span:
+        guidance += ", latents kept in the output layer's span (project_output_span)"
     draw = train.timestep_sampling
     timesteps = (
         "uniform timesteps"

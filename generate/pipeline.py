@@ -19,6 +19,7 @@ import torch
 from diffusers import CogVideoXImageToVideoPipeline
 from PIL import Image
 
+from stance.generate import output_span
 from stance.train import objective
 
 
@@ -130,6 +131,7 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
         image_latent_scaling: str = "pipeline",
         use_dynamic_cfg: bool = False,
         cue_guidance_above: float = 0.0,
+        project_output_span: bool = False,
     ) -> Generated:
         """Sample a clip from a keyframe (H,W,3 uint8) and a cue map (H,W,C float32).
 
@@ -138,6 +140,8 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
         training setting, so that the keyframe latent is scaled as in training.
         use_dynamic_cfg: the text guidance follows `dynamic_guidance` over the steps.
         cue_guidance_above: the cue guidance applies only at timesteps t / T >= this.
+        project_output_span: keep the latents in the span of the transformer's output
+        layer (`output_span`).
         """
         device = self._execution_device
         generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -160,8 +164,9 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
             height, width, start.latents.size(1), device
         )
         cue_map = self._cue_batch(cues, guidance.branches, prompt_embeds.dtype) if cued else None
+        span = self._span_projection() if project_output_span else None
         latents, aux_latents = self._denoise(
-            start, prompt_embeds, rope, cue_map, guidance, generator
+            start, prompt_embeds, rope, cue_map, guidance, generator, span
         )
         video = self._decode(latents[:, start.extra :])
         return Generated(video, self._decode(aux_latents[:, start.extra :]) if aux else None)
@@ -218,13 +223,28 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
         cue_map = cue_map.to(self._execution_device, dtype)
         return torch.cat([cue_map if on else torch.zeros_like(cue_map) for _, on in branches])
 
-    def _denoise(self, start: Start, prompt_embeds, rope, cue_map, guidance: Guidance, generator):
+    def _span_projection(self):
+        """latents -> latents projected onto the output layer's span, or None where that
+        span holds every latent value."""
+        basis = output_span.output_basis(self.transformer)
+        if basis is None:
+            return None
+        patch = self.transformer.config.patch_size
+        patch_t = self.transformer.config.patch_size_t or 1
+        return lambda x: output_span.project(x, basis, patch, patch_t)
+
+    def _denoise(
+        self, start: Start, prompt_embeds, rope, cue_map, guidance: Guidance, generator, span
+    ):
         """The sampling loop: every branch in one batched forward per step, guided, then
-        one DPM step per stream (RGB and, if any, aux)."""
+        one DPM step per stream (RGB and, if any, aux), projected by `span` if given."""
         timesteps = self.scheduler.timesteps
         n = len(guidance.branches)
+        keep = span or (lambda x: x)
         latents, aux_latents = start.latents, start.aux_latents
         aux = aux_latents is not None
+        latents = keep(latents)
+        aux_latents = keep(aux_latents) if aux else None
         old = [None, None]
         for i, t in enumerate(self.progress_bar(timesteps)):
 
@@ -256,7 +276,7 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
                     return_dict=False,
                 )
             latents, aux_latents = (
-                s.to(prompt_embeds.dtype) if s is not None else None for s in states
+                keep(s).to(prompt_embeds.dtype) if s is not None else None for s in states
             )
         return latents, aux_latents
 

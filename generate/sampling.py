@@ -139,6 +139,7 @@ def sample(
         cue_guidance_above=settings.cue_guidance_above,
         image_latent_scaling=info.train.image_latent_scaling,
         use_dynamic_cfg=settings.use_dynamic_cfg,
+        project_output_span=settings.project_output_span,
     )
 
 

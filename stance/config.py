@@ -30,7 +30,14 @@ SPLITS = ("train", "val", "test")
 VARIANT_KEYS = ("aux", "cue_mode", "motion_tokens")
 # The generate keys that decide how a clip is sampled, besides its seed: what a job that
 # samples with the section's values must be passed, and what the tables' notes state.
-SAMPLING_KEYS = ("steps", "guidance_scale", "cue_guidance", "cue_guidance_above", "use_dynamic_cfg")
+SAMPLING_KEYS = (
+    "steps",
+    "guidance_scale",
+    "cue_guidance",
+    "cue_guidance_above",
+    "use_dynamic_cfg",
+    "project_output_span",
+)
 
 
 class ConfigError(UserError, ValueError):

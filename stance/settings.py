@@ -185,6 +185,7 @@ class Generate:
     cue_guidance: float | None
     cue_guidance_above: float
     use_dynamic_cfg: bool
+    project_output_span: bool
     seed: int
     splits: tuple[str, ...]
     memory_profile: str

@@ -267,7 +267,7 @@ def test_sampling_reads_only_the_keys_a_sampling_rule_passes():
 
     defaults = config.defaults()
     values = {k: getattr(defaults.generate, k) for k in config.SAMPLING_KEYS}
-    values.update(cue_guidance=3.0, cue_guidance_above=0.6)
+    values.update(cue_guidance=3.0, cue_guidance_above=0.6, project_output_span=True)
     passed = replace(config.section_from_json("generate", json.dumps(values)), seed=7)
     cue = SimpleNamespace(cue=np.zeros((1, 8, 8, 4), np.float32), keyframe=np.zeros((8, 8, 3)))
     info = sampling.Trained(Variant("none", "dense_rope", 4), defaults.train)
@@ -276,6 +276,7 @@ def test_sampling_reads_only_the_keys_a_sampling_rule_passes():
     )
     assert args[-1] == 7 and kwargs["cue_guidance"] == 3.0
     assert kwargs["cue_guidance_above"] == 0.6
+    assert kwargs["project_output_span"] is True
 
 
 def test_cue_dropout_zeroes_whole_samples():
@@ -405,6 +406,9 @@ def test_the_tables_describe_training_and_guidance():
     assert "cue guidance 2.5 on the steps with timestep t >= 0.6 T" in method_note(
         defaults.train, generate
     )
+    assert "output layer's span" not in method_note(defaults.train, generate)
+    generate = dataclasses.replace(generate, project_output_span=True)
+    assert "latents kept in the output layer's span" in method_note(defaults.train, generate)
 
 
 def test_dynamic_guidance_is_diffusers_schedule_and_changes_the_samples(model_dir):
