@@ -23,18 +23,20 @@ import torch
 def output_basis(transformer) -> torch.Tensor | None:
     """An orthonormal basis (values per token, rank) of the span of `proj_out`'s columns
     and bias, or None where the span holds every token value (no projection needed)."""
+    from accelerate.utils import align_module_device
+
     layer = transformer.proj_out
-    columns = layer.weight.detach().double()
-    if layer.bias is not None:
-        columns = torch.cat([columns, layer.bias.detach().double()[:, None]], dim=1)
-    size = columns.shape[0]
-    basis, triangle = torch.linalg.qr(columns)
-    diagonal = triangle.diagonal().abs()
-    # columns that the weights' own precision cannot tell apart from the others add nothing
-    keep = diagonal > diagonal.max() * size * torch.finfo(layer.weight.dtype).eps
-    if int(keep.sum()) >= size:
+    with align_module_device(layer, "cpu"):  # offloaded weights are read back, not meta
+        columns = layer.weight.detach().to("cpu", torch.float64)
+        if layer.bias is not None:
+            columns = torch.cat([columns, layer.bias.detach().to("cpu", torch.float64)[:, None]], 1)
+    vectors, values, _ = torch.linalg.svd(columns, full_matrices=False)
+    # A layer's values are exact numbers in any dtype, so its rank is decided at float32
+    # precision: a bf16 layer must not lose directions to its own rounding.
+    keep = values > values.max() * max(columns.shape) * torch.finfo(torch.float32).eps
+    if int(keep.sum()) >= columns.shape[0]:
         return None
-    return basis[:, keep]
+    return vectors[:, keep]
 
 
 def to_tokens(latents: torch.Tensor, patch: int, patch_t: int) -> torch.Tensor:
@@ -54,6 +56,7 @@ def from_tokens(tokens: torch.Tensor, shape: torch.Size, patch: int, patch_t: in
 
 def project(latents: torch.Tensor, basis: torch.Tensor, patch: int, patch_t: int):
     """`latents` (B, F, C, H, W) with every token's values projected onto `basis`'s span."""
+    basis = basis.to(latents.device)
     tokens = to_tokens(latents, patch, patch_t).to(basis.dtype)
     kept = (tokens @ basis) @ basis.T
     return from_tokens(kept, latents.shape, patch, patch_t).to(latents.dtype)
