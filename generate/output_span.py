@@ -26,7 +26,7 @@ def output_basis(transformer) -> torch.Tensor | None:
     from accelerate.utils import align_module_device
 
     layer = transformer.proj_out
-    with align_module_device(layer, "cpu"):  # offloaded weights are read back, not meta
+    with align_module_device(layer):  # weights offloaded to the CPU are read back, not meta
         columns = layer.weight.detach().to("cpu", torch.float64)
         if layer.bias is not None:
             columns = torch.cat([columns, layer.bias.detach().to("cpu", torch.float64)[:, None]], 1)

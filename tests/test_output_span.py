@@ -121,3 +121,18 @@ def test_sampling_keeps_every_step_in_the_span_only_when_asked(model_dir, monkey
     kept, kept_video = shares(project_output_span=True)
     assert max(kept) < 1e-5  # the start and every step's latents, both streams
     assert not np.array_equal(free_video, kept_video)
+
+
+def test_the_basis_reads_weights_offloaded_layer_by_layer():
+    """memory_profile: sequential leaves the weights on the meta device between forwards."""
+    from accelerate import cpu_offload
+
+    torch.manual_seed(0)
+    model = torch.nn.Module()
+    model.proj_out = torch.nn.Linear(4, 16)
+    expected = output_span.output_basis(model)
+    cpu_offload(model, execution_device=torch.device("cpu"))  # as diffusers' sequential
+    assert model.proj_out.weight.device.type == "meta"
+    basis = output_span.output_basis(model)
+    assert torch.allclose(basis @ basis.T, expected @ expected.T, atol=1e-12)
+    assert model.proj_out.weight.device.type == "meta"  # left as it was
