@@ -1,5 +1,6 @@
 """Helpers shared by test modules (fixtures live in conftest.py): the repository, the
-`stance` CLI, a workflow copy for DAG tests, tiny feature networks for FVD tests."""
+`stance` CLI, a workflow copy for DAG tests, tiny feature networks for FVD tests, a
+sampling pipeline over a tiny model folder."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
@@ -222,3 +224,20 @@ def write_cue_store(path, size=32, cue=None):
             keyframe_disparity=np.linspace(0, 1, size * size, dtype=np.float32).reshape(size, size),
         ),
     )
+
+
+# a random keyframe for the sampling tests (32 x 32 px, the tiny model's frame size)
+KEY = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+
+
+def make_pipe(model_dir, **options):
+    """The STANCE sampling pipeline over a tiny model folder (`tiny.make_tiny`)."""
+    from stance.generate.pipeline import StanceImageToVideoPipeline
+    from stance.train import components, weights
+
+    frozen = components.load_frozen(str(model_dir), False)
+    options = {"motion_tokens": 4, **options}
+    transformer = weights.stance_transformer(str(model_dir), options, False).eval()
+    pipe = StanceImageToVideoPipeline(transformer=transformer, **frozen)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

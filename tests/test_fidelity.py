@@ -7,10 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from helpers import KEY, make_pipe
 
 from stance import config
 from stance.generate import sampling as generate
-from stance.generate.pipeline import StanceImageToVideoPipeline, guidance_branches, guide
+from stance.generate.pipeline import guidance_branches, guide
 from stance.train import aux_frames, components, encode, objective, tiny, trainer, weights
 from stance.train.model import StanceTransformer, select_sites
 
@@ -35,18 +36,6 @@ def spy(model, monkeypatch) -> dict:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return tiny.make_tiny(tmp_path_factory.mktemp("fidelity") / "tiny")
-
-
-def make_pipe(model_dir, **options):
-    frozen = components.load_frozen(str(model_dir), False)
-    options = {"motion_tokens": 4, **options}
-    transformer = weights.stance_transformer(str(model_dir), options, False).eval()
-    pipe = StanceImageToVideoPipeline(transformer=transformer, **frozen)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-KEY = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
 
 
 def training_batch(image_latents, aux=False):

@@ -3,25 +3,15 @@
 import numpy as np
 import pytest
 import torch
+from helpers import KEY, make_pipe
 
 from stance.generate import output_span
-from stance.generate.pipeline import StanceImageToVideoPipeline
-from stance.train import components, tiny, weights
-
-KEY = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+from stance.train import tiny
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return tiny.make_tiny(tmp_path_factory.mktemp("span") / "tiny")
-
-
-def make_pipe(model_dir):
-    frozen = components.load_frozen(str(model_dir), False)
-    transformer = weights.stance_transformer(str(model_dir), {"motion_tokens": 4}, False).eval()
-    pipe = StanceImageToVideoPipeline(transformer=transformer, **frozen)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 def test_tokens_are_read_in_the_order_the_model_unpatchifies_them(model_dir):
