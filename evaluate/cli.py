@@ -53,6 +53,22 @@ def _add_test_clip_commands(sub) -> None:
     )
     gather.add_argument("--out", required=True, type=Path, help="output folder")
 
+    pooled = sub.add_parser(
+        "replicates",
+        help="pool training runs of one configuration: per-variant values over runs and "
+        "clips, with two-level bootstrap intervals",
+    )
+    pooled.set_defaults(run=_replicates)
+    pooled.add_argument(
+        "folders", nargs="+", type=Path, help="each run's results/evaluate folder (two or more)"
+    )
+    pooled.add_argument(
+        "--reference", default="rgb_only", help="the variant the others are compared with"
+    )
+    pooled.add_argument("--bootstrap", type=int, default=1000, help="bootstrap draws")
+    pooled.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws")
+    pooled.add_argument("--out", required=True, type=Path, help="output folder")
+
 
 def _add_benchmark_commands(sub) -> None:
     """Scoring generated runs on the Physics-IQ benchmark and its tables."""
@@ -168,6 +184,12 @@ def _tables(args: argparse.Namespace) -> None:
             for name in ("train", "generate")
         )
     tables.gather(args.metrics, args.out, settings, sampling)
+
+
+def _replicates(args: argparse.Namespace) -> None:
+    from stance.evaluate import replicates
+
+    replicates.gather(args.folders, args.out, args.reference, args.bootstrap, args.seed)
 
 
 def _physics_iq(args: argparse.Namespace) -> None:

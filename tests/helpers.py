@@ -241,3 +241,44 @@ def make_pipe(model_dir, **options):
     pipe = StanceImageToVideoPipeline(transformer=transformer, **frozen)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+PIQ_FRAMES = 5
+
+
+def clip_rows(method: str, clips: int, quality: float, seed: int = 0) -> list[dict]:
+    """One row per clip: IoUs around `quality` (higher = better) and a fixed twin."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(clips):
+        base = np.clip(quality + 0.15 * rng.standard_normal(), 0.05, 0.95)
+        rows.append(
+            {
+                "method": method,
+                "clip_id": f"test-{k:04d}",
+                "small_object_split": k % 2 == 1,
+                "st": list(np.clip(base + 0.05 * rng.standard_normal(PIQ_FRAMES), 0, 1)),
+                "s": float(base),
+                "ws": float(base * 0.9),
+                "mse": list(0.01 + 0.002 * rng.random(PIQ_FRAMES)),
+                "pv_st": list(0.7 + 0.1 * rng.random(PIQ_FRAMES)),
+                "pv_s": float(0.8 + 0.1 * rng.random()),
+                "pv_ws": float(0.7 + 0.1 * rng.random()),
+                "pv_mse": list(0.005 + 0.001 * rng.random(PIQ_FRAMES)),
+            }
+        )
+    return rows
+
+
+def shifted(rows: list[dict], method: str, by: float) -> list[dict]:
+    """The same clips with every IoU raised by `by` (same twins): better on every clip."""
+    return [
+        r
+        | {
+            "method": method,
+            "st": [x + by for x in r["st"]],
+            "s": r["s"] + by,
+            "ws": r["ws"] + by,
+        }
+        for r in rows
+    ]

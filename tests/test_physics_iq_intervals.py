@@ -5,49 +5,10 @@ metrics."""
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import clip_rows, shifted
 
 from stance.evaluate import physics_iq, tables
 from stance.evaluate import physics_iq_intervals as intervals
-
-FRAMES = 5
-
-
-def clip_rows(method: str, clips: int, quality: float, seed: int = 0) -> list[dict]:
-    """One row per clip: IoUs around `quality` (higher = better) and a fixed twin."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for k in range(clips):
-        base = np.clip(quality + 0.15 * rng.standard_normal(), 0.05, 0.95)
-        rows.append(
-            {
-                "method": method,
-                "clip_id": f"test-{k:04d}",
-                "small_object_split": k % 2 == 1,
-                "st": list(np.clip(base + 0.05 * rng.standard_normal(FRAMES), 0, 1)),
-                "s": float(base),
-                "ws": float(base * 0.9),
-                "mse": list(0.01 + 0.002 * rng.random(FRAMES)),
-                "pv_st": list(0.7 + 0.1 * rng.random(FRAMES)),
-                "pv_s": float(0.8 + 0.1 * rng.random()),
-                "pv_ws": float(0.7 + 0.1 * rng.random()),
-                "pv_mse": list(0.005 + 0.001 * rng.random(FRAMES)),
-            }
-        )
-    return rows
-
-
-def shifted(rows: list[dict], method: str, by: float) -> list[dict]:
-    """The same clips with every IoU raised by `by` (same twins): better on every clip."""
-    return [
-        r
-        | {
-            "method": method,
-            "st": [x + by for x in r["st"]],
-            "s": r["s"] + by,
-            "ws": r["ws"] + by,
-        }
-        for r in rows
-    ]
 
 
 def test_a_resampled_set_scores_as_the_reference_aggregate_scores_it():

@@ -1,0 +1,248 @@
+"""Training runs of one configuration pooled: each variant's Physics IQ and cue following
+with intervals over both the test clips and the training runs.
+
+At small scale two training runs of one configuration (another `train.seed`, or only
+another floating-point summation order) can differ by more than the variants differ from
+each other, and one run's intervals cover the test clips only. Given the evaluation
+folders of several runs evaluated on the same test clips, this scores every variant in
+each run and pooled (the mean over runs), with a two-level bootstrap: every draw resamples
+the runs and, independently, the test clips. The clip draw is the same for every variant
+and run, so differences between variants stay paired by clip. With few runs the run level
+is coarse (three runs give ten distinct multisets), so the per-run values are shown beside
+the pooled ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from stance.errors import UserError
+from stance.evaluate import motion, tables
+from stance.evaluate import physics_iq_intervals as piq_intervals
+
+log = logging.getLogger(__name__)
+
+# measure -> (per-instance value from the along-direction lists and |truth|, conditions)
+INSTANCE_MEASURES: dict[str, tuple[Callable, tuple[str, ...]]] = {
+    "directional_response": (motion.directional_response, ("", "flipped")),
+    "motion_gain": (motion.motion_gain, ("",)),
+    "follows_share": (lambda a, b, truth: (a > b).astype(float), ("", "flipped")),
+    "placebo_response": (motion.directional_response, ("placebo", "placebo.flipped")),
+}
+MEASURES = ("physics_iq", *INSTANCE_MEASURES)
+PLOTTED = ("physics_iq", "directional_response", "motion_gain")
+
+
+def read_runs(folders: Sequence[Path]) -> pd.DataFrame:
+    """Every run's test-clip evaluation rows (`<method>/test/*.parquet` under each folder),
+    the trained variants only, with a `run` column (the folder's position)."""
+    if len(folders) < 2:
+        raise UserError("pooling needs the evaluation folders of two or more training runs")
+    frames = []
+    for k, folder in enumerate(folders):
+        paths = sorted(Path(folder).glob("*/test/*.parquet"))
+        if not paths:
+            raise UserError(
+                f"{folder}: no evaluation rows (<method>/test/*.parquet); give a run's "
+                "results/evaluate folder once `snakemake` has evaluated it"
+            )
+        rows = pd.concat([pq.read_table(p).to_pandas() for p in paths], ignore_index=True)
+        trained = set(tables.variants_of(rows))
+        frames.append(rows[rows["method"].isin(trained)].assign(run=k))
+    return pd.concat(frames, ignore_index=True)
+
+
+def common_variants(rows: pd.DataFrame) -> dict[str, dict]:
+    """The variants every run evaluated, each on the same clips in every run."""
+    runs = sorted(rows["run"].unique())
+    variants = tables.variants_of(rows)
+    kept = {}
+    for name, identity in variants.items():
+        clips = [set(rows[(rows["run"] == r) & (rows["method"] == name)]["clip_id"]) for r in runs]
+        if not all(clips):
+            log.warning("%s is missing from some runs: left out of the pooled table", name)
+            continue
+        if any(c != clips[0] for c in clips):
+            raise UserError(
+                f"{name} was evaluated on different test clips in different runs: pool runs "
+                "of one data configuration (the same data.splits.test and seeds)"
+            )
+        kept[name] = identity
+    if not kept:
+        raise UserError("no trained variant was evaluated in every run: nothing to pool")
+    return kept
+
+
+def clip_totals(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """Per clip (indexed by clip id): the sum and count of a per-instance measure."""
+    function, conditions = INSTANCE_MEASURES[measure]
+    lists = tables.per_instance(frame, function, *conditions)
+    return pd.DataFrame(
+        {
+            "sum": [float(np.sum(v)) for v in lists],
+            "count": [float(len(v)) for v in lists],
+        },
+        index=frame["clip_id"].to_numpy(),
+    )
+
+
+def drawn_means(totals: pd.DataFrame, draws: np.ndarray) -> np.ndarray:
+    """The instance mean over each draw's clips (a row of clip ids); NaN without instances."""
+    sums = totals["sum"].reindex(draws.ravel()).to_numpy().reshape(draws.shape)
+    counts = totals["count"].reindex(draws.ravel()).to_numpy().reshape(draws.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums.sum(axis=1) / counts.sum(axis=1)
+
+
+def run_values(frame: pd.DataFrame, measure: str, draws: np.ndarray) -> tuple[float, np.ndarray]:
+    """(value on every clip, values on the clip draws) of one variant in one run."""
+    everything = np.array(sorted(frame["clip_id"]), dtype=object)[None]
+    if measure == "physics_iq":
+        return float(piq_intervals.scores(frame, everything)[0]), piq_intervals.scores(frame, draws)
+    totals = clip_totals(frame, measure)
+    return float(drawn_means(totals, everything)[0]), drawn_means(totals, draws)
+
+
+def pool(
+    rows: pd.DataFrame, variants: Sequence[str], bootstrap: int = 1000, seed: int = 0
+) -> tuple[dict[tuple[str, str], np.ndarray], dict[tuple[str, str], list[float]]]:
+    """({(variant, measure): pooled value on each two-level draw},
+    {(variant, measure): [value in each run]}) of `variants` (`common_variants`)."""
+    runs = sorted(rows["run"].unique())
+    rng = np.random.default_rng(seed)
+    run_draws = rng.integers(len(runs), size=(bootstrap, len(runs)))
+    first = rows[rows["method"] == variants[0]]
+    clip_draws = piq_intervals.clip_draws(first["clip_id"].tolist(), bootstrap, seed)
+    pooled, per_run = {}, {}
+    for name in variants:
+        for measure in MEASURES:
+            point, drawn = zip(
+                *(
+                    run_values(
+                        rows[(rows["run"] == r) & (rows["method"] == name)], measure, clip_draws
+                    )
+                    for r in runs
+                ),
+                strict=True,
+            )
+            per_run[(name, measure)] = list(point)
+            stacked = np.stack(drawn)  # (runs, bootstrap)
+            pooled[(name, measure)] = stacked[run_draws, np.arange(bootstrap)[:, None]].mean(axis=1)
+    return pooled, per_run
+
+
+def table(
+    rows: pd.DataFrame, reference: str, bootstrap: int = 1000, seed: int = 0
+) -> tuple[pd.DataFrame, list[str], float]:
+    """(one row per variant: pooled values with 95 % intervals, per-run values and Physics
+    IQ against `reference` paired over clips and runs; the paper's ablation order of this
+    run's variants, [] without its three; the share of draws in which it holds)."""
+    variants = common_variants(rows)
+    pooled, per_run = pool(rows, list(variants), bootstrap, seed)
+    piq_draws = {(name, "all"): pooled[(name, "physics_iq")] for name in variants}
+    out = []
+    for name, identity in variants.items():
+        row = {"variant": name, "aux": identity["aux"], "cue_mode": identity["cue_mode"]}
+        row["runs"] = len(per_run[(name, "physics_iq")])
+        for measure in MEASURES:
+            values = per_run[(name, measure)]
+            row[measure] = float(np.mean(values))
+            row[f"{measure}_ci95"] = piq_intervals.interval(pooled[(name, measure)])
+            row[f"{measure}_per_run"] = " / ".join(f"{v:.2f}" for v in values)
+        if reference in variants and name != reference:
+            paired = piq_intervals.paired_difference(piq_draws, name, reference, "all")
+            row["physics_iq_minus_reference"] = row["physics_iq"] - np.mean(
+                per_run[(reference, "physics_iq")]
+            )
+            row["physics_iq_minus_reference_ci95"] = paired["difference_ci95"]
+            row["above_reference_share"] = paired["above_share"]
+        out.append(row)
+    order = tables.paper_order(variants, reference)
+    share = piq_intervals.order_share(piq_draws, order) if order else np.nan
+    return pd.DataFrame(out), order, share
+
+
+def gather(
+    folders: Sequence[Path], out_dir: Path, reference: str, bootstrap: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """replicates.csv, replicates.md and replicates.png of the runs' evaluation folders."""
+    rows = read_runs(folders)
+    frame, order, share = table(rows, reference, bootstrap, seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out_dir / "replicates.csv", index=False)
+    (out_dir / "replicates.md").write_text(markdown(frame, order, share, folders, rows, bootstrap))
+    plot(frame, out_dir / "replicates.png")
+    log.info("%d variants pooled over %d runs -> %s", len(frame), len(folders), out_dir)
+    return frame
+
+
+def markdown(
+    frame: pd.DataFrame,
+    order: Sequence[str],
+    share: float,
+    folders: Sequence[Path],
+    rows: pd.DataFrame,
+    bootstrap: int,
+) -> str:
+    runs = ", ".join(f"{k}: {folder}" for k, folder in enumerate(folders))
+    lines = [
+        "# Variants pooled over training runs",
+        "",
+        f"{len(folders)} runs ({runs}), {rows['clip_id'].nunique()} test clips. Each value "
+        "is the mean over runs of the run's value on all test clips; the interval is a "
+        f"95 % two-level bootstrap ({bootstrap} draws resampling the runs and the clips, "
+        "the same clip draw for every variant and run); per-run values in run order.",
+        "",
+    ]
+    if order:
+        paper = " > ".join(order)
+        lines += [f"The paper's Physics IQ order {paper} holds in {share:.0%} of the draws.", ""]
+    piq = ["variant", "aux", "cue_mode", "physics_iq", "physics_iq_ci95", "physics_iq_per_run"]
+    piq += [c for c in frame if c.startswith(("physics_iq_minus", "above_reference"))]
+    cues = [f"{m}{suffix}" for m in INSTANCE_MEASURES for suffix in ("", "_ci95", "_per_run")]
+    for title, columns in (("Physics IQ", piq), ("Cue following", ["variant", *cues])):
+        shown = frame[columns].to_markdown(index=False, floatfmt=".2f")
+        lines += [f"## {title}", "", shown.replace(" nan ", " n/a "), ""]
+    return "\n".join(lines)
+
+
+def plot(frame: pd.DataFrame, path: Path) -> None:
+    """Per measure, each variant's pooled value with its interval (bar) and every run's
+    value (dots); the cue measures' target of 0.5 dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(PLOTTED), figsize=(4.5 * len(PLOTTED), 3.6))
+    x = np.arange(len(frame))
+    for ax, measure in zip(axes, PLOTTED, strict=True):
+        values = frame[measure].to_numpy(float)
+        low, high = np.array([tables.parse_interval(c) for c in frame[f"{measure}_ci95"]]).T
+        errors = np.nan_to_num(np.abs(np.vstack([values - low, high - values])))
+        ax.bar(x, values, 0.6, color="C0", yerr=errors, capsize=3, label="pooled")
+        for k, text in enumerate(frame[f"{measure}_per_run"]):
+            runs = [float(v) for v in text.split(" / ")]
+            ax.plot(  # beside the bar's interval, not on it
+                [k + 0.22] * len(runs),
+                runs,
+                "o",
+                color="C3",
+                markersize=3,
+                label="runs" if k == 0 else None,
+            )
+        if measure != "physics_iq":
+            ax.axhline(0.5, color="green", linestyle="--", linewidth=1, label="target")
+        ax.set_xticks(x, frame["variant"], rotation=30, ha="right")
+        ax.set_title(measure.replace("_", " "))
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Pooled over training runs (95 % intervals over runs and clips)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,153 @@
+"""Training runs of one configuration pooled (stance/evaluate/replicates.py): values and
+two-level bootstrap intervals over runs and clips, on synthetic evaluation rows."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from helpers import clip_rows, run_cli, shifted
+
+from stance.errors import UserError
+from stance.evaluate import physics_iq_intervals as intervals
+from stance.evaluate import replicates, tables
+
+CLIPS = 24
+IDENTITY = {
+    "backbone": ("none", "none"),
+    "rgb_only": ("none", "dense_rope"),
+    "rgb_depth": ("depth", "dense_rope"),
+    "rgb_seg": ("seg", "dense_rope"),
+}
+
+
+def variant_rows(name: str, quality: float, gain: float, run: int = 0) -> list[dict]:
+    """A variant's rows on CLIPS clips: Physics IQ parts around `quality`, two moving
+    instances per clip that move `gain` x their 4 px truth along it with the cues as given,
+    and as far back with them reversed (a variant without cues: its reversed video is its
+    own video, as the evaluation records it)."""
+    rng = np.random.default_rng(run)
+    aux, mode = IDENTITY[name]
+    rows = clip_rows(name, CLIPS, quality)
+    for row in rows:
+        moved = list(4 * gain + 0.4 * rng.standard_normal(2))
+        row |= {
+            "aux": aux,
+            "cue_mode": mode,
+            "motion_tokens": 32,
+            "instance_truth_px": [4.0, 4.0],
+            "instance_along_px": moved,
+            "instance_along_flipped_px": moved if mode == "none" else [-m for m in moved],
+            "instance_along_placebo_px": [0.1, -0.1],
+            "instance_along_placebo_flipped_px": [0.1, -0.1],
+        }
+    return rows
+
+
+def frame(*runs: list[dict]) -> pd.DataFrame:
+    """Rows of several runs, each a list of variant rows, tagged with their run."""
+    return pd.concat(
+        [pd.DataFrame(rows).assign(run=k) for k, rows in enumerate(runs)], ignore_index=True
+    )
+
+
+def test_two_identical_runs_pool_to_the_runs_own_values_and_clip_intervals():
+    rows = variant_rows("rgb_only", 0.5, 0.6)
+    both = frame(rows, rows)
+    pooled, per_run = replicates.pool(both, ["rgb_only"], bootstrap=200, seed=4)
+    one = pd.DataFrame(rows)
+    draws = intervals.clip_draws(one["clip_id"], 200, seed=4)
+    np.testing.assert_allclose(pooled[("rgb_only", "physics_iq")], intervals.scores(one, draws))
+    piq = tables.physics_iq.aggregate(tables.records(one), tables.records(one, "pv_"))
+    assert per_run[("rgb_only", "physics_iq")] == [pytest.approx(piq.score, abs=0.011)] * 2
+    gains = np.concatenate([np.array(r["instance_along_px"]) / 4 for r in rows])
+    assert per_run[("rgb_only", "motion_gain")] == [pytest.approx(gains.mean())] * 2
+    responses = per_run[("rgb_only", "directional_response")]
+    assert responses == [pytest.approx(gains.mean())] * 2  # reversed moves as far back
+    assert per_run[("rgb_only", "follows_share")] == [1.0, 1.0]
+    assert per_run[("rgb_only", "placebo_response")] == [pytest.approx(0.0)] * 2
+
+
+def test_the_spread_between_runs_widens_the_interval_around_their_mean():
+    low, high = variant_rows("rgb_only", 0.5, 0.3), variant_rows("rgb_only", 0.5, 0.7)
+    table, _, _ = replicates.table(frame(low, high), "rgb_only", bootstrap=400)
+    row = table.set_index("variant").loc["rgb_only"]
+    assert row["motion_gain"] == pytest.approx(0.5, abs=0.03)
+    per_run = [float(v) for v in row["motion_gain_per_run"].split(" / ")]
+    assert per_run == [pytest.approx(0.3, abs=0.05), pytest.approx(0.7, abs=0.05)]
+    pooled_low, pooled_high = tables.parse_interval(row["motion_gain_ci95"])
+    single, _, _ = replicates.table(frame(low, low), "rgb_only", bootstrap=400)
+    one_low, one_high = tables.parse_interval(single["motion_gain_ci95"].iloc[0])
+    assert pooled_high - pooled_low > 3 * (one_high - one_low)  # the runs' spread dominates
+    assert pooled_low < 0.35 and pooled_high > 0.65
+
+
+def test_a_variant_better_on_every_clip_of_every_run_is_above_in_every_draw():
+    runs = []
+    for run in range(3):
+        base = variant_rows("rgb_only", 0.3 + 0.05 * run, 0.5, run)
+        better = [r | {"aux": "depth"} for r in shifted(base, "rgb_depth", 0.1)]
+        runs.append(base + better)
+    table, _, _ = replicates.table(frame(*runs), "rgb_only", bootstrap=300)
+    row = table.set_index("variant").loc["rgb_depth"]
+    assert row["above_reference_share"] == 1.0
+    assert row["physics_iq_minus_reference"] > 0
+    assert tables.parse_interval(row["physics_iq_minus_reference_ci95"])[0] > 0
+
+
+def test_the_papers_order_is_counted_over_draws_of_runs_and_clips():
+    def run(seed: int, depth: float, seg: float) -> list[dict]:
+        base = variant_rows("rgb_only", 0.3, 0.5, seed)
+        return (
+            base
+            + [r | {"aux": "depth"} for r in shifted(base, "rgb_depth", depth)]
+            + [r | {"aux": "seg"} for r in shifted(base, "rgb_seg", seg)]
+        )
+
+    _, order, share = replicates.table(frame(run(0, 0.2, 0.1), run(1, 0.2, 0.1)), "rgb_only")
+    assert order == ["rgb_depth", "rgb_seg", "rgb_only"] and share == 1.0
+    _, _, share = replicates.table(frame(run(0, 0.1, 0.2), run(1, 0.1, 0.2)), "rgb_only")
+    assert share == 0.0
+
+
+def write_run(folder, rows: list[dict]) -> None:
+    for name, part in pd.DataFrame(rows).groupby("method"):
+        out = folder / name / "test"
+        out.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pandas(part, preserve_index=False), out / "00000.parquet")
+
+
+def test_the_command_writes_the_table_page_and_plot(tmp_path):
+    folders = []
+    for run in range(2):
+        folders.append(tmp_path / f"run{run}" / "results" / "evaluate")
+        write_run(
+            folders[-1],
+            variant_rows("backbone", 0.4, 0.05, run) + variant_rows("rgb_only", 0.3, 0.5, run),
+        )
+    out = tmp_path / "pooled"
+    run_cli("evaluate", "replicates", *map(str, folders), "--bootstrap", "50", "--out", str(out))
+    table = pd.read_csv(out / "replicates.csv")
+    assert set(table["variant"]) == {"backbone", "rgb_only"}
+    assert table.set_index("variant").loc["backbone", "directional_response"] == 0.0
+    page = (out / "replicates.md").read_text()
+    assert "2 runs" in page and "## Cue following" in page
+    assert (out / "replicates.png").stat().st_size > 10_000
+
+
+def test_bad_folders_are_named_and_variants_missing_from_a_run_are_left_out(tmp_path, caplog):
+    with pytest.raises(UserError, match="two or more"):
+        replicates.read_runs([tmp_path])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserError, match="empty: no evaluation rows"):
+        replicates.read_runs([empty, empty])
+    both = variant_rows("rgb_only", 0.4, 0.5)
+    partial = frame(both + variant_rows("backbone", 0.4, 0.1), both)
+    assert list(replicates.common_variants(partial)) == ["rgb_only"]
+    assert "backbone is missing from some runs" in caplog.text
+    other_clips = [r | {"clip_id": r["clip_id"] + "x"} for r in both]
+    with pytest.raises(UserError, match="different test clips"):
+        replicates.common_variants(frame(both, other_clips))
+    with pytest.raises(UserError, match="nothing to pool"):
+        replicates.common_variants(frame(both, variant_rows("backbone", 0.4, 0.1)))
