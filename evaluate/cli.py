@@ -63,9 +63,16 @@ def _add_test_clip_commands(sub) -> None:
         "folders", nargs="+", type=Path, help="each run's results/evaluate folder (two or more)"
     )
     pooled.add_argument(
-        "--reference", default="rgb_only", help="the variant the others are compared with"
+        "--reference",
+        default=config.defaults().evaluate.stance_variant,
+        help="the variant the others are compared with (default: evaluate.stance_variant's)",
     )
-    pooled.add_argument("--bootstrap", type=int, default=1000, help="bootstrap draws")
+    pooled.add_argument(
+        "--bootstrap",
+        type=int,
+        default=config.defaults().evaluate.bootstrap,
+        help="bootstrap draws (default: evaluate.bootstrap's)",
+    )
     pooled.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws")
     pooled.add_argument("--out", required=True, type=Path, help="output folder")
 

@@ -227,6 +227,7 @@ def evaluate_shard(
         )
         row["small_object_split"] = bool(manifest.loc[row["clip_id"], "small_object_split"])
         row.update({key: variant.get(key) for key in config.VARIANT_KEYS})  # None: baselines
+        row["train_seed"] = variant.get("seed")  # replicates of a variant differ here
         # Features clip by clip: a job holds one clip's videos, never a whole shard's.
         for name, extract in features.items():
             row[f"{name}_real"] = extract(rgb[None])[0].tolist()

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from stance import config
 from stance.errors import UserError
 from stance.evaluate import motion, tables
 from stance.evaluate import physics_iq_intervals as piq_intervals
@@ -58,25 +59,54 @@ def read_runs(folders: Sequence[Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def common_variants(rows: pd.DataFrame) -> dict[str, dict]:
-    """The variants every run evaluated, each on the same clips in every run."""
-    runs = sorted(rows["run"].unique())
+def check_runs(rows: pd.DataFrame) -> dict[str, dict]:
+    """{variant: identity} of the trained variants among the rows (`run` column: which run
+    each row comes from), once every variant in every run was evaluated on the same clips."""
     variants = tables.variants_of(rows)
-    kept = {}
-    for name, identity in variants.items():
-        clips = [set(rows[(rows["run"] == r) & (rows["method"] == name)]["clip_id"]) for r in runs]
-        if not all(clips):
-            log.warning("%s is missing from some runs: left out of the pooled table", name)
-            continue
-        if any(c != clips[0] for c in clips):
+    if not variants:
+        raise UserError("no trained variant among the evaluation rows: nothing to pool")
+    expected = None
+    for (name, run), part in rows[rows["method"].isin(variants)].groupby(["method", "run"]):
+        clips = set(part["clip_id"])
+        expected = clips if expected is None else expected
+        if clips != expected:
             raise UserError(
-                f"{name} was evaluated on different test clips in different runs: pool runs "
-                "of one data configuration (the same data.splits.test and seeds)"
+                f"{name} (run {run}) was evaluated on other test clips than the rest: pool "
+                "runs of one data configuration (the same data.splits.test and seeds)"
             )
-        kept[name] = identity
-    if not kept:
-        raise UserError("no trained variant was evaluated in every run: nothing to pool")
-    return kept
+    return variants
+
+
+def replicate_groups(rows: pd.DataFrame) -> dict[str, list[str]]:
+    """{group: its variants, lowest seed first} of one run's variants that differ only in
+    the seed they were trained with (`train_seed`; rows without it are never grouped); a
+    group is named by its first variant. Empty when no two variants are replicates."""
+    if "train_seed" not in rows:
+        return {}
+    trained = rows[rows["aux"].notna() & rows["train_seed"].notna()].drop_duplicates("method")
+    keys = [*config.VARIANT_KEYS]
+    groups = {}
+    for _, members in trained.groupby(keys, sort=False):
+        if members["train_seed"].nunique() < 2:
+            continue
+        ordered = members.sort_values(["train_seed", "method"])["method"].tolist()
+        groups[ordered[0]] = ordered
+    return groups
+
+
+def as_runs(rows: pd.DataFrame, groups: dict[str, list[str]]) -> pd.DataFrame:
+    """One run's rows with each replicate group's variants as runs of its first variant
+    (`run`: the position in the group, `replicate`: the variant's own name); every other
+    trained variant is its own single run."""
+    trained = rows[rows["aux"].notna()].copy()
+    trained["replicate"] = trained["method"]
+    trained["run"] = 0
+    for group, members in groups.items():
+        for k, member in enumerate(members):
+            mine = trained["replicate"] == member
+            trained.loc[mine, "method"] = group
+            trained.loc[mine, "run"] = k
+    return trained
 
 
 def clip_totals(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
@@ -110,17 +140,19 @@ def run_values(frame: pd.DataFrame, measure: str, draws: np.ndarray) -> tuple[fl
 
 
 def pool(
-    rows: pd.DataFrame, variants: Sequence[str], bootstrap: int = 1000, seed: int = 0
+    rows: pd.DataFrame, variants: Sequence[str], bootstrap: int, seed: int = 0
 ) -> tuple[dict[tuple[str, str], np.ndarray], dict[tuple[str, str], list[float]]]:
     """({(variant, measure): pooled value on each two-level draw},
-    {(variant, measure): [value in each run]}) of `variants` (`common_variants`)."""
-    runs = sorted(rows["run"].unique())
-    rng = np.random.default_rng(seed)
-    run_draws = rng.integers(len(runs), size=(bootstrap, len(runs)))
+    {(variant, measure): [value in each of its runs]}) of `variants` (`check_runs`). Each
+    variant's runs are resampled among its own; variants with as many runs share the run
+    draws, as all share the clip draws."""
     first = rows[rows["method"] == variants[0]]
     clip_draws = piq_intervals.clip_draws(first["clip_id"].tolist(), bootstrap, seed)
     pooled, per_run = {}, {}
     for name in variants:
+        runs = sorted(rows[rows["method"] == name]["run"].unique())
+        rng = np.random.default_rng([seed, len(runs)])
+        run_draws = rng.integers(len(runs), size=(bootstrap, len(runs)))
         for measure in MEASURES:
             point, drawn = zip(
                 *(
@@ -138,18 +170,21 @@ def pool(
 
 
 def table(
-    rows: pd.DataFrame, reference: str, bootstrap: int = 1000, seed: int = 0
+    rows: pd.DataFrame, reference: str, bootstrap: int, seed: int = 0
 ) -> tuple[pd.DataFrame, list[str], float]:
     """(one row per variant: pooled values with 95 % intervals, per-run values and Physics
     IQ against `reference` paired over clips and runs; the paper's ablation order of this
     run's variants, [] without its three; the share of draws in which it holds)."""
-    variants = common_variants(rows)
+    variants = check_runs(rows)
     pooled, per_run = pool(rows, list(variants), bootstrap, seed)
     piq_draws = {(name, "all"): pooled[(name, "physics_iq")] for name in variants}
     out = []
     for name, identity in variants.items():
         row = {"variant": name, "aux": identity["aux"], "cue_mode": identity["cue_mode"]}
         row["runs"] = len(per_run[(name, "physics_iq")])
+        if "replicate" in rows:
+            mine = rows[rows["method"] == name].drop_duplicates("run").sort_values("run")
+            row["replicates"] = " / ".join(mine["replicate"])
         for measure in MEASURES:
             values = per_run[(name, measure)]
             row[measure] = float(np.mean(values))
@@ -169,16 +204,32 @@ def table(
 
 
 def gather(
-    folders: Sequence[Path], out_dir: Path, reference: str, bootstrap: int = 1000, seed: int = 0
+    folders: Sequence[Path], out_dir: Path, reference: str, bootstrap: int, seed: int = 0
 ) -> pd.DataFrame:
-    """replicates.csv, replicates.md and replicates.png of the runs' evaluation folders."""
-    rows = read_runs(folders)
+    """`stance evaluate replicates`: the pooled table of several runs' evaluation folders."""
+    runs = ", ".join(f"{k}: {folder}" for k, folder in enumerate(folders))
+    return write(
+        read_runs(folders), out_dir, reference, f"{len(folders)} runs ({runs})", bootstrap, seed
+    )
+
+
+def write(
+    rows: pd.DataFrame,
+    out_dir: Path,
+    reference: str,
+    source: str,
+    bootstrap: int,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """replicates.csv, replicates.md and replicates.png of rows with a `run` column;
+    `source` says in words what the runs are."""
     frame, order, share = table(rows, reference, bootstrap, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out_dir / "replicates.csv", index=False)
-    (out_dir / "replicates.md").write_text(markdown(frame, order, share, folders, rows, bootstrap))
+    page = markdown(frame, order, share, source, rows["clip_id"].nunique(), bootstrap)
+    (out_dir / "replicates.md").write_text(page)
     plot(frame, out_dir / "replicates.png")
-    log.info("%d variants pooled over %d runs -> %s", len(frame), len(folders), out_dir)
+    log.info("%d variants pooled over their runs -> %s", len(frame), out_dir)
     return frame
 
 
@@ -186,24 +237,24 @@ def markdown(
     frame: pd.DataFrame,
     order: Sequence[str],
     share: float,
-    folders: Sequence[Path],
-    rows: pd.DataFrame,
+    source: str,
+    clips: int,
     bootstrap: int,
 ) -> str:
-    runs = ", ".join(f"{k}: {folder}" for k, folder in enumerate(folders))
     lines = [
         "# Variants pooled over training runs",
         "",
-        f"{len(folders)} runs ({runs}), {rows['clip_id'].nunique()} test clips. Each value "
-        "is the mean over runs of the run's value on all test clips; the interval is a "
-        f"95 % two-level bootstrap ({bootstrap} draws resampling the runs and the clips, "
-        "the same clip draw for every variant and run); per-run values in run order.",
+        f"{source}, {clips} test clips. Each value is the mean over a variant's runs of the "
+        "run's value on all test clips; the interval is a 95 % two-level bootstrap "
+        f"({bootstrap} draws resampling each variant's runs and the clips, the same clip "
+        "draw for every variant and run); per-run values in run order.",
         "",
     ]
     if order:
         paper = " > ".join(order)
         lines += [f"The paper's Physics IQ order {paper} holds in {share:.0%} of the draws.", ""]
-    piq = ["variant", "aux", "cue_mode", "physics_iq", "physics_iq_ci95", "physics_iq_per_run"]
+    first = ["variant", "runs", *(["replicates"] if "replicates" in frame else [])]
+    piq = [*first, "physics_iq", "physics_iq_ci95", "physics_iq_per_run"]
     piq += [c for c in frame if c.startswith(("physics_iq_minus", "above_reference"))]
     cues = [f"{m}{suffix}" for m in INSTANCE_MEASURES for suffix in ("", "_ci95", "_per_run")]
     for title, columns in (("Physics IQ", piq), ("Cue following", ["variant", *cues])):

@@ -624,6 +624,28 @@ def evaluation_note(settings: Evaluate) -> str:
     )
 
 
+def replicates_note(rows: pd.DataFrame, out_dir: Path, settings: Evaluate) -> list[str]:
+    """Variants trained alike but for their seed, pooled into replicates.md (the note
+    that says so; none without replicates)."""
+    from stance.evaluate import replicates
+
+    groups = replicates.replicate_groups(rows)
+    if not groups:
+        return []
+    listed = "; ".join(f"{group}: {', '.join(members)}" for group, members in groups.items())
+    replicates.write(
+        replicates.as_runs(rows, groups),
+        out_dir,
+        settings.stance_variant,
+        f"Variants trained alike but for their seed, pooled as runs ({listed})",
+        settings.bootstrap,
+    )
+    return [
+        f"Replicates (variants trained alike but for their seed): {listed}. Each group is "
+        "pooled over its seeds, with intervals over seeds and clips, in replicates.md."
+    ]
+
+
 def gather(
     paths: Sequence[Path],
     out_dir: Path,
@@ -659,6 +681,7 @@ def gather(
     order = ordering_note(variants, settings.stance_variant, piq_draws, settings.bootstrap)
     if order:
         notes.append(order)
+    notes += replicates_note(rows, out_dir, settings)
     if (rows["real_motion_px"] == 0).all():
         notes.append(
             "WARNING: the ground-truth clips produce no motion masks at this "

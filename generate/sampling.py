@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class Trained:
     """A trained variant as generation needs it: its identity (aux, cue_mode,
-    motion_tokens, from the transformer's config beside its weights) and the settings it
-    was trained with (the train stage's record)."""
+    motion_tokens, from the transformer's config beside its weights; the seed it was
+    trained with) and the settings it was trained with (the train stage's record)."""
 
     variant: Variant
     train: Train
@@ -46,9 +46,10 @@ def read_trained(trained: Path) -> Trained:
             f"{trained}/transformer/config.json does not name its variant (aux); it was"
             " trained by an older version: delete the folder and rerun stance train fit"
         )
-    variant = Variant(**{k: model_config[k] for k in config.VARIANT_KEYS})
     record = json.loads(path.read_text())
-    return Trained(variant, config.section_settings("train", record["train"], str(path)))
+    train = config.section_settings("train", record["train"], str(path))
+    identity = {k: model_config[k] for k in config.VARIANT_KEYS}
+    return Trained(Variant(**identity, seed=train.seed), train)  # the seed it was trained with
 
 
 def generation_dtype(train_settings: Train, cuda: bool) -> torch.dtype:

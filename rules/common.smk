@@ -163,7 +163,8 @@ def variant_settings(wildcards):
     when the backbone it gives is the same."""
     skipped = (*launch.BABYSITTING, *pretraining.PRETRAINING_ONLY)
     section = {k: v for k, v in config["train"].items() if k not in skipped}
-    section["variants"] = {wildcards.variant: section["variants"][wildcards.variant]}
+    entry = section["variants"][wildcards.variant]
+    section["variants"] = {wildcards.variant: stance_config.variant_entry(entry)}
     return json.dumps(section, sort_keys=True, separators=(",", ":"))
 
 

@@ -40,6 +40,12 @@ SAMPLING_KEYS = (
 )
 
 
+def variant_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A train.variants entry as params and run hashes see it: an unset seed (train.seed
+    applies) is left out, so it moves no job and no run."""
+    return {k: v for k, v in entry.items() if not (k == "seed" and v is None)}
+
+
 class ConfigError(UserError, ValueError):
     """A configuration value is missing, malformed or inconsistent."""
 

@@ -133,6 +133,7 @@ class Variant:
     aux: str
     cue_mode: str
     motion_tokens: int
+    seed: int | None
 
 
 @frozen

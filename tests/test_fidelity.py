@@ -259,7 +259,7 @@ def test_sampling_reads_only_the_keys_a_sampling_rule_passes():
     values.update(cue_guidance=3.0, cue_guidance_above=0.6, project_output_span=True)
     passed = replace(config.section_from_json("generate", json.dumps(values)), seed=7)
     cue = SimpleNamespace(cue=np.zeros((1, 8, 8, 4), np.float32), keyframe=np.zeros((8, 8, 3)))
-    info = sampling.Trained(Variant("none", "dense_rope", 4), defaults.train)
+    info = sampling.Trained(Variant("none", "dense_rope", 4, None), defaults.train)
     args, kwargs = sampling.sample(
         RecordingPipe(), cue, prompt="a cube", frames=9, settings=passed, max_text=8, info=info
     )

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import clip_rows, run_cli, shifted
 
+from stance import config
 from stance.errors import UserError
 from stance.evaluate import physics_iq_intervals as intervals
 from stance.evaluate import replicates, tables
@@ -104,9 +105,9 @@ def test_the_papers_order_is_counted_over_draws_of_runs_and_clips():
             + [r | {"aux": "seg"} for r in shifted(base, "rgb_seg", seg)]
         )
 
-    _, order, share = replicates.table(frame(run(0, 0.2, 0.1), run(1, 0.2, 0.1)), "rgb_only")
+    _, order, share = replicates.table(frame(run(0, 0.2, 0.1), run(1, 0.2, 0.1)), "rgb_only", 200)
     assert order == ["rgb_depth", "rgb_seg", "rgb_only"] and share == 1.0
-    _, _, share = replicates.table(frame(run(0, 0.1, 0.2), run(1, 0.1, 0.2)), "rgb_only")
+    _, _, share = replicates.table(frame(run(0, 0.1, 0.2), run(1, 0.1, 0.2)), "rgb_only", 200)
     assert share == 0.0
 
 
@@ -135,7 +136,7 @@ def test_the_command_writes_the_table_page_and_plot(tmp_path):
     assert (out / "replicates.png").stat().st_size > 10_000
 
 
-def test_bad_folders_are_named_and_variants_missing_from_a_run_are_left_out(tmp_path, caplog):
+def test_bad_folders_are_named_and_each_variant_pools_the_runs_that_have_it(tmp_path):
     with pytest.raises(UserError, match="two or more"):
         replicates.read_runs([tmp_path])
     empty = tmp_path / "empty"
@@ -144,10 +145,54 @@ def test_bad_folders_are_named_and_variants_missing_from_a_run_are_left_out(tmp_
         replicates.read_runs([empty, empty])
     both = variant_rows("rgb_only", 0.4, 0.5)
     partial = frame(both + variant_rows("backbone", 0.4, 0.1), both)
-    assert list(replicates.common_variants(partial)) == ["rgb_only"]
-    assert "backbone is missing from some runs" in caplog.text
+    table, _, _ = replicates.table(partial, "rgb_only", bootstrap=50)
+    assert table.set_index("variant")["runs"].to_dict() == {"rgb_only": 2, "backbone": 1}
     other_clips = [r | {"clip_id": r["clip_id"] + "x"} for r in both]
-    with pytest.raises(UserError, match="different test clips"):
-        replicates.common_variants(frame(both, other_clips))
+    with pytest.raises(UserError, match="other test clips"):
+        replicates.check_runs(frame(both, other_clips))
+    untrained = [r | {"method": "twin", "aux": None} for r in both]
     with pytest.raises(UserError, match="nothing to pool"):
-        replicates.common_variants(frame(both, variant_rows("backbone", 0.4, 0.1)))
+        replicates.check_runs(frame(untrained, untrained))
+
+
+def one_run_with_replicates() -> pd.DataFrame:
+    """One run's rows: rgb_only trained with seeds 0, 2 and 1 (as rgb_only, rgb_only_b,
+    rgb_only_a), rgb_depth and backbone once each."""
+    rows = []
+    for name, seed, gain in (("rgb_only", 0, 0.4), ("rgb_only_b", 2, 0.6), ("rgb_only_a", 1, 0.5)):
+        rows += [
+            r | {"method": name, "train_seed": seed} for r in variant_rows("rgb_only", 0.4, gain)
+        ]
+    rows += [r | {"train_seed": 0} for r in variant_rows("rgb_depth", 0.5, 0.5)]
+    rows += [r | {"train_seed": 0} for r in variant_rows("backbone", 0.5, 0.0)]
+    return pd.DataFrame(rows)
+
+
+def test_variants_alike_but_for_their_seed_are_pooled_as_runs_of_the_first():
+    rows = one_run_with_replicates()
+    groups = replicates.replicate_groups(rows)
+    assert groups == {"rgb_only": ["rgb_only", "rgb_only_a", "rgb_only_b"]}
+    runs = replicates.as_runs(rows, groups)
+    assert sorted(runs["method"].unique()) == ["backbone", "rgb_depth", "rgb_only"]
+    table, _, _ = replicates.table(runs, "rgb_only", bootstrap=100)
+    pooled = table.set_index("variant")
+    assert pooled.loc["rgb_only", "runs"] == 3 and pooled.loc["rgb_depth", "runs"] == 1
+    assert pooled.loc["rgb_only", "replicates"] == "rgb_only / rgb_only_a / rgb_only_b"
+    gains = [float(v) for v in pooled.loc["rgb_only", "motion_gain_per_run"].split(" / ")]
+    assert gains == [pytest.approx(g, abs=0.05) for g in (0.4, 0.5, 0.6)]  # in seed order
+    same_seed = rows.assign(train_seed=0)
+    assert replicates.replicate_groups(same_seed) == {}
+    assert replicates.replicate_groups(rows.drop(columns="train_seed")) == {}
+
+
+def test_the_results_tables_pool_replicates_and_say_so(tmp_path):
+    settings = config.section_settings("evaluate", {"bootstrap": 50})
+    rows = one_run_with_replicates()
+    note = tables.replicates_note(rows, tmp_path, settings)
+    assert "rgb_only: rgb_only, rgb_only_a, rgb_only_b" in note[0]
+    page = (tmp_path / "replicates.md").read_text()
+    assert "| rgb_only  |      3 | rgb_only / rgb_only_a / rgb_only_b" in page
+    assert (tmp_path / "replicates.png").exists()
+    single = rows[~rows["method"].isin(["rgb_only_a", "rgb_only_b"])]
+    assert tables.replicates_note(single, tmp_path / "none", settings) == []
+    assert not (tmp_path / "none").exists()

@@ -83,7 +83,7 @@ def test_sections_from_rules_are_typed_read_only_and_complete():
     train = config.section_settings("train", {"max_grad_norm": 2, "betas": [0.8, 0.9]})
     assert train.max_grad_norm == 2.0 and isinstance(train.max_grad_norm, float)
     assert train.betas == (0.8, 0.9)
-    assert train.variants["rgb_depth"] == settings.Variant("depth", "dense_rope", 16)
+    assert train.variants["rgb_depth"] == settings.Variant("depth", "dense_rope", 16, None)
     with pytest.raises(AttributeError):
         train.learning_rat  # noqa: B018 -- a typo fails instead of reading another value
 
@@ -111,7 +111,7 @@ def test_a_job_reads_only_the_keys_its_rule_passed():
     defaults = config.defaults().train
     assert settings.as_dict(train) == {
         "steps": 5,
-        "variants": {"v": {"aux": "none", "cue_mode": "none", "motion_tokens": 16}},
+        "variants": {"v": {"aux": "none", "cue_mode": "none", "motion_tokens": 16, "seed": None}},
         **{k: getattr(defaults, k) for k in config.operational("train")},
     }
     assert "withheld" in repr(train) and "learning_rate" in repr(train)

@@ -34,7 +34,7 @@ SETTINGS = config.section_settings(
     "train", {"learning_rate": 2e-3, "checkpoint_every": 4, "steps": 16, "lr_warmup_steps": 6}
 )
 VARIANT = {"aux": "depth", "cue_mode": "dense_rope", "motion_tokens": 4}
-SETTINGS_VARIANT = Variant(**VARIANT)
+SETTINGS_VARIANT = Variant(**VARIANT, seed=None)
 
 
 def write_cache(path, tensors):
@@ -338,6 +338,35 @@ def _killed_and_resumed(stack, runs, out, **overrides) -> str:
         _fit(stack, runs, out, **overrides), check=True, capture_output=True, text=True
     )
     return done.stderr
+
+
+@pytest.mark.slow
+def test_a_variants_seed_trains_it_as_train_seed_would_under_its_own_run(stack, tmp_path):
+    """A replicate (train.variants.<name>.seed) is the variant trained with that seed: the
+    same weights as train.seed set to it, other weights than the default seed's."""
+
+    def fit(name, variant, **overrides):
+        args = _fit(stack, tmp_path / "runs", tmp_path / name, 4, variant, **overrides)
+        subprocess.run(args, check=True, capture_output=True)
+        return _weights(tmp_path / name)
+
+    by_train_seed = fit("train_seed", VARIANT, seed=3)
+    replicate = fit("replicate", {**VARIANT, "seed": 3})
+    default = fit("default", VARIANT)
+    assert all(torch.equal(by_train_seed[k], replicate[k]) for k in replicate)
+    assert not all(torch.equal(default[k], replicate[k]) for k in replicate)
+    record = json.loads((tmp_path / "replicate" / "train.resolved.json").read_text())
+    assert record["train"]["seed"] == 3
+    assert len(list((tmp_path / "runs" / "v").iterdir())) == 3  # three runs, none resumed
+
+
+def test_an_unset_variant_seed_is_left_out_of_params_and_run_hashes():
+    assert config.variant_entry({**VARIANT, "seed": None}) == VARIANT
+    assert config.variant_entry({**VARIANT, "seed": 0}) == {**VARIANT, "seed": 0}
+    seeded = Variant(**VARIANT, seed=0)
+    assert build.run_hash(SETTINGS, SETTINGS_VARIANT, "m", []) != build.run_hash(
+        SETTINGS, seeded, "m", []
+    )
 
 
 @pytest.mark.slow
@@ -686,7 +715,7 @@ def test_the_probe_scores_cue_control_of_a_model_in_training(stack, tmp_path):
     assert row["step"] == 7 and row["instances"] == 1
     assert np.isfinite([row["response"], row["gain"], row["follows"]]).all()
     assert cued.training  # left in training mode
-    plain = Variant(aux="none", cue_mode="none", motion_tokens=1)
+    plain = Variant(aux="none", cue_mode="none", motion_tokens=1, seed=None)
     backbone = weights.stance_transformer(str(model_dir), as_dict(plain), False)
     row = probe(backbone, plain, 7)
     assert row["response"] == 0.0 and row["follows"] == 0.0

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from stance import config
 from stance.precision import resolve as resolve_precision
 from stance.settings import Train, Variant, as_dict
 from stance.train import components, launch, weights
@@ -55,7 +56,7 @@ def run_hash(
                 for k, v in as_dict(settings, every_field=True).items()
                 if k not in OPERATIONAL_KEYS
             },
-            "variant": as_dict(variant),
+            "variant": config.variant_entry(as_dict(variant)),
             "model": model,
             "data": sorted(p.name for p in files),
             "inputs": inputs,

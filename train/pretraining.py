@@ -99,7 +99,7 @@ def pretrain_backbone(
             **PRETRAIN_FIXED,
         ),
         name=PRETRAINED,
-        variant=Variant(aux="none", cue_mode="none", motion_tokens=1),
+        variant=Variant(aux="none", cue_mode="none", motion_tokens=1, seed=None),
         model_source=model_source,
         code_hash=code_hash,
         allow_download=allow_download,

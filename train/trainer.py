@@ -27,7 +27,7 @@ import torch
 
 from stance import provenance
 from stance.errors import UserError
-from stance.settings import Train, Variant, as_dict
+from stance.settings import Train, Variant, as_dict, replace
 from stance.train import encode, objective
 from stance.train.babysitting import (
     DONE,
@@ -88,6 +88,9 @@ def fit_variant(
             "the pretrained backbone; pass --init <its folder> (stance train pretrain writes "
             "it) or set train.pretrain_steps: 0 to train from models.video as given"
         )
+    variant = settings.variants[variant_name]
+    if variant.seed is not None:  # a replicate: everything that train.seed seeds, reseeded
+        settings = replace(settings, seed=variant.seed)
     job = Job(
         cache_files=cache_files(cache_dirs),
         cue_dirs=cue_dirs,
@@ -95,7 +98,7 @@ def fit_variant(
         run_root=run_root,
         settings=settings,
         name=variant_name,
-        variant=settings.variants[variant_name],
+        variant=variant,
         model_source=model_source,
         code_hash=code_hash,
         allow_download=allow_download,
