@@ -11,6 +11,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from helpers import BIN, TINY_DAG, VARIANTS, Workflow
@@ -136,6 +137,20 @@ def test_a_new_variant_trains_only_itself(workflow):
     assert pending["train_variant"] == 1 and pending["generate_shard"] == 1
     assert "encode_shard" not in pending and "cue_shard" not in pending
     assert "pretrain_backbone" not in pending  # the shared backbone is reused
+
+
+def test_a_replicate_trains_only_itself_and_rows_carry_the_training_seed(workflow):
+    ((name, variant),) = VARIANTS.items()
+    rows = pd.concat(
+        map(pd.read_parquet, (workflow.repo / "results/evaluate" / name).rglob("*.parquet"))
+    )
+    assert (rows["train_seed"] == 0).all()  # train.seed, passed on by generation
+    replicate = {f"{name}_seed1": {**variant, "seed": 1}}
+    pending = workflow.pending(train={"variants": {**VARIANTS, **replicate}})
+    assert pending["train_variant"] == 1 and pending["generate_shard"] == 1
+    assert "pretrain_backbone" not in pending and "encode_shard" not in pending
+    unset = {name: {**variant, "seed": None}}  # the same as no seed: nothing to do
+    assert "train_variant" not in workflow.pending(train={"variants": unset})
 
 
 def test_a_config_files_variants_are_its_complete_list(workflow):
