@@ -3,10 +3,12 @@ with intervals over both the test clips and the training runs.
 
 At small scale two training runs of one configuration (another `train.seed`, or only
 another floating-point summation order) can differ by more than the variants differ from
-each other, and one run's intervals cover the test clips only. Given the evaluation
-folders of several runs evaluated on the same test clips, this scores every variant in
-each run and pooled (the mean over runs), with a two-level bootstrap: every draw resamples
-the runs and, independently, the test clips. The clip draw is the same for every variant
+each other, and one run's intervals cover the test clips only. The runs are either the
+evaluation folders of several runs on the same test clips (`stance evaluate replicates`)
+or, inside one run, variants trained alike but for their seed (`train.variants.<name>.seed`,
+pooled by the results tables). Every variant is scored in each of its runs and pooled (the
+mean over its runs), with a two-level bootstrap: every draw resamples the runs and,
+independently, the test clips. The clip draw is the same for every variant
 and run, so differences between variants stay paired by clip. With few runs the run level
 is coarse (three runs give ten distinct multisets), so the per-run values are shown beside
 the pooled ones.
@@ -38,6 +40,7 @@ INSTANCE_MEASURES: dict[str, tuple[Callable, tuple[str, ...]]] = {
 }
 MEASURES = ("physics_iq", *INSTANCE_MEASURES)
 PLOTTED = ("physics_iq", "directional_response", "motion_gain")
+OUTPUTS = ("replicates.csv", "replicates.md", "replicates.png")
 
 
 def read_runs(folders: Sequence[Path]) -> pd.DataFrame:
@@ -61,12 +64,22 @@ def read_runs(folders: Sequence[Path]) -> pd.DataFrame:
 
 def check_runs(rows: pd.DataFrame) -> dict[str, dict]:
     """{variant: identity} of the trained variants among the rows (`run` column: which run
-    each row comes from), once every variant in every run was evaluated on the same clips."""
+    each row comes from), once each variant has one identity in every run and every
+    variant in every run was evaluated on the same clips."""
     variants = tables.variants_of(rows)
     if not variants:
         raise UserError("no trained variant among the evaluation rows: nothing to pool")
+    keys = [*config.VARIANT_KEYS]
+    trained = rows[rows["method"].isin(variants)]
+    for name, part in trained.groupby("method"):
+        identities = part[keys].drop_duplicates()
+        if len(identities) > 1:
+            raise UserError(
+                f"{name} is a different variant in different runs "
+                f"({identities.to_dict('records')}): pool runs of one configuration"
+            )
     expected = None
-    for (name, run), part in rows[rows["method"].isin(variants)].groupby(["method", "run"]):
+    for (name, run), part in trained.groupby(["method", "run"]):
         clips = set(part["clip_id"])
         expected = clips if expected is None else expected
         if clips != expected:
@@ -77,36 +90,57 @@ def check_runs(rows: pd.DataFrame) -> dict[str, dict]:
     return variants
 
 
-def replicate_groups(rows: pd.DataFrame) -> dict[str, list[str]]:
-    """{group: its variants, lowest seed first} of one run's variants that differ only in
-    the seed they were trained with (`train_seed`; rows without it are never grouped); a
-    group is named by its first variant. Empty when no two variants are replicates."""
+def replicate_groups(rows: pd.DataFrame, reference: str) -> dict[str, list[str]]:
+    """{group: its variants in seed order} of one run's variants alike in aux, cue_mode and
+    motion_tokens but trained with different seeds (`train_seed`). A group is named by
+    `reference` when it holds it, else by its lowest-seeded variant; of variants trained
+    with the same seed only one is kept (the reference, else the first by name). Rows
+    without a training seed are never grouped. Empty when no two variants are replicates."""
     if "train_seed" not in rows:
         return {}
-    trained = rows[rows["aux"].notna() & rows["train_seed"].notna()].drop_duplicates("method")
-    keys = [*config.VARIANT_KEYS]
+    trained = rows[rows["aux"].notna()].drop_duplicates("method")
+    unknown = trained[trained["train_seed"].isna()]["method"].tolist()
+    if unknown and len(unknown) < len(trained):
+        log.warning("no training seed in the rows of %s: not pooled with replicates", unknown)
+    known = trained[trained["train_seed"].notna()]
     groups = {}
-    for _, members in trained.groupby(keys, sort=False):
-        if members["train_seed"].nunique() < 2:
+    for _, members in known.groupby([*config.VARIANT_KEYS], sort=False):
+        members = members.assign(first=members["method"] != reference)
+        members = members.sort_values(["train_seed", "first", "method"])
+        kept = members.drop_duplicates("train_seed")
+        if len(kept) < 2:
             continue
-        ordered = members.sort_values(["train_seed", "method"])["method"].tolist()
-        groups[ordered[0]] = ordered
+        dropped = sorted(set(members["method"]) - set(kept["method"]))
+        if dropped:
+            log.warning("%s repeat another replicate's seed: left out of the pooling", dropped)
+        names = kept["method"].tolist()
+        groups[reference if reference in names else names[0]] = names
     return groups
 
 
 def as_runs(rows: pd.DataFrame, groups: dict[str, list[str]]) -> pd.DataFrame:
-    """One run's rows with each replicate group's variants as runs of its first variant
-    (`run`: the position in the group, `replicate`: the variant's own name); every other
-    trained variant is its own single run."""
-    trained = rows[rows["aux"].notna()].copy()
-    trained["replicate"] = trained["method"]
-    trained["run"] = 0
-    for group, members in groups.items():
-        for k, member in enumerate(members):
-            mine = trained["replicate"] == member
-            trained.loc[mine, "method"] = group
-            trained.loc[mine, "run"] = k
-    return trained
+    """One run's rows with each replicate group's variants as runs of the group (`run`:
+    the training seed, so groups trained with the same seeds pair by seed; `replicate`:
+    the variant's own name); every other trained variant is its own single run."""
+    members = {m: group for group, names in groups.items() for m in names}
+    dropped = dropped_replicates(rows, groups)
+    trained = rows[rows["aux"].notna() & ~rows["method"].isin(dropped)]
+    out = trained.assign(replicate=trained["method"], run=0)
+    if "train_seed" in out:
+        out["run"] = out["train_seed"].fillna(0).astype(int)
+    out["method"] = out["replicate"].map(lambda name: members.get(name, name))
+    return out
+
+
+def dropped_replicates(rows: pd.DataFrame, groups: dict[str, list[str]]) -> set[str]:
+    """Variants alike a group's but left out of it (a repeated seed): not pooled at all."""
+    if not groups or "train_seed" not in rows:
+        return set()
+    trained = rows[rows["aux"].notna()].drop_duplicates("method").set_index("method")
+    keys = [*config.VARIANT_KEYS]
+    identities = {tuple(trained.loc[names[0], keys]) for names in groups.values()}
+    alike = {m for m in trained.index if tuple(trained.loc[m, keys]) in identities}
+    return alike - {m for names in groups.values() for m in names}
 
 
 def clip_totals(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
@@ -144,14 +178,14 @@ def pool(
 ) -> tuple[dict[tuple[str, str], np.ndarray], dict[tuple[str, str], list[float]]]:
     """({(variant, measure): pooled value on each two-level draw},
     {(variant, measure): [value in each of its runs]}) of `variants` (`check_runs`). Each
-    variant's runs are resampled among its own; variants with as many runs share the run
-    draws, as all share the clip draws."""
+    variant's runs are resampled among its own; variants with the same runs (run ids) share
+    the run draws, so they pair by run as all pair by clip."""
     first = rows[rows["method"] == variants[0]]
     clip_draws = piq_intervals.clip_draws(first["clip_id"].tolist(), bootstrap, seed)
     pooled, per_run = {}, {}
     for name in variants:
         runs = sorted(rows[rows["method"] == name]["run"].unique())
-        rng = np.random.default_rng([seed, len(runs)])
+        rng = np.random.default_rng([seed, *map(int, runs)])  # the same runs: the same draws
         run_draws = rng.integers(len(runs), size=(bootstrap, len(runs)))
         for measure in MEASURES:
             point, drawn = zip(
@@ -173,9 +207,15 @@ def table(
     rows: pd.DataFrame, reference: str, bootstrap: int, seed: int = 0
 ) -> tuple[pd.DataFrame, list[str], float]:
     """(one row per variant: pooled values with 95 % intervals, per-run values and Physics
-    IQ against `reference` paired over clips and runs; the paper's ablation order of this
-    run's variants, [] without its three; the share of draws in which it holds)."""
+    IQ against `reference`, paired by clip, and by run where both have the same runs; the
+    paper's ablation order of these variants, [] without its three; the share of draws in
+    which it holds)."""
     variants = check_runs(rows)
+    if reference not in variants:
+        raise UserError(
+            f"the reference variant {reference!r} is not among the pooled variants "
+            f"{sorted(variants)}: name one of them (--reference, evaluate.stance_variant)"
+        )
     pooled, per_run = pool(rows, list(variants), bootstrap, seed)
     piq_draws = {(name, "all"): pooled[(name, "physics_iq")] for name in variants}
     out = []
@@ -190,7 +230,7 @@ def table(
             row[measure] = float(np.mean(values))
             row[f"{measure}_ci95"] = piq_intervals.interval(pooled[(name, measure)])
             row[f"{measure}_per_run"] = " / ".join(f"{v:.2f}" for v in values)
-        if reference in variants and name != reference:
+        if name != reference:
             paired = piq_intervals.paired_difference(piq_draws, name, reference, "all")
             row["physics_iq_minus_reference"] = row["physics_iq"] - np.mean(
                 per_run[(reference, "physics_iq")]
@@ -226,7 +266,8 @@ def write(
     frame, order, share = table(rows, reference, bootstrap, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out_dir / "replicates.csv", index=False)
-    page = markdown(frame, order, share, source, rows["clip_id"].nunique(), bootstrap)
+    clips = rows["clip_id"].nunique()
+    page = markdown(frame, order, share, source, reference, clips, bootstrap)
     (out_dir / "replicates.md").write_text(page)
     plot(frame, out_dir / "replicates.png")
     log.info("%d variants pooled over their runs -> %s", len(frame), out_dir)
@@ -238,6 +279,7 @@ def markdown(
     order: Sequence[str],
     share: float,
     source: str,
+    reference: str,
     clips: int,
     bootstrap: int,
 ) -> str:
@@ -246,8 +288,12 @@ def markdown(
         "",
         f"{source}, {clips} test clips. Each value is the mean over a variant's runs of the "
         "run's value on all test clips; the interval is a 95 % two-level bootstrap "
-        f"({bootstrap} draws resampling each variant's runs and the clips, the same clip "
-        "draw for every variant and run); per-run values in run order.",
+        f"({bootstrap} draws, each resampling a variant's runs and, independently, the "
+        "clips: the same clip "
+        "draw for every variant and run); per-run values in run order. A variant with "
+        "one run has an interval over clips only, and comparisons with it leave out its "
+        f"training variance. Differences are taken from {reference}, paired by clip, and by "
+        "run where both variants have the same runs (the same folders, or the same seeds).",
         "",
     ]
     if order:

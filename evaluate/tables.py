@@ -627,19 +627,25 @@ def evaluation_note(settings: Evaluate) -> str:
 def replicates_note(rows: pd.DataFrame, out_dir: Path, settings: Evaluate) -> list[str]:
     """Variants trained alike but for their seed, pooled into replicates.md (the note
     that says so; none without replicates)."""
+    from stance.errors import UserError
     from stance.evaluate import replicates
 
-    groups = replicates.replicate_groups(rows)
+    for stale in replicates.OUTPUTS:  # of an earlier configuration
+        (out_dir / stale).unlink(missing_ok=True)
+    groups = replicates.replicate_groups(rows, settings.stance_variant)
     if not groups:
         return []
     listed = "; ".join(f"{group}: {', '.join(members)}" for group, members in groups.items())
-    replicates.write(
-        replicates.as_runs(rows, groups),
-        out_dir,
-        settings.stance_variant,
-        f"Variants trained alike but for their seed, pooled as runs ({listed})",
-        settings.bootstrap,
-    )
+    try:
+        replicates.write(
+            replicates.as_runs(rows, groups),
+            out_dir,
+            settings.stance_variant,
+            f"Variants trained alike but for their seed, pooled as runs ({listed})",
+            settings.bootstrap,
+        )
+    except UserError as error:  # the tables stand without the pooling
+        return [f"Replicates ({listed}) not pooled: {error}"]
     return [
         f"Replicates (variants trained alike but for their seed): {listed}. Each group is "
         "pooled over its seeds, with intervals over seeds and clips, in replicates.md."

@@ -127,7 +127,17 @@ def test_the_command_writes_the_table_page_and_plot(tmp_path):
             variant_rows("backbone", 0.4, 0.05, run) + variant_rows("rgb_only", 0.3, 0.5, run),
         )
     out = tmp_path / "pooled"
-    run_cli("evaluate", "replicates", *map(str, folders), "--bootstrap", "50", "--out", str(out))
+    run_cli(
+        "evaluate",
+        "replicates",
+        *map(str, folders),
+        "--reference",
+        "rgb_only",
+        "--bootstrap",
+        "50",
+        "--out",
+        str(out),
+    )
     table = pd.read_csv(out / "replicates.csv")
     assert set(table["variant"]) == {"backbone", "rgb_only"}
     assert table.set_index("variant").loc["backbone", "directional_response"] == 0.0
@@ -170,7 +180,7 @@ def one_run_with_replicates() -> pd.DataFrame:
 
 def test_variants_alike_but_for_their_seed_are_pooled_as_runs_of_the_first():
     rows = one_run_with_replicates()
-    groups = replicates.replicate_groups(rows)
+    groups = replicates.replicate_groups(rows, "rgb_only")
     assert groups == {"rgb_only": ["rgb_only", "rgb_only_a", "rgb_only_b"]}
     runs = replicates.as_runs(rows, groups)
     assert sorted(runs["method"].unique()) == ["backbone", "rgb_depth", "rgb_only"]
@@ -181,8 +191,43 @@ def test_variants_alike_but_for_their_seed_are_pooled_as_runs_of_the_first():
     gains = [float(v) for v in pooled.loc["rgb_only", "motion_gain_per_run"].split(" / ")]
     assert gains == [pytest.approx(g, abs=0.05) for g in (0.4, 0.5, 0.6)]  # in seed order
     same_seed = rows.assign(train_seed=0)
-    assert replicates.replicate_groups(same_seed) == {}
-    assert replicates.replicate_groups(rows.drop(columns="train_seed")) == {}
+    assert replicates.replicate_groups(same_seed, "rgb_only") == {}
+    assert replicates.replicate_groups(rows.drop(columns="train_seed"), "rgb_only") == {}
+
+
+def test_a_group_is_named_by_the_reference_and_a_repeated_seed_counts_once(caplog):
+    rows = one_run_with_replicates()
+    groups = replicates.replicate_groups(rows, "rgb_only_b")  # the reference: seed 2
+    assert groups == {"rgb_only_b": ["rgb_only", "rgb_only_a", "rgb_only_b"]}
+    table, _, _ = replicates.table(replicates.as_runs(rows, groups), "rgb_only_b", 50)
+    assert "physics_iq_minus_reference_ci95" in table  # the reference is found
+    again = rows[rows["method"] == "rgb_only_a"].assign(method="rgb_only_again")
+    rows = pd.concat([rows, again], ignore_index=True)  # seed 1 twice
+    groups = replicates.replicate_groups(rows, "rgb_only")
+    assert groups == {"rgb_only": ["rgb_only", "rgb_only_a", "rgb_only_b"]}
+    assert "rgb_only_again" in caplog.text
+    runs = replicates.as_runs(rows, groups)
+    assert "rgb_only_again" not in set(runs["replicate"])
+    assert runs.groupby(["method", "run"])["clip_id"].apply(lambda c: c.is_unique).all()
+
+
+def test_runs_pair_by_run_id_and_a_missing_reference_is_named():
+    a = [variant_rows("rgb_only", 0.4, 0.3 + 0.2 * k, k) for k in range(3)]
+    b = [[r | {"method": "rgb_depth", "aux": "depth"} for r in rows] for rows in a]
+    names = ["rgb_only", "rgb_depth"]
+    same = frame(*(a[k] + b[k] for k in range(3)))  # both variants score alike in each run
+    pooled, _ = replicates.pool(same, names, bootstrap=100, seed=1)
+    assert np.array_equal(pooled[("rgb_only", "motion_gain")], pooled[("rgb_depth", "motion_gain")])
+    rows = frame(a[0], a[1] + b[1], a[2] + b[2])  # rgb_depth in runs 1 and 2 only
+    pooled, _ = replicates.pool(rows, names, bootstrap=100, seed=1)
+    assert not np.array_equal(
+        pooled[("rgb_only", "motion_gain")], pooled[("rgb_depth", "motion_gain")]
+    )
+    with pytest.raises(UserError, match="'rgb_seg' is not among the pooled variants"):
+        replicates.table(rows, "rgb_seg", 20)
+    other = [r | {"motion_tokens": 16} for r in a[1]]
+    with pytest.raises(UserError, match="rgb_only is a different variant in different runs"):
+        replicates.check_runs(frame(a[0], other))
 
 
 def test_the_results_tables_pool_replicates_and_say_so(tmp_path):
@@ -194,5 +239,8 @@ def test_the_results_tables_pool_replicates_and_say_so(tmp_path):
     assert "| rgb_only  |      3 | rgb_only / rgb_only_a / rgb_only_b" in page
     assert (tmp_path / "replicates.png").exists()
     single = rows[~rows["method"].isin(["rgb_only_a", "rgb_only_b"])]
-    assert tables.replicates_note(single, tmp_path / "none", settings) == []
-    assert not (tmp_path / "none").exists()
+    assert tables.replicates_note(single, tmp_path, settings) == []
+    assert not (tmp_path / "replicates.md").exists()  # an earlier configuration's, removed
+    elsewhere = config.section_settings("evaluate", {"bootstrap": 50, "stance_variant": "gone"})
+    note = tables.replicates_note(rows, tmp_path, elsewhere)  # the tables still get written
+    assert "not pooled: the reference variant 'gone'" in note[0]

@@ -363,10 +363,16 @@ def test_a_variants_seed_trains_it_as_train_seed_would_under_its_own_run(stack, 
 def test_an_unset_variant_seed_is_left_out_of_params_and_run_hashes():
     assert config.variant_entry({**VARIANT, "seed": None}) == VARIANT
     assert config.variant_entry({**VARIANT, "seed": 0}) == {**VARIANT, "seed": 0}
-    seeded = Variant(**VARIANT, seed=0)
-    assert build.run_hash(SETTINGS, SETTINGS_VARIANT, "m", []) != build.run_hash(
-        SETTINGS, seeded, "m", []
-    )
+
+    @dataclasses.dataclass(frozen=True)
+    class Unseedable:  # a variant that has no seed at all
+        aux: str
+        cue_mode: str
+        motion_tokens: int
+
+    unset = build.run_hash(SETTINGS, SETTINGS_VARIANT, "m", [])
+    assert unset == build.run_hash(SETTINGS, Unseedable(**VARIANT), "m", [])
+    assert unset != build.run_hash(SETTINGS, Variant(**VARIANT, seed=0), "m", [])
 
 
 @pytest.mark.slow

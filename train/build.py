@@ -215,7 +215,8 @@ def make_accelerator(settings: Train, run_dir: Path):
 
 def build_transformer(name, variant, settings, model_source, allow_download, init):
     """The STANCE transformer to train, with what the variant does not use frozen."""
-    model = weights.stance_transformer(model_source, as_dict(variant), allow_download, init=init)
+    identity = {k: getattr(variant, k) for k in config.VARIANT_KEYS}  # the seed is no model option
+    model = weights.stance_transformer(model_source, identity, allow_download, init=init)
     frozen = model.freeze_unused()
     if frozen:
         log.info("variant %s does not use %s: frozen", name, frozen)

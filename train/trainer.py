@@ -89,7 +89,10 @@ def fit_variant(
             "it) or set train.pretrain_steps: 0 to train from models.video as given"
         )
     variant = settings.variants[variant_name]
-    if variant.seed is not None:  # a replicate: everything that train.seed seeds, reseeded
+    # A replicate: its training (weights of new modules, noise, timesteps, batch order) is
+    # seeded by its own seed; the validation probe keeps train.seed, so every replicate's
+    # validation clips are sampled with the same noise.
+    if variant.seed is not None:
         settings = replace(settings, seed=variant.seed)
     job = Job(
         cache_files=cache_files(cache_dirs),
