@@ -244,9 +244,23 @@ def write(
         "",
         "![Physics IQ](../evaluate/physics_iq.png)",
         "",
+        *pooled_section(tables_md.parent),
         tables_md.read_text().replace("# Results", "# Tables", 1),
     ]
     out = out_dir / "results.md"
     out.write_text("\n".join(page))
     log.info("results page -> %s", out)
     return out
+
+
+def pooled_section(evaluate_dir: Path) -> list[str]:
+    """The plot of variants pooled over their training seeds, when the run has replicates
+    (evaluate/replicates.py writes it beside the tables)."""
+    if not (evaluate_dir / "replicates.png").exists():
+        return []
+    return [
+        "![variants pooled over their training seeds](../evaluate/replicates.png)",
+        "",
+        "Replicated variants pooled over their seeds: [replicates.md](../evaluate/replicates.md).",
+        "",
+    ]

@@ -14,6 +14,7 @@ from stance.evaluate import physics_iq_intervals as intervals
 from stance.evaluate import replicates, tables
 
 CLIPS = 24
+SMALL_BOOTSTRAP = config.section_settings("evaluate", {"bootstrap": 50})
 IDENTITY = {
     "backbone": ("none", "none"),
     "rgb_only": ("none", "dense_rope"),
@@ -244,3 +245,11 @@ def test_the_results_tables_pool_replicates_and_say_so(tmp_path):
     elsewhere = config.section_settings("evaluate", {"bootstrap": 50, "stance_variant": "gone"})
     note = tables.replicates_note(rows, tmp_path, elsewhere)  # the tables still get written
     assert "not pooled: the reference variant 'gone'" in note[0]
+
+
+def test_the_results_page_shows_the_pooled_plot_only_when_there_is_one(tmp_path):
+    from stance.report import results
+
+    assert results.pooled_section(tmp_path) == []
+    note = tables.replicates_note(one_run_with_replicates(), tmp_path, SMALL_BOOTSTRAP)
+    assert note and "../evaluate/replicates.png" in results.pooled_section(tmp_path)[0]
