@@ -57,6 +57,15 @@ def _add_test_clip_commands(sub) -> None:
         "replicates",
         help="pool training runs of one configuration: per-variant values over runs and "
         "clips, with two-level bootstrap intervals",
+        description="Pool the trained variants of several runs evaluated on the same test "
+        "clips: Physics IQ, directional response, motion gain, follows share and placebo "
+        "response per run and their mean, with 95 % intervals from a bootstrap that "
+        "resamples the runs and the clips. Reads <method>/test/*.parquet of each folder "
+        "(trained variants only; the twin and copy_first_frame baselines are skipped) and "
+        "writes replicates.csv, replicates.md and replicates.png. Only the test clips and "
+        "each variant's aux, cue_mode and motion_tokens are checked across runs: pooling "
+        "runs of different settings is up to you.",
+        epilog="See docs/evaluation.md, section 'Pooling training runs'.",
     )
     pooled.set_defaults(run=_replicates)
     pooled.add_argument(
@@ -64,16 +73,19 @@ def _add_test_clip_commands(sub) -> None:
     )
     pooled.add_argument(
         "--reference",
-        default=config.defaults().evaluate.stance_variant,
-        help="the variant the others are compared with (default: evaluate.stance_variant's)",
+        required=True,
+        help="the pooled variant the others are compared with (e.g. rgb_only)",
     )
     pooled.add_argument(
         "--bootstrap",
         type=int,
         default=config.defaults().evaluate.bootstrap,
-        help="bootstrap draws (default: evaluate.bootstrap's)",
+        help="bootstrap draws (default %(default)s, the schema's evaluate.bootstrap; the "
+        "docs' tables use 1000)",
     )
-    pooled.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws")
+    pooled.add_argument(
+        "--seed", type=int, default=0, help="seed of the bootstrap draws (default %(default)s)"
+    )
     pooled.add_argument("--out", required=True, type=Path, help="output folder")
 
 

@@ -48,18 +48,37 @@ def read_runs(folders: Sequence[Path]) -> pd.DataFrame:
     the trained variants only, with a `run` column (the folder's position)."""
     if len(folders) < 2:
         raise UserError("pooling needs the evaluation folders of two or more training runs")
+    resolved = [Path(folder).resolve() for folder in folders]
+    if len(set(resolved)) < len(resolved):
+        raise UserError("a folder is given twice: each run's evaluation folder once")
     frames = []
     for k, folder in enumerate(folders):
-        paths = sorted(Path(folder).glob("*/test/*.parquet"))
-        if not paths:
-            raise UserError(
-                f"{folder}: no evaluation rows (<method>/test/*.parquet); give a run's "
-                "results/evaluate folder once `snakemake` has evaluated it"
-            )
-        rows = pd.concat([pq.read_table(p).to_pandas() for p in paths], ignore_index=True)
-        trained = set(tables.variants_of(rows))
-        frames.append(rows[rows["method"].isin(trained)].assign(run=k))
+        frames.append(run_rows(Path(folder)).assign(run=k))
     return pd.concat(frames, ignore_index=True)
+
+
+def run_rows(folder: Path) -> pd.DataFrame:
+    """One run's trained variants' test-clip rows (`<method>/test/*.parquet`)."""
+    if not folder.is_dir():
+        raise UserError(f"{folder} does not exist: give each run's results/evaluate folder")
+    paths = sorted(folder.glob("*/test/*.parquet"))
+    if not paths:
+        hint = " (its results/evaluate?)" if (folder / "results" / "evaluate").is_dir() else ""
+        raise UserError(
+            f"{folder}: no evaluation rows (<method>/test/*.parquet){hint}; give a run's "
+            "results/evaluate folder once `snakemake` has evaluated it"
+        )
+    rows = pd.concat([pq.read_table(p).to_pandas() for p in paths], ignore_index=True)
+    rows = rows[rows["method"].isin(set(tables.variants_of(rows)))]
+    groups = replicate_groups(rows, "")
+    if groups:
+        log.warning(
+            "%s holds replicates of one variant (%s): across folders each is its own "
+            "variant; the run's own tables pool them",
+            folder,
+            "; ".join(", ".join(m) for m in groups.values()),
+        )
+    return rows
 
 
 def check_runs(rows: pd.DataFrame) -> dict[str, dict]:
@@ -298,10 +317,23 @@ def markdown(
     ]
     if order:
         paper = " > ".join(order)
-        lines += [f"The paper's Physics IQ order {paper} holds in {share:.0%} of the draws.", ""]
+        runs = frame.set_index("variant")["runs"]
+        single = [name for name in order if runs[name] == 1]
+        caveat = f" ({', '.join(single)}: one run, clip variance only)" if single else ""
+        lines += [
+            f"The paper's Physics IQ order {paper} holds in {share:.0%} of the draws{caveat}.",
+            "",
+        ]
     first = ["variant", "runs", *(["replicates"] if "replicates" in frame else [])]
     piq = [*first, "physics_iq", "physics_iq_ci95", "physics_iq_per_run"]
     piq += [c for c in frame if c.startswith(("physics_iq_minus", "above_reference"))]
+    lines += [
+        "above_reference_share: the share of bootstrap draws in which the variant scores "
+        "higher than the reference (a tie counts half), not a p-value. follows_share: the "
+        "share of instances with a > b (displacement along the arrow with the cues as "
+        "given, a, above that with them reversed, b).",
+        "",
+    ]
     cues = [f"{m}{suffix}" for m in INSTANCE_MEASURES for suffix in ("", "_ci95", "_per_run")]
     for title, columns in (("Physics IQ", piq), ("Cue following", ["variant", *cues])):
         shown = frame[columns].to_markdown(index=False, floatfmt=".2f")
@@ -323,23 +355,37 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
         values = frame[measure].to_numpy(float)
         low, high = np.array([tables.parse_interval(c) for c in frame[f"{measure}_ci95"]]).T
         errors = np.nan_to_num(np.abs(np.vstack([values - low, high - values])))
-        ax.bar(x, values, 0.6, color="C0", yerr=errors, capsize=3, label="pooled")
+        single = frame["runs"].to_numpy() == 1
+        for mask, label, hatch in ((~single, "pooled", None), (single, "one run", "//")):
+            if mask.any():
+                ax.bar(
+                    x[mask],
+                    values[mask],
+                    0.6,
+                    color="C0",
+                    yerr=errors[:, mask],
+                    capsize=3,
+                    label=label,
+                    hatch=hatch,
+                    alpha=0.5 if hatch else 1.0,
+                )
         for k, text in enumerate(frame[f"{measure}_per_run"]):
             runs = [float(v) for v in text.split(" / ")]
-            ax.plot(  # beside the bar's interval, not on it
-                [k + 0.22] * len(runs),
+            spread = np.linspace(-0.06, 0.06, len(runs)) if len(runs) > 1 else [0.0]
+            ax.plot(  # beside the bar's interval, spread so that equal values stay apart
+                k + 0.25 + np.asarray(spread),
                 runs,
                 "o",
                 color="C3",
                 markersize=3,
-                label="runs" if k == 0 else None,
+                label="each run" if k == 0 else None,
             )
         if measure != "physics_iq":
             ax.axhline(0.5, color="green", linestyle="--", linewidth=1, label="target")
         ax.set_xticks(x, frame["variant"], rotation=30, ha="right")
         ax.set_title(measure.replace("_", " "))
-    axes[0].legend(fontsize=7)
-    fig.suptitle("Pooled over training runs (95 % intervals over runs and clips)")
+    axes[-1].legend(fontsize=7, loc="upper right")
+    fig.suptitle("Pooled over training runs (95 % intervals over runs and clips; one run: clips)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -150,10 +150,15 @@ def test_the_command_writes_the_table_page_and_plot(tmp_path):
 def test_bad_folders_are_named_and_each_variant_pools_the_runs_that_have_it(tmp_path):
     with pytest.raises(UserError, match="two or more"):
         replicates.read_runs([tmp_path])
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    with pytest.raises(UserError, match="empty: no evaluation rows"):
-        replicates.read_runs([empty, empty])
+    empty, other = tmp_path / "empty", tmp_path / "other"
+    (empty / "results" / "evaluate").mkdir(parents=True)
+    other.mkdir()
+    with pytest.raises(UserError, match="given twice"):
+        replicates.read_runs([empty, tmp_path / "." / "empty"])
+    with pytest.raises(UserError, match=r"empty: no evaluation rows .*\(its results/evaluate\?\)"):
+        replicates.read_runs([empty, other])
+    with pytest.raises(UserError, match="missing does not exist"):
+        replicates.read_runs([tmp_path / "missing", other])
     both = variant_rows("rgb_only", 0.4, 0.5)
     partial = frame(both + variant_rows("backbone", 0.4, 0.1), both)
     table, _, _ = replicates.table(partial, "rgb_only", bootstrap=50)
