@@ -118,9 +118,6 @@ def replicate_groups(rows: pd.DataFrame, reference: str) -> dict[str, list[str]]
     if "train_seed" not in rows:
         return {}
     trained = rows[rows["aux"].notna()].drop_duplicates("method")
-    unknown = trained[trained["train_seed"].isna()]["method"].tolist()
-    if unknown and len(unknown) < len(trained):
-        log.warning("no training seed in the rows of %s: not pooled with replicates", unknown)
     known = trained[trained["train_seed"].notna()]
     groups = {}
     for _, members in known.groupby([*config.VARIANT_KEYS], sort=False):

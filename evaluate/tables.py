@@ -635,6 +635,10 @@ def replicates_note(rows: pd.DataFrame, out_dir: Path, settings: Evaluate) -> li
     groups = replicates.replicate_groups(rows, settings.stance_variant)
     if not groups:
         return []
+    trained = rows[rows["aux"].notna()]
+    unknown = sorted(set(trained[trained["train_seed"].isna()]["method"]))
+    if unknown:  # rows of an evaluation that did not record the seed
+        log.warning("no training seed in the rows of %s: not pooled with replicates", unknown)
     listed = "; ".join(f"{group}: {', '.join(members)}" for group, members in groups.items())
     try:
         replicates.write(
