@@ -150,13 +150,11 @@ def as_runs(rows: pd.DataFrame, groups: dict[str, list[str]]) -> pd.DataFrame:
 
 def dropped_replicates(rows: pd.DataFrame, groups: dict[str, list[str]]) -> set[str]:
     """Variants alike a group's but left out of it (a repeated seed): not pooled at all."""
-    if not groups or "train_seed" not in rows:
-        return set()
     trained = rows[rows["aux"].notna()].drop_duplicates("method").set_index("method")
-    keys = [*config.VARIANT_KEYS]
-    identities = {tuple(trained.loc[names[0], keys]) for names in groups.values()}
-    alike = {m for m in trained.index if tuple(trained.loc[m, keys]) in identities}
-    return alike - {m for names in groups.values() for m in names}
+    identity = trained[[*config.VARIANT_KEYS]].apply(tuple, axis=1)
+    grouped = {identity[names[0]] for names in groups.values()}
+    members = {m for names in groups.values() for m in names}
+    return {m for m, key in identity.items() if key in grouped and m not in members}
 
 
 def clip_totals(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
@@ -181,12 +179,15 @@ def drawn_means(totals: pd.DataFrame, draws: np.ndarray) -> np.ndarray:
 
 
 def run_values(frame: pd.DataFrame, measure: str, draws: np.ndarray) -> tuple[float, np.ndarray]:
-    """(value on every clip, values on the clip draws) of one variant in one run."""
+    """(value on every clip, values on the clip draws) of one variant in one run: the
+    whole set is scored as one more draw."""
     everything = np.array(sorted(frame["clip_id"]), dtype=object)[None]
+    sets = np.vstack([everything, draws])
     if measure == "physics_iq":
-        return float(piq_intervals.scores(frame, everything)[0]), piq_intervals.scores(frame, draws)
-    totals = clip_totals(frame, measure)
-    return float(drawn_means(totals, everything)[0]), drawn_means(totals, draws)
+        values = piq_intervals.scores(frame, sets)
+    else:
+        values = drawn_means(clip_totals(frame, measure), sets)
+    return float(values[0]), values[1:]
 
 
 def pool(
@@ -200,17 +201,12 @@ def pool(
     clip_draws = piq_intervals.clip_draws(first["clip_id"].tolist(), bootstrap, seed)
     pooled, per_run = {}, {}
     for name in variants:
-        runs = sorted(rows[rows["method"] == name]["run"].unique())
-        rng = np.random.default_rng([seed, *map(int, runs)])  # the same runs: the same draws
-        run_draws = rng.integers(len(runs), size=(bootstrap, len(runs)))
+        frames = dict(list(rows[rows["method"] == name].groupby("run")))  # sorted by run
+        rng = np.random.default_rng([seed, *map(int, frames)])  # the same runs: the same draws
+        run_draws = rng.integers(len(frames), size=(bootstrap, len(frames)))
         for measure in MEASURES:
             point, drawn = zip(
-                *(
-                    run_values(
-                        rows[(rows["run"] == r) & (rows["method"] == name)], measure, clip_draws
-                    )
-                    for r in runs
-                ),
+                *(run_values(frame, measure, clip_draws) for frame in frames.values()),
                 strict=True,
             )
             per_run[(name, measure)] = list(point)
@@ -281,11 +277,11 @@ def write(
     `source` says in words what the runs are."""
     frame, order, share = table(rows, reference, bootstrap, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out_dir / "replicates.csv", index=False)
+    csv, page, picture = (out_dir / name for name in OUTPUTS)
+    frame.to_csv(csv, index=False)
     clips = rows["clip_id"].nunique()
-    page = markdown(frame, order, share, source, reference, clips, bootstrap)
-    (out_dir / "replicates.md").write_text(page)
-    plot(frame, out_dir / "replicates.png")
+    page.write_text(markdown(frame, order, share, source, reference, clips, bootstrap))
+    plot(frame, picture)
     log.info("%d variants pooled over their runs -> %s", len(frame), out_dir)
     return frame
 

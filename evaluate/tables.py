@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from stance.errors import UserError
 from stance.evaluate import fvd, motion, physics_iq
 from stance.evaluate import physics_iq_intervals as piq_intervals
 from stance.settings import Evaluate, Generate, Train
@@ -627,8 +628,7 @@ def evaluation_note(settings: Evaluate) -> str:
 def replicates_note(rows: pd.DataFrame, out_dir: Path, settings: Evaluate) -> list[str]:
     """Variants trained alike but for their seed, pooled into replicates.md (the note
     that says so; none without replicates)."""
-    from stance.errors import UserError
-    from stance.evaluate import replicates
+    from stance.evaluate import replicates  # which imports this module
 
     for stale in replicates.OUTPUTS:  # of an earlier configuration
         (out_dir / stale).unlink(missing_ok=True)
