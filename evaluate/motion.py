@@ -31,8 +31,18 @@ import itertools
 import cv2
 import numpy as np
 
+# A Gaussian window instead of a box: on the rendered 48 px test clips themselves the
+# box reads 0.81 of the rendered displacement along its direction (median 0.92), the
+# Gaussian 0.90 (median 0.98); a box-filtered flow bleeds the still floor's zero into
+# the edges of a uniformly coloured object, the only pixels whose motion is visible.
 FARNEBACK = dict(
-    pyr_scale=0.5, levels=2, winsize=7, iterations=3, poly_n=5, poly_sigma=1.1, flags=0
+    pyr_scale=0.5,
+    levels=2,
+    winsize=7,
+    iterations=3,
+    poly_n=5,
+    poly_sigma=1.1,
+    flags=cv2.OPTFLOW_FARNEBACK_GAUSSIAN,
 )
 MIN_MOTION_PX = 1.0
 MIN_MASK_PX = 4
