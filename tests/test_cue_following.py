@@ -47,37 +47,46 @@ def discs_on_a_textured_floor(objects, seed):
     """What the renders look like at 48 px: a pixel-noise grey floor and uniformly
     coloured, low-contrast discs at sub-pixel positions (drawn 4x larger, area-averaged
     down); objects = (x0, y0, vx, vy, radius, colour). -> frames, keyframe labels."""
-    up = 4
+    supersample = 4
     rng = np.random.default_rng(seed)
     floor = np.repeat((150 + rng.normal(0, 8, (S, S))).clip(0, 255)[..., None], 3, -1)
-    floor = cv2.resize(floor, (S * up, S * up), interpolation=cv2.INTER_NEAREST)
+    floor = cv2.resize(floor, (S * supersample, S * supersample), interpolation=cv2.INTER_NEAREST)
 
-    def draw(t, colours):
-        big = floor.copy() if colours else np.zeros((S * up, S * up), np.float64)
+    def draw(t, canvas, value):
         for i, (x0, y0, vx, vy, radius, colour) in enumerate(objects):
-            centre = (round((x0 + vx * t) * up), round((y0 + vy * t) * up))
-            cv2.circle(big, centre, round(radius * up), colour if colours else i + 1, -1)
-        return cv2.resize(big, (S, S), interpolation=cv2.INTER_AREA if colours else 0)
+            centre = (round((x0 + vx * t) * supersample), round((y0 + vy * t) * supersample))
+            cv2.circle(canvas, centre, round(radius * supersample), value(i, colour), -1)
+        return canvas
 
-    frames = np.stack([draw(t, True) for t in range(T)]).clip(0, 255).astype(np.uint8)
-    return frames, draw(0, False).astype(np.uint16)
+    frames = np.stack(
+        [
+            cv2.resize(draw(t, floor.copy(), lambda i, c: c), (S, S), interpolation=cv2.INTER_AREA)
+            for t in range(T)
+        ]
+    )
+    big_labels = draw(0, np.zeros((S * supersample,) * 2, np.uint16), lambda i, c: i + 1)
+    centre = supersample // 2  # each pixel's label is the one at its centre
+    return frames.clip(0, 255).astype(np.uint8), big_labels[
+        centre::supersample, centre::supersample
+    ]
 
 
 def test_uniform_objects_on_a_textured_floor_are_tracked_the_whole_way():
     """A box-window Farneback flow bleeds the floor's zero into the edges of a uniform
-    object and reads 0.80-0.92 of these motions; the Gaussian window reads >= 0.9."""
+    object: over these ten floors it reads 0.83, 0.82 and 0.92 of the three motions, the
+    Gaussian window 0.92, 0.95 and 0.99 (at least 0.89 over any ten other floors)."""
     objects = [
         (12, 12, 0.75, 0.0, 4, (120, 150, 60)),
-        (30, 34, 0.0, -0.75, 1.6, (120, 140, 70)),  # 6 px in the keyframe
+        (30, 34, 0.0, -0.75, 1.6, (120, 140, 70)),  # about 3 px across, a small object
         (36, 10, -0.5, 0.5, 2.5, (150, 110, 170)),
     ]
     truth = np.array([(vx * (T - 1), vy * (T - 1)) for _, _, vx, vy, _, _ in objects])
     read = []
-    for seed in range(5):
+    for seed in range(10):
         frames, labels = discs_on_a_textured_floor(objects, seed)
         measured = motion.instance_displacements(frames, labels, len(objects))
         read.append(motion.along(measured, truth) / np.linalg.norm(truth, axis=1))
-    assert (np.mean(read, axis=0) >= 0.9).all(), np.mean(read, axis=0)
+    assert (np.mean(read, axis=0) >= 0.88).all(), np.mean(read, axis=0)
 
 
 def test_an_instance_too_small_in_the_keyframe_is_not_measured():
