@@ -266,11 +266,6 @@ def validation_dirs(stage):
     return shard_dirs(stage, ["val"]) if VALIDATING else []
 
 
-def training_code():
-    """What a variant's training job runs: the trainer, and the probe when it validates."""
-    return ["stance.train.trainer"] + (
-        ["stance.generate.validation"] if VALIDATING else []
-    )
 
 
 def pretrained_input(wildcards=None):

@@ -100,7 +100,11 @@ rule train_variant:
             if input.val_render
             else []
         ),
-        code=code(*training_code()),
+        # the trainer's code only: the validation probe (generate/validation.py and the
+        # sampling and tracking code it imports) watches the run and leaves its weights as
+        # they would be (tested), so editing evaluation or sampling code retrains nothing;
+        # a run's validation.csv keeps the measurement it was made with
+        code=code("stance.train.trainer"),
     shell:
         "{params.launcher} train fit --cache {input.cache:q} --cues {input.cues:q}"
         " --variant {wildcards.variant:q} --model {params.model:q} {params.init:q} {params.validation:q}"

@@ -106,6 +106,28 @@ def test_editing_the_tables_code_reruns_only_the_gather(workflow):
         assert workflow.pending() == {"evaluate_tables": 1, "report_results": 1, "all": 1}
 
 
+VALIDATING = {
+    "data": {"splits": {"val": {"clips": 1, "seed_offset": 1000000}}},
+    "train": {"validate_every": 2, "validate_sampling_steps": 2},
+}
+
+
+def test_editing_the_tracker_rescores_a_validating_run_without_retraining(tmp_path_factory):
+    """The validation probe samples and tracks with the evaluation's code, but it leaves the
+    weights alone, so only the trainer's code keys the training jobs: in a run that
+    validates, editing evaluate/motion.py re-scores the test clips and retrains nothing."""
+    run = Workflow(tmp_path_factory.mktemp("validating"))
+    (run.repo / "validating.yaml").write_text(yaml.safe_dump(VALIDATING))
+    run.snakemake(configfiles=("validating.yaml",))
+    variant = next(iter(VARIANTS))
+    assert (run.repo / f"results/train/{variant}/validation.csv").exists()
+    with edited(run.repo / "evaluate" / "motion.py"):
+        pending = run.pending(**VALIDATING)
+    rescoring = {"evaluate_shard", "evaluate_tables", "report_videos", "report_results", "all"}
+    assert set(pending) == rescoring
+    assert run.pending(**VALIDATING) == {}
+
+
 def test_changing_a_cue_value_reruns_cues_only(workflow):
     (workflow.repo / "cue.yaml").write_text(yaml.safe_dump({"cues": {"reference_frame": 2}}))
     result = workflow.snakemake("-n", "--quiet", "rules", configfiles=("cue.yaml",))

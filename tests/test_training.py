@@ -741,3 +741,21 @@ def test_a_validating_run_logs_cue_control_at_its_cadence(stack, tmp_path):
     assert lines[0] == "step,response,gain,follows,instances"
     assert [int(line.split(",")[0]) for line in lines[1:]] == [2, 3]
     assert (tmp_path / "out" / "validation.png").stat().st_size > 5_000
+
+
+@pytest.mark.slow
+def test_the_validation_probe_leaves_the_weights_as_they_would_be(stack, tmp_path):
+    """The probe samples with its own generators and hands the model back in training mode:
+    a validating run ends with the weights of one that does not validate, which is why the
+    training rule leaves the probe's code (sampling, tracking) out of its code hash."""
+    render, cues = write_validation_clip(tmp_path / "val")
+    probe = {"validate_every": 2, "validate_sampling_steps": 2}
+    validating = _fit(stack, tmp_path / "runs_v", tmp_path / "validating", steps=4, **probe)
+    validating += ["--val-render", str(render), "--val-cues", str(cues)]
+    for args in (validating, _fit(stack, tmp_path / "runs_p", tmp_path / "plain", steps=4)):
+        done = subprocess.run(args, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "validating" / "validation.csv").exists()
+    plain, watched = _weights(tmp_path / "plain"), _weights(tmp_path / "validating")
+    assert plain.keys() == watched.keys()
+    assert all(torch.equal(plain[k], watched[k]) for k in plain)
