@@ -39,6 +39,11 @@ def _add_test_clip_commands(sub) -> None:
         default="",
         help="VideoMAE-v2 ViT-g checkpoint or converted folder ('' = no content-debiased FVD)",
     )
+    shard.add_argument(
+        "--code-hash",
+        default="",
+        help="hash of the evaluation code (the DAG passes it); rows carry it as evaluation_code",
+    )
     shard.add_argument("--out", required=True, type=Path, help="parquet to write")
 
     gather = sub.add_parser("tables", help="merge shard metrics into the results tables")
@@ -188,6 +193,7 @@ def _shard(args: argparse.Namespace) -> None:
         args.generated,
         Path(settings.external_dir),
         metrics.feature_extractors(args.fvd_model, args.cd_fvd_model),
+        args.code_hash,
     )
 
 

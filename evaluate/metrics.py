@@ -200,6 +200,7 @@ def evaluate_shard(
     generated_dir: Path | None = None,
     external_dir: Path | None = None,
     features: Mapping[str, Any] | None = None,
+    code_hash: str = "",
 ) -> Path:
     """Metrics of `method` on one rendered test shard -> a parquet of per-clip rows.
 
@@ -208,7 +209,9 @@ def evaluate_shard(
 
     features: {name: extractor} of feature networks for Fréchet distances (e.g. "fvd":
     I3D, "cd_fvd": VideoMAE-v2); rows get `<name>_real` and `<name>_generated` vectors,
-    merged over shards by the tables step."""
+    merged over shards by the tables step. code_hash: the evaluation code's hash, which
+    rows carry as `evaluation_code` (None when not given), so that pooling runs scored
+    by other code can say so."""
     from tqdm import tqdm
 
     features = features or {}
@@ -228,6 +231,7 @@ def evaluate_shard(
         row["small_object_split"] = bool(manifest.loc[row["clip_id"], "small_object_split"])
         row.update({key: variant.get(key) for key in config.VARIANT_KEYS})  # None: baselines
         row["train_seed"] = variant.get("seed")  # replicates of a variant differ here
+        row["evaluation_code"] = code_hash or None
         # Features clip by clip: a job holds one clip's videos, never a whole shard's.
         for name, extract in features.items():
             row[f"{name}_real"] = extract(rgb[None])[0].tolist()

@@ -276,14 +276,33 @@ def write(
     """replicates.csv, replicates.md and replicates.png of rows with a `run` column;
     `source` says in words what the runs are."""
     frame, order, share = table(rows, reference, bootstrap, seed)
+    warning = scoring_warning(rows)
+    if warning:
+        log.warning(warning)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv, page, picture = (out_dir / name for name in OUTPUTS)
     frame.to_csv(csv, index=False)
     clips = rows["clip_id"].nunique()
-    page.write_text(markdown(frame, order, share, source, reference, clips, bootstrap))
+    page.write_text(markdown(frame, order, share, source, reference, clips, bootstrap, warning))
     plot(frame, picture)
     log.info("%d variants pooled over their runs -> %s", len(frame), out_dir)
     return frame
+
+
+def scoring_warning(rows: pd.DataFrame) -> str:
+    """A warning when the runs' rows were scored by different evaluation code (their
+    `evaluation_code`; rows without one count as unrecorded), else ''. A change to the
+    tracker or to Physics IQ changes the values, so such runs do not pool."""
+    codes = rows.get("evaluation_code", pd.Series(None, index=rows.index, dtype=object))
+    per_run = codes.fillna("unrecorded").groupby(rows["run"]).agg(lambda c: "/".join(set(c)))
+    if per_run.nunique() <= 1:
+        return ""
+    listed = "; ".join(f"run {run}: {code}" for run, code in per_run.items())
+    return (
+        f"Warning: the runs were scored by different evaluation code ({listed}), so their "
+        "values may not be comparable: evaluate every run with one version of the project "
+        "(remove its results/evaluate and run snakemake again) before pooling."
+    )
 
 
 def markdown(
@@ -294,6 +313,7 @@ def markdown(
     reference: str,
     clips: int,
     bootstrap: int,
+    warning: str = "",
 ) -> str:
     lines = [
         "# Variants pooled over training runs",
@@ -307,6 +327,7 @@ def markdown(
         f"training variance. Differences are taken from {reference}, paired by clip, and by "
         "run where both variants have the same runs (the same folders, or the same seeds).",
         "",
+        *([warning, ""] if warning else []),
     ]
     if order:
         paper = " > ".join(order)

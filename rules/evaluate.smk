@@ -29,7 +29,7 @@ rule evaluate_shard:
     shell:
         "stance evaluate shard --render {input.render:q} --method {wildcards.method:q}"
         " {params.generated:q} {params.features:q} --settings {params.settings:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --code-hash {params.code:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate_tables:

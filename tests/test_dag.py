@@ -167,6 +167,7 @@ def test_a_replicate_trains_only_itself_and_rows_carry_the_training_seed(workflo
         map(pd.read_parquet, (workflow.repo / "results/evaluate" / name).rglob("*.parquet"))
     )
     assert (rows["train_seed"] == 0).all()  # train.seed, passed on by generation
+    assert rows["evaluation_code"].str.fullmatch("[0-9a-f]{16}").all()  # the rule's hash
     replicate = {f"{name}_seed1": {**variant, "seed": 1}}
     pending = workflow.pending(train={"variants": {**VARIANTS, **replicate}})
     assert pending["train_variant"] == 1 and pending["generate_shard"] == 1

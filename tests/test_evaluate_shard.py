@@ -54,10 +54,16 @@ def test_a_shard_gets_fvd_and_cd_fvd_columns(tmp_path):
     }
     settings = config.section_settings("evaluate", {"pv_source": "deterministic"})
     out = metrics.evaluate_shard(
-        shard, tmp_path / "m.parquet", "copy_first_frame", settings, features=networks
+        shard,
+        tmp_path / "m.parquet",
+        "copy_first_frame",
+        settings,
+        features=networks,
+        code_hash="c0de",
     )
     rows = pq.read_table(out).to_pandas()
     assert len(rows) == 4
+    assert (rows["evaluation_code"] == "c0de").all()  # replicates compares it across runs
     assert len(rows["cd_fvd_real"].iloc[0]) == TINY["hidden_size"]
     assert len(rows["fvd_generated"].iloc[0]) == 4
     table = tables.table1(rows, bootstrap=20).set_index("split")
@@ -70,5 +76,6 @@ def test_a_shard_gets_fvd_and_cd_fvd_columns(tmp_path):
         assert table.loc["all", f"{name}_ci95"].startswith("[")
     # the same shard without networks: the columns say why they are empty
     plain = metrics.evaluate_shard(shard, tmp_path / "p.parquet", "twin", settings)
+    assert pd.read_parquet(plain)["evaluation_code"].isna().all()  # none given: unrecorded
     row = tables.table1(pd.read_parquet(plain), bootstrap=20).iloc[0]
     assert np.isnan(row["cd_fvd"]) and "VideoMAE-v2" in row["cd_fvd_ci95"]

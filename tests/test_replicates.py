@@ -147,6 +147,18 @@ def test_the_command_writes_the_table_page_and_plot(tmp_path):
     assert (out / "replicates.png").stat().st_size > 10_000
 
 
+def test_runs_scored_by_different_evaluation_code_are_pooled_with_a_warning(tmp_path):
+    rows = variant_rows("rgb_only", 0.4, 0.5)
+    same = frame(*([r | {"evaluation_code": "a1"} for r in rows],) * 2)
+    assert replicates.scoring_warning(same) == ""
+    assert replicates.scoring_warning(frame(rows, rows)) == ""  # neither recorded: unknown
+    other = frame([r | {"evaluation_code": "a1"} for r in rows], rows)
+    warning = replicates.scoring_warning(other)
+    assert "run 0: a1; run 1: unrecorded" in warning and "remove its results/evaluate" in warning
+    replicates.write(other, tmp_path, "rgb_only", "2 runs", bootstrap=20)
+    assert warning in (tmp_path / "replicates.md").read_text()
+
+
 def test_bad_folders_are_named_and_each_variant_pools_the_runs_that_have_it(tmp_path):
     with pytest.raises(UserError, match="two or more"):
         replicates.read_runs([tmp_path])
