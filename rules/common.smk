@@ -266,8 +266,6 @@ def validation_dirs(stage):
     return shard_dirs(stage, ["val"]) if VALIDATING else []
 
 
-
-
 def pretrained_input(wildcards=None):
     """The shared pretrained backbone the variants start from, when there is one."""
     return ["results/train/pretrained"] if config["train"]["pretrain_steps"] else []
