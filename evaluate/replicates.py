@@ -117,7 +117,7 @@ def replicate_groups(rows: pd.DataFrame, reference: str) -> dict[str, list[str]]
     without a training seed are never grouped. Empty when no two variants are replicates."""
     if "train_seed" not in rows:
         return {}
-    trained = rows[rows["aux"].notna()].drop_duplicates("method")
+    trained = tables.trained_rows(rows).drop_duplicates("method")
     known = trained[trained["train_seed"].notna()]
     groups = {}
     for _, members in known.groupby([*config.VARIANT_KEYS], sort=False):
@@ -140,7 +140,8 @@ def as_runs(rows: pd.DataFrame, groups: dict[str, list[str]]) -> pd.DataFrame:
     the variant's own name); every other trained variant is its own single run."""
     members = {m: group for group, names in groups.items() for m in names}
     dropped = dropped_replicates(rows, groups)
-    trained = rows[rows["aux"].notna() & ~rows["method"].isin(dropped)]
+    trained = tables.trained_rows(rows)
+    trained = trained[~trained["method"].isin(dropped)]
     out = trained.assign(replicate=trained["method"], run=0)
     if "train_seed" in out:
         out["run"] = out["train_seed"].fillna(0).astype(int)
@@ -150,7 +151,7 @@ def as_runs(rows: pd.DataFrame, groups: dict[str, list[str]]) -> pd.DataFrame:
 
 def dropped_replicates(rows: pd.DataFrame, groups: dict[str, list[str]]) -> set[str]:
     """Variants alike a group's but left out of it (a repeated seed): not pooled at all."""
-    trained = rows[rows["aux"].notna()].drop_duplicates("method").set_index("method")
+    trained = tables.trained_rows(rows).drop_duplicates("method").set_index("method")
     identity = trained[[*config.VARIANT_KEYS]].apply(tuple, axis=1)
     grouped = {identity[names[0]] for names in groups.values()}
     members = {m for names in groups.values() for m in names}
@@ -294,7 +295,9 @@ def scoring_warning(rows: pd.DataFrame) -> str:
     `evaluation_code`; rows without one count as unrecorded), else ''. A change to the
     tracker or to Physics IQ changes the values, so such runs do not pool."""
     codes = rows.get("evaluation_code", pd.Series(None, index=rows.index, dtype=object))
-    per_run = codes.fillna("unrecorded").groupby(rows["run"]).agg(lambda c: "/".join(set(c)))
+    per_run = (
+        codes.fillna("unrecorded").groupby(rows["run"]).agg(lambda c: "/".join(sorted(set(c))))
+    )
     if per_run.nunique() <= 1:
         return ""
     listed = "; ".join(f"run {run}: {code}" for run, code in per_run.items())

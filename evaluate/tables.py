@@ -185,11 +185,17 @@ def table1(
     return pd.DataFrame(out)
 
 
+def trained_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of trained variants (their `aux` is set; baselines and external methods
+    leave it empty)."""
+    return rows[rows["aux"].notna()]
+
+
 def variants_of(rows: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """{variant: identity} of the trained variants among the rows (their `aux` is set)."""
+    """{variant: identity} of the trained variants among the rows."""
     if "aux" not in rows:
         return {}
-    trained = rows[rows["aux"].notna()].drop_duplicates("method")
+    trained = trained_rows(rows).drop_duplicates("method")
     return {
         r.method: {"aux": r.aux, "cue_mode": r.cue_mode, "motion_tokens": int(r.motion_tokens)}
         for r in trained.itertuples()
@@ -637,7 +643,7 @@ def replicates_note(rows: pd.DataFrame, out_dir: Path, settings: Evaluate) -> li
     groups = replicates.replicate_groups(rows, settings.stance_variant)
     if not groups:
         return []
-    trained = rows[rows["aux"].notna()]
+    trained = trained_rows(rows)
     unknown = sorted(set(trained[trained["train_seed"].isna()]["method"]))
     if unknown:  # rows of an evaluation that did not record the seed
         log.warning("no training seed in the rows of %s: not pooled with replicates", unknown)
