@@ -249,6 +249,10 @@ def train_launcher(wildcards=None):
     return launch.command_prefix(SETTINGS.train)
 
 
+def pretrain_launcher(wildcards=None):
+    return launch.pretrain_command_prefix(SETTINGS.train)
+
+
 # -- input functions ----------------------------------------------------------------------
 def depth_model_input(wildcards=None):
     """The tiny model is built by the DAG; a hub id or a user's folder is not a DAG file."""

@@ -48,7 +48,7 @@ rule pretrain_backbone:
         model=config["models"]["video"],
         settings=pretrain_settings(),
         runs="results/train/runs",
-        launcher=train_launcher(),  # shell code built from validated values
+        launcher=pretrain_launcher(),  # shell code built from validated values
         code=code("stance.train.pretraining"),
     shell:
         "{params.launcher} train pretrain --cache {input.cache:q}"

@@ -184,6 +184,7 @@ def _semantic_errors(cfg: Mapping[str, Any], whole: bool) -> list[str]:
             " a shared backbone that is not pretrained (pretrain_steps: 0); expected"
             " pretrain_steps > 0, or pretrain_learning_rate null"
         )
+    errors += _cpu_process_errors(train)
     variants, shown = cfg["train"]["variants"], cfg["evaluate"]["stance_variant"]
     for name in sorted(set(variants) & set(TRAIN_FOLDERS)):
         errors.append(
@@ -306,6 +307,25 @@ def section_from_json(section: str, text: str, overrides: Mapping[str, Any] | No
     # except for operational keys (how a job runs: a job run by hand may leave them out)
     given = {*(values if isinstance(values, dict) else ()), *operational(section)}
     return settings.restrict(typed, section, given)
+
+
+def _cpu_process_errors(train: dict) -> list[str]:
+    """What makes train.pretrain_cpu_processes impossible to honour."""
+    processes = train["pretrain_cpu_processes"]
+    if processes == 1:
+        return []
+    if train["num_gpus"] > 0 or train["num_nodes"] > 1:
+        return [
+            f"- train.pretrain_cpu_processes: {processes} splits a CPU job, but training runs"
+            f" on GPUs (num_gpus {train['num_gpus']}, num_nodes {train['num_nodes']});"
+            " expected pretrain_cpu_processes 1 there"
+        ]
+    if train["micro_batch"] % processes:
+        return [
+            f"- train.pretrain_cpu_processes: {processes} processes cannot share"
+            f" micro_batch {train['micro_batch']} equally; expected a divisor of micro_batch"
+        ]
+    return []
 
 
 def section_settings(section: str, values: Any = None, source: str = "config"):

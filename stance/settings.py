@@ -158,6 +158,7 @@ class Train:
     gradient_accumulation: int
     learning_rate: float
     pretrain_learning_rate: float | None
+    pretrain_cpu_processes: int
     betas: tuple[float, ...]
     weight_decay: float
     max_grad_norm: float

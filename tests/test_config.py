@@ -91,6 +91,14 @@ def test_a_pretraining_rate_needs_pretraining():
     config.validate({"train": {"pretrain_steps": 10, "pretrain_learning_rate": 5e-4}})
 
 
+def test_pretraining_cpu_processes_need_a_cpu_and_an_equal_share():
+    with pytest.raises(config.ConfigError, match=r"pretrain_cpu_processes: 3.*divisor"):
+        config.validate({"train": {"pretrain_cpu_processes": 3, "micro_batch": 16}})
+    with pytest.raises(config.ConfigError, match=r"pretrain_cpu_processes: 2.*GPUs"):
+        config.validate({"train": {"pretrain_cpu_processes": 2, "micro_batch": 16, "num_gpus": 1}})
+    config.validate({"train": {"pretrain_cpu_processes": 2, "micro_batch": 16}})
+
+
 def test_cue_guidance_above_needs_a_cue_guidance():
     with pytest.raises(config.ConfigError, match="cue_guidance_above"):
         config.validate({"generate": {"cue_guidance_above": 0.6}})

@@ -219,6 +219,35 @@ def test_pretraining_is_passed_its_own_learning_rate():
     assert own == pretraining.passed_settings({**train, "learning_rate": 5e-4})
 
 
+def test_pretraining_on_cpu_processes_gives_each_its_share_of_the_batch():
+    train = {"micro_batch": 16, "pretrain_cpu_processes": 1, "steps": 9}
+    assert pretraining.passed_settings(train) == {"micro_batch": 16}  # as before the key
+    split = {**train, "pretrain_cpu_processes": 2}
+    assert pretraining.passed_settings(split) == {"micro_batch": 16, "pretrain_cpu_processes": 2}
+    settings = config.section_settings("train", split)
+    assert pretraining.per_process_batch(settings, 2) == 8
+    with pytest.raises(UserError, match=r"runs as 1 process.*--num_processes 2"):
+        pretraining.per_process_batch(settings, 1)
+
+
+@pytest.mark.parametrize(("threads", "each"), [(2, 1), (1, 1), (8, 4)])
+def test_pretraining_processes_share_the_jobs_threads(threads, each):
+    from stance.train import launch
+
+    settings = config.section_settings("train", {"pretrain_cpu_processes": 2, "micro_batch": 4})
+    prefix = launch.pretrain_command_prefix(settings)
+    assert "--num_processes 2" in prefix and prefix.startswith("CUDA_VISIBLE_DEVICES= ")
+    shown = subprocess.run(
+        ["bash", "-c", prefix.split(" accelerate launch")[0] + " bash -c 'echo $OMP_NUM_THREADS'"],
+        env={**os.environ, "OMP_NUM_THREADS": str(threads)},
+        capture_output=True,
+        text=True,
+    )
+    assert shown.stdout.strip() == str(each)
+    one = config.section_settings("train", {"micro_batch": 4})
+    assert launch.pretrain_command_prefix(one) == launch.command_prefix(one) == "stance"
+
+
 def test_a_pretraining_job_trains_at_its_own_rate_under_one_run_hash(stack, tmp_path, monkeypatch):
     """Given by the rule as learning_rate, or by hand as pretrain_learning_rate beside
     another learning_rate: the same rate and the same run hash."""
@@ -653,6 +682,42 @@ def test_the_shipped_bf16_launch_configs_train(stack, tmp_path, launch_config):
         losses[precision] = np.array([[float(x) for x in line.split(",")[1:]] for line in lines])
     assert losses["bf16"].shape == (3, 3) and np.isfinite(losses["bf16"]).all()
     np.testing.assert_allclose(losses["bf16"], losses["no"], rtol=0.05)
+
+
+@pytest.mark.slow
+def test_pretraining_runs_as_two_cpu_processes_from_the_rules_command(stack, tmp_path):
+    """The pretraining rule's command with pretrain_cpu_processes 2: two ranks of one thread
+    each (DDP over gloo), each drawing half of micro_batch, train the backbone."""
+    import shlex
+
+    from stance.train import launch
+
+    train = {
+        **as_dict(SETTINGS),
+        "micro_batch": 2,
+        "pretrain_steps": 2,
+        "pretrain_cpu_processes": 2,
+    }
+    passed = pretraining.passed_settings(train, ["variants"])
+    command = _fit(stack, tmp_path / "runs", tmp_path / "pre", steps=2)
+    command[2] = "pretrain"
+    for flag in ("--cues", "--variant"):
+        del command[command.index(flag) : command.index(flag) + 2]
+    command[command.index("--settings") + 1] = json.dumps(passed)
+    prefix = launch.pretrain_command_prefix(config.section_settings("train", train))
+    done = subprocess.run(
+        ["bash", "-c", f"{prefix} {shlex.join(command[1:])}"],
+        env={**os.environ, "OMP_NUM_THREADS": "2", "PATH": f"{BIN}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 process(es)" in done.stderr
+    losses = (tmp_path / "pre" / "losses.csv").read_text().splitlines()[1:]
+    assert [int(line.split(",")[0]) for line in losses] == [1, 2]
+    record = json.loads((tmp_path / "pre" / "train.resolved.json").read_text())
+    assert record["steps"] == 2
 
 
 @pytest.mark.slow

@@ -5,16 +5,21 @@ The train rule runs `<prefix> train fit ...`. With one GPU (or none) that is pla
 `train.accelerate_config`; with `train.num_nodes > 1`, srun starts one `accelerate
 launch` per node inside the Slurm job, each taking its machine rank from SLURM_NODEID and
 the job's first node as the rendezvous address (read on each node, hence the quotes).
+The shared backbone's pretraining on a CPU may instead run as several local processes
+(train.pretrain_cpu_processes), each on its share of the job's threads.
 """
 
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 from stance import config
 from stance.settings import Train
 
 RENDEZVOUS_PORT = 29500
+# DDP over gloo on the CPU: the plain DDP launch config, the GPUs hidden from the ranks
+CPU_LAUNCH_CONFIG = Path(__file__).resolve().parents[1] / "configs/accelerate/ddp_single_node.yaml"
 # How a training run is babysat, never what it computes (the schema's operational train
 # keys): passed to the job as Snakemake resources (no rerun), left out of the run hash (a
 # change resumes the same run).
@@ -40,4 +45,21 @@ def command_prefix(train: Train) -> str:
     return (
         f"STANCE_ACCELERATE_CONFIG={config_file} srun --overlap --nodes {nodes}"
         f" --ntasks-per-node 1 bash -c '{per_node}' stance"
+    )
+
+
+def pretrain_command_prefix(train: Train) -> str:
+    """The pretraining job's prefix: `command_prefix`, or on a CPU with
+    train.pretrain_cpu_processes > 1 an `accelerate launch` of that many processes that
+    share the job's threads (Snakemake's OMP_NUM_THREADS), at least one each."""
+    processes = train.pretrain_cpu_processes
+    if processes == 1 or train.num_gpus > 0 or train.num_nodes > 1:
+        return command_prefix(train)
+    share = f"${{OMP_NUM_THREADS:-1}} / {processes}"
+    config_file = shlex.quote(str(CPU_LAUNCH_CONFIG))
+    return (
+        f"CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=$(( {share} > 0 ? {share} : 1 ))"
+        f" accelerate launch --config_file {config_file}"
+        f" --num_processes {processes} --num_machines 1"
+        " -m stance.cli"
     )

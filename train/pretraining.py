@@ -4,6 +4,7 @@ pretrained video model. Light to import: the Snakefile reads `passed_settings`."
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,9 @@ PRETRAIN_IGNORES = (
     "validate_sampling_steps",
 )
 
-# Read by pretraining alone: the variants see its effect through the backbone's weights
-# (their run hash covers the start weights), so their rule leaves it out.
-PRETRAINING_ONLY = ("pretrain_learning_rate",)
+# Read by pretraining alone: the variants see their effect through the backbone's weights
+# (their run hash covers the start weights), so their rule leaves them out.
+PRETRAINING_ONLY = ("pretrain_learning_rate", "pretrain_cpu_processes")
 
 
 def backbone_rate(train: Mapping[str, Any]) -> float | None:
@@ -57,7 +58,26 @@ def passed_settings(train: Mapping[str, Any], operational: Iterable[str] = ()) -
     rate = backbone_rate(train)
     if rate is not None:
         section["learning_rate"] = rate
+    if train.get("pretrain_cpu_processes", 1) > 1:  # one process keeps the old params
+        section["pretrain_cpu_processes"] = train["pretrain_cpu_processes"]
     return section
+
+
+def per_process_batch(settings: Train, world_size: int) -> int | None:
+    """Each rank's share of train.micro_batch when pretrain_cpu_processes ranks run the
+    job (None for one process: micro_batch as given); an error when the job was started
+    as another number of processes. The rule passes the key only when it is above 1
+    (as_dict: only the keys the job was given)."""
+    processes = as_dict(settings).get("pretrain_cpu_processes", 1)
+    if processes == 1:
+        return None
+    if world_size != processes:
+        raise UserError(
+            f"train.pretrain_cpu_processes is {processes} but this pretraining job runs as"
+            f" {world_size} process(es); start it with the rule's command (accelerate launch"
+            f" --num_processes {processes}), or set pretrain_cpu_processes to 1"
+        )
+    return settings.micro_batch // processes
 
 
 def pretrain_backbone(
@@ -84,6 +104,7 @@ def pretrain_backbone(
     # the rule already passes the backbone's rate as learning_rate; a job run by hand
     # may still give pretrain_learning_rate (as_dict: only the keys the job was given)
     rate = backbone_rate(as_dict(settings))
+    batch = per_process_batch(settings, int(os.environ.get("WORLD_SIZE", "1")))
     job = Job(
         cache_files=data.cache_files(cache_dirs),
         cue_dirs=(),
@@ -95,6 +116,7 @@ def pretrain_backbone(
             steps=settings.pretrain_steps,
             variants={},
             pretrain_learning_rate=None,
+            **({} if batch is None else {"micro_batch": batch}),
             **({} if rate is None else {"learning_rate": rate}),
             **PRETRAIN_FIXED,
         ),
