@@ -236,14 +236,19 @@ def test_pretraining_processes_share_the_jobs_threads(threads, each):
 
     settings = config.section_settings("train", {"pretrain_cpu_processes": 2, "micro_batch": 4})
     prefix = launch.pretrain_command_prefix(settings)
-    assert "--num_processes 2" in prefix and prefix.startswith("CUDA_VISIBLE_DEVICES= ")
+    assert "--num_processes 2" in prefix and "CUDA_VISIBLE_DEVICES= " in prefix
     shown = subprocess.run(
-        ["bash", "-c", prefix.split(" accelerate launch")[0] + " bash -c 'echo $OMP_NUM_THREADS'"],
-        env={**os.environ, "OMP_NUM_THREADS": str(threads)},
+        [
+            "bash",
+            "-c",
+            prefix.split(" accelerate launch")[0]
+            + " bash -c 'echo $OMP_NUM_THREADS $MKL_NUM_THREADS $OPENBLAS_NUM_THREADS'",
+        ],
+        env={**os.environ, **dict.fromkeys(launch.THREAD_VARIABLES, str(threads))},
         capture_output=True,
         text=True,
     )
-    assert shown.stdout.strip() == str(each)
+    assert shown.stdout.split() == [str(each)] * 3
     one = config.section_settings("train", {"micro_batch": 4})
     assert launch.pretrain_command_prefix(one) == launch.command_prefix(one) == "stance"
 
@@ -707,7 +712,11 @@ def test_pretraining_runs_as_two_cpu_processes_from_the_rules_command(stack, tmp
     prefix = launch.pretrain_command_prefix(config.section_settings("train", train))
     done = subprocess.run(
         ["bash", "-c", f"{prefix} {shlex.join(command[1:])}"],
-        env={**os.environ, "OMP_NUM_THREADS": "2", "PATH": f"{BIN}:{os.environ['PATH']}"},
+        env={  # as Snakemake starts a 2-thread job
+            **os.environ,
+            **dict.fromkeys(launch.THREAD_VARIABLES, "2"),
+            "PATH": f"{BIN}:{os.environ['PATH']}",
+        },
         capture_output=True,
         text=True,
         timeout=600,

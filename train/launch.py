@@ -19,6 +19,8 @@ from stance.settings import Train
 
 RENDEZVOUS_PORT = 29500
 # DDP over gloo on the CPU: the plain DDP launch config, the GPUs hidden from the ranks
+# the thread counts Snakemake sets for a job (its threads), split between CPU processes
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 CPU_LAUNCH_CONFIG = Path(__file__).resolve().parents[1] / "configs/accelerate/ddp_single_node.yaml"
 # How a training run is babysat, never what it computes (the schema's operational train
 # keys): passed to the job as Snakemake resources (no rerun), left out of the run hash (a
@@ -51,15 +53,18 @@ def command_prefix(train: Train) -> str:
 def pretrain_command_prefix(train: Train) -> str:
     """The pretraining job's prefix: `command_prefix`, or on a CPU with
     train.pretrain_cpu_processes > 1 an `accelerate launch` of that many processes that
-    share the job's threads (Snakemake's OMP_NUM_THREADS), at least one each."""
+    share the job's threads (Snakemake's OMP_NUM_THREADS), at least one each. Snakemake
+    also sets MKL_NUM_THREADS and OPENBLAS_NUM_THREADS to the job's threads; left at
+    that, each process's math library runs that many threads too, and two processes on
+    two cores ran a step 13x slower."""
     processes = train.pretrain_cpu_processes
     if processes == 1 or train.num_gpus > 0 or train.num_nodes > 1:
         return command_prefix(train)
     share = f"${{OMP_NUM_THREADS:-1}} / {processes}"
+    each = " ".join(f"{name}=$share" for name in THREAD_VARIABLES)
     config_file = shlex.quote(str(CPU_LAUNCH_CONFIG))
     return (
-        f"CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=$(( {share} > 0 ? {share} : 1 ))"
+        f"share=$(( {share} > 0 ? {share} : 1 )); CUDA_VISIBLE_DEVICES= {each}"
         f" accelerate launch --config_file {config_file}"
-        f" --num_processes {processes} --num_machines 1"
-        " -m stance.cli"
+        f" --num_processes {processes} --num_machines 1 -m stance.cli"
     )
