@@ -316,9 +316,9 @@ def _cpu_process_errors(train: dict) -> list[str]:
         return []
     if train["num_gpus"] > 0 or train["num_nodes"] > 1:
         return [
-            f"- train.pretrain_cpu_processes: {processes} splits a CPU job, but training runs"
-            f" on GPUs (num_gpus {train['num_gpus']}, num_nodes {train['num_nodes']});"
-            " expected pretrain_cpu_processes 1 there"
+            f"- train.pretrain_cpu_processes: {processes} splits a job on one CPU node, but"
+            f" training runs on GPUs or several nodes (num_gpus {train['num_gpus']}, num_nodes"
+            f" {train['num_nodes']}); expected pretrain_cpu_processes 1 there"
         ]
     if train["micro_batch"] % processes:
         return [

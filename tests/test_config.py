@@ -96,6 +96,8 @@ def test_pretraining_cpu_processes_need_a_cpu_and_an_equal_share():
         config.validate({"train": {"pretrain_cpu_processes": 3, "micro_batch": 16}})
     with pytest.raises(config.ConfigError, match=r"pretrain_cpu_processes: 2.*GPUs"):
         config.validate({"train": {"pretrain_cpu_processes": 2, "micro_batch": 16, "num_gpus": 1}})
+    with pytest.raises(config.ConfigError, match=r"pretrain_cpu_processes: 2.*several nodes"):
+        config.validate({"train": {"pretrain_cpu_processes": 2, "micro_batch": 16, "num_nodes": 2}})
     config.validate({"train": {"pretrain_cpu_processes": 2, "micro_batch": 16}})
 
 

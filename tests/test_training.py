@@ -409,6 +409,20 @@ def test_an_unset_variant_seed_is_left_out_of_params_and_run_hashes():
     assert unset != build.run_hash(SETTINGS, Variant(**VARIANT, seed=0), "m", [])
 
 
+def test_pretraining_processes_at_one_leave_run_hashes_as_they_were():
+    """Runs made before the setting existed computed what one process computes: they keep
+    their hashes (and resume); two processes are another run."""
+    one = build.run_identity(SETTINGS, SETTINGS_VARIANT, "m", [])
+    assert "pretrain_cpu_processes" not in one["train"] and "micro_batch" in one["train"]
+    two = dataclasses.replace(SETTINGS, pretrain_cpu_processes=2)
+    assert (
+        build.run_identity(two, SETTINGS_VARIANT, "m", [])["train"]["pretrain_cpu_processes"] == 2
+    )
+    assert build.run_hash(two, SETTINGS_VARIANT, "m", []) != build.run_hash(
+        SETTINGS, SETTINGS_VARIANT, "m", []
+    )
+
+
 @pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_weights(stack, tmp_path):
     subprocess.run(

@@ -42,28 +42,35 @@ def input_fingerprint(paths: Sequence[Path]) -> str:
 OPERATIONAL_KEYS = (*launch.BABYSITTING, "variants", "validate_every", "validate_sampling_steps")
 
 
-def run_hash(
+# Settings added after runs existed, with the value that computes what those runs did:
+# left out of the identity at that value, so the runs keep their hashes (and resume).
+NEUTRAL_DEFAULTS = {"pretrain_cpu_processes": 1}
+
+
+def run_identity(
     settings: Train,
     variant: Variant,
     model: str,
     files: Sequence[Path],
     inputs: str = "",
-) -> str:
-    payload = json.dumps(
-        {
-            "train": {
-                k: v
-                for k, v in as_dict(settings, every_field=True).items()
-                if k not in OPERATIONAL_KEYS
-            },
-            "variant": config.variant_entry(as_dict(variant)),
-            "model": model,
-            "data": sorted(p.name for p in files),
-            "inputs": inputs,
-        },
-        sort_keys=True,
-        default=str,
-    )
+) -> dict:
+    """What names a training run: its settings (not the operational ones, nor a newer
+    setting at its neutral default), its variant, start model, data and inputs."""
+    every = as_dict(settings, every_field=True)
+    neutral = {k for k, v in NEUTRAL_DEFAULTS.items() if every.get(k, v) == v}
+    train = {k: v for k, v in every.items() if k not in (*OPERATIONAL_KEYS, *neutral)}
+    return {
+        "train": train,
+        "variant": config.variant_entry(as_dict(variant)),
+        "model": model,
+        "data": sorted(p.name for p in files),
+        "inputs": inputs,
+    }
+
+
+def run_hash(*args, **kwargs) -> str:
+    """The run folder's name: a hash of `run_identity`."""
+    payload = json.dumps(run_identity(*args, **kwargs), sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

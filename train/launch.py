@@ -56,7 +56,7 @@ def pretrain_command_prefix(train: Train) -> str:
     share the job's threads (Snakemake's OMP_NUM_THREADS), at least one each. Snakemake
     also sets MKL_NUM_THREADS and OPENBLAS_NUM_THREADS to the job's threads; left at
     that, each process's math library runs that many threads too, and two processes on
-    two cores ran a step 13x slower."""
+    two cores take 3.7 s per step instead of 0.28 s."""
     processes = train.pretrain_cpu_processes
     if processes == 1 or train.num_gpus > 0 or train.num_nodes > 1:
         return command_prefix(train)
