@@ -269,6 +269,19 @@ def section(name: str, values: Mapping[str, Any]):
     return build(SECTIONS[name], values, name)
 
 
+# Train settings added after runs existed, at the value that computes what those runs did:
+# left out of the rule's params and the run identity at that value, so existing runs
+# neither rerun nor change their hashes.
+NEUTRAL_DEFAULTS = {"pretrain_cpu_processes": 1}
+
+
+def without_neutral(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` less the keys that hold their `NEUTRAL_DEFAULTS` value."""
+    return {
+        k: v for k, v in values.items() if k not in NEUTRAL_DEFAULTS or v != NEUTRAL_DEFAULTS[k]
+    }
+
+
 def as_dict(settings, every_field: bool = False) -> dict[str, Any]:
     """The plain, JSON-ready mapping of typed settings (tuples become lists); a job's
     restricted settings give only the keys it was passed, unless `every_field` (identities

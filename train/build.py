@@ -19,7 +19,7 @@ import torch
 
 from stance import config
 from stance.precision import resolve as resolve_precision
-from stance.settings import Train, Variant, as_dict
+from stance.settings import Train, Variant, as_dict, without_neutral
 from stance.train import components, launch, weights
 from stance.train.data import CacheDataset, cue_store_paths
 
@@ -42,11 +42,6 @@ def input_fingerprint(paths: Sequence[Path]) -> str:
 OPERATIONAL_KEYS = (*launch.BABYSITTING, "variants", "validate_every", "validate_sampling_steps")
 
 
-# Settings added after runs existed, with the value that computes what those runs did:
-# left out of the identity at that value, so the runs keep their hashes (and resume).
-NEUTRAL_DEFAULTS = {"pretrain_cpu_processes": 1}
-
-
 def run_identity(
     settings: Train,
     variant: Variant,
@@ -56,9 +51,8 @@ def run_identity(
 ) -> dict:
     """What names a training run: its settings (not the operational ones, nor a newer
     setting at its neutral default), its variant, start model, data and inputs."""
-    every = as_dict(settings, every_field=True)
-    neutral = {k for k, v in NEUTRAL_DEFAULTS.items() if every.get(k, v) == v}
-    train = {k: v for k, v in every.items() if k not in (*OPERATIONAL_KEYS, *neutral)}
+    every = without_neutral(as_dict(settings, every_field=True))
+    train = {k: v for k, v in every.items() if k not in OPERATIONAL_KEYS}
     return {
         "train": train,
         "variant": config.variant_entry(as_dict(variant)),

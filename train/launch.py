@@ -18,9 +18,9 @@ from stance import config
 from stance.settings import Train
 
 RENDEZVOUS_PORT = 29500
-# DDP over gloo on the CPU: the plain DDP launch config, the GPUs hidden from the ranks
 # the thread counts Snakemake sets for a job (its threads), split between CPU processes
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# DDP over gloo on the CPU: the plain DDP launch config, the GPUs hidden from the ranks
 CPU_LAUNCH_CONFIG = Path(__file__).resolve().parents[1] / "configs/accelerate/ddp_single_node.yaml"
 # How a training run is babysat, never what it computes (the schema's operational train
 # keys): passed to the job as Snakemake resources (no rerun), left out of the run hash (a
@@ -58,7 +58,7 @@ def pretrain_command_prefix(train: Train) -> str:
     that, each process's math library runs that many threads too, and two processes on
     two cores take 3.7 s per step instead of 0.28 s."""
     processes = train.pretrain_cpu_processes
-    if processes == 1 or train.num_gpus > 0 or train.num_nodes > 1:
+    if processes == 1:  # the config allows more only with num_gpus 0 on one node
         return command_prefix(train)
     share = f"${{OMP_NUM_THREADS:-1}} / {processes}"
     each = " ".join(f"{name}=$share" for name in THREAD_VARIABLES)

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from stance.errors import UserError
-from stance.settings import TimestepSampling, Train, Variant, as_dict, replace
+from stance.settings import (
+    NEUTRAL_DEFAULTS,
+    TimestepSampling,
+    Train,
+    Variant,
+    as_dict,
+    replace,
+    without_neutral,
+)
 
 PRETRAINED = "pretrained"  # the shared backbone's name: results/train/pretrained
 # Fine-tuning settings that pretraining replaces by these values: no cues to drop, no
@@ -52,14 +60,13 @@ def passed_settings(train: Mapping[str, Any], operational: Iterable[str] = ()) -
     ignores and the `operational` keys, and with train.pretrain_learning_rate, when set,
     as its learning_rate. So a backbone pretrained at 5e-4 is the same run (the same
     params, the same run hash) whether 5e-4 came from learning_rate or from
-    pretrain_learning_rate beside another rate for the variants."""
-    ignored = {*operational, *PRETRAIN_IGNORES, *PRETRAINING_ONLY}
-    section = {k: v for k, v in train.items() if k not in ignored}
+    pretrain_learning_rate beside another rate for the variants. pretrain_cpu_processes
+    is passed except at 1, where the params stay those of runs made before the key."""
+    ignored = {*operational, *PRETRAIN_IGNORES, "pretrain_learning_rate"}
+    section = without_neutral({k: v for k, v in train.items() if k not in ignored})
     rate = backbone_rate(train)
     if rate is not None:
         section["learning_rate"] = rate
-    if train.get("pretrain_cpu_processes", 1) > 1:  # one process keeps the old params
-        section["pretrain_cpu_processes"] = train["pretrain_cpu_processes"]
     return section
 
 
@@ -68,7 +75,9 @@ def per_process_batch(settings: Train, world_size: int) -> int | None:
     job (None for one process: micro_batch as given); an error when the job was started
     as another number of processes. The rule passes the key only when it is above 1
     (as_dict: only the keys the job was given)."""
-    processes = as_dict(settings).get("pretrain_cpu_processes", 1)
+    processes = as_dict(settings).get(
+        "pretrain_cpu_processes", NEUTRAL_DEFAULTS["pretrain_cpu_processes"]
+    )
     if processes == 1:
         return None
     if world_size != processes:
