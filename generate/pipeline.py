@@ -87,7 +87,19 @@ class Guidance:
     dynamic_steps: int | None = None
     cue_from: float = 0.0
 
+    def active(self, timestep: int) -> list[int]:
+        """Indices of the branches the step's combination reads. Below `cue_from` without
+        text guidance the cue scale is 1, so `guide` gives the fully conditioned branch
+        alone and the text-only branch's forward would be thrown away: it is skipped."""
+        last = len(self.branches) - 1
+        unguided = self.cue_scale is not None and timestep < self.cue_from
+        if unguided and self.branches == [(True, False), (True, True)]:
+            return [last]
+        return list(range(last + 1))
+
     def combine(self, preds: list[torch.Tensor], timestep: int) -> torch.Tensor:
+        if len(preds) == 1:  # one branch ran (`active`): the fully conditioned one
+            return preds[0]
         text_scale = self.text_scale
         if self.dynamic_steps is not None:
             text_scale = dynamic_guidance(self.text_scale, self.dynamic_steps, timestep)
@@ -236,10 +248,10 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
     def _denoise(
         self, start: Start, prompt_embeds, rope, cue_map, guidance: Guidance, generator, span
     ):
-        """The sampling loop: every branch in one batched forward per step, guided, then
-        one DPM step per stream (RGB and, if any, aux), projected by `span` if given."""
+        """The sampling loop: every branch the step's guidance reads (`Guidance.active`)
+        in one batched forward, guided, then one DPM step per stream (RGB and, if any,
+        aux), projected by `span` if given."""
         timesteps = self.scheduler.timesteps
-        n = len(guidance.branches)
         keep = span or (lambda x: x)
         latents, aux_latents = start.latents, start.aux_latents
         aux = aux_latents is not None
@@ -247,18 +259,20 @@ class StanceImageToVideoPipeline(CogVideoXImageToVideoPipeline):
         aux_latents = keep(aux_latents) if aux else None
         old = [None, None]
         for i, t in enumerate(self.progress_bar(timesteps)):
+            active = guidance.active(int(t))
+            n = len(active)
 
-            def model_input(x, cond, t=t):
+            def model_input(x, cond, t=t, n=n):
                 x = self.scheduler.scale_model_input(torch.cat([x] * n), t)
                 return torch.cat([x, torch.cat([cond] * n)], dim=2)
 
             out = self.transformer(
                 hidden_states=model_input(latents, start.condition),
-                encoder_hidden_states=prompt_embeds,
+                encoder_hidden_states=prompt_embeds[active],
                 timestep=t.expand(n),
                 ofs=latents.new_full((1,), 2.0) if self.transformer.config.ofs_embed_dim else None,
                 image_rotary_emb=rope,
-                cues=cue_map,
+                cues=cue_map[active] if cue_map is not None else None,
                 aux_hidden_states=model_input(aux_latents, start.aux_condition) if aux else None,
                 return_dict=False,
             )[0]

@@ -239,6 +239,27 @@ def test_cue_guidance_applies_only_from_its_timestep():
     assert guidance.combine([text, full], 599).item() == 1.0  # unguided: the cued branch
 
 
+def test_the_text_only_branch_runs_only_where_the_cue_guidance_reads_it(model_dir, monkeypatch):
+    from stance.generate.pipeline import Guidance
+
+    separate = Guidance([(True, False), (True, True)], 1.0, 3.0, True, cue_from=600.0)
+    assert separate.active(600) == [0, 1] and separate.active(599) == [1]
+    with_text = Guidance([(False, False), (True, False), (True, True)], 6.0, 3.0, True, 600.0)
+    assert with_text.active(0) == [0, 1, 2]  # u + s (t - u) + (c - t) reads all three
+    pipe = make_pipe(model_dir)
+    batches, forward = [], pipe.transformer.forward
+
+    def counted(*args, **kwargs):
+        batches.append((len(kwargs["hidden_states"]), kwargs["cues"][:, 0, 0, 0].tolist()))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(pipe.transformer, "forward", counted)
+    cues = np.ones((32, 32, 4), np.float32)
+    pipe.generate(KEY, cues, "a cube", 9, 2, 1.0, seed=0, cue_guidance=4.0, cue_guidance_above=0.5)
+    # timestep 999 guided: cue-free and cued branches; timestep 499: the cued branch alone
+    assert batches == [(2, [0.0, 1.0]), (1, [1.0])]
+
+
 def test_sampling_reads_only_the_keys_a_sampling_rule_passes():
     """The Physics-IQ generation rule passes config.SAMPLING_KEYS (and the seed as a flag):
     sampling must read nothing else of the generate section."""
