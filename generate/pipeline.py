@@ -88,12 +88,13 @@ class Guidance:
     cue_from: float = 0.0
 
     def active(self, timestep: int) -> list[int]:
-        """Indices of the branches the step's combination reads. Below `cue_from` without
-        text guidance the cue scale is 1, so `guide` gives the fully conditioned branch
-        alone and the text-only branch's forward would be thrown away: it is skipped."""
+        """Indices of the branches the step's combination reads. Where the cue scale is 1
+        (below `cue_from`, or set to 1) without text guidance, `guide` gives the fully
+        conditioned branch alone and the text-only branch's forward would be thrown away:
+        it is skipped."""
         last = len(self.branches) - 1
-        unguided = self.cue_scale is not None and timestep < self.cue_from
-        if unguided and self.branches == [(True, False), (True, True)]:
+        scale = self.cue_scale if timestep >= self.cue_from else 1.0
+        if scale == 1.0 and self.branches == [(True, False), (True, True)]:
             return [last]
         return list(range(last + 1))
 

@@ -244,6 +244,7 @@ def test_the_text_only_branch_runs_only_where_the_cue_guidance_reads_it(model_di
 
     separate = Guidance([(True, False), (True, True)], 1.0, 3.0, True, cue_from=600.0)
     assert separate.active(600) == [0, 1] and separate.active(599) == [1]
+    assert Guidance([(True, False), (True, True)], 1.0, 1.0, True).active(999) == [1]
     with_text = Guidance([(False, False), (True, False), (True, True)], 6.0, 3.0, True, 600.0)
     assert with_text.active(0) == [0, 1, 2]  # u + s (t - u) + (c - t) reads all three
     pipe = make_pipe(model_dir)
@@ -255,9 +256,13 @@ def test_the_text_only_branch_runs_only_where_the_cue_guidance_reads_it(model_di
 
     monkeypatch.setattr(pipe.transformer, "forward", counted)
     cues = np.ones((32, 32, 4), np.float32)
-    pipe.generate(KEY, cues, "a cube", 9, 2, 1.0, seed=0, cue_guidance=4.0, cue_guidance_above=0.5)
-    # timestep 999 guided: cue-free and cued branches; timestep 499: the cued branch alone
-    assert batches == [(2, [0.0, 1.0]), (1, [1.0])]
+    for aux in (False, True):
+        batches.clear()
+        pipe.generate(
+            KEY, cues, "a cube", 9, 2, 1.0, 0, aux=aux, cue_guidance=4.0, cue_guidance_above=0.5
+        )
+        # timestep 999 guided: cue-free and cued branches; timestep 499: the cued one alone
+        assert batches == [(2, [0.0, 1.0]), (1, [1.0])]
 
 
 def test_sampling_reads_only_the_keys_a_sampling_rule_passes():
