@@ -5,7 +5,10 @@
 #   snakemake --profile slurm --configfile=configs/paper.yaml
 from snakemake.utils import min_version
 
+from stance.scheduling import coalesce_wakeups
+
 min_version("9.0")
+coalesce_wakeups()  # one scheduler wake-up timer, not one per finished job
 
 
 configfile: "config.yaml"

@@ -19,6 +19,7 @@ BENCHES = {  # name: module
     "train": "stance.train.bench",
     "startup": "stance.train.startup_bench",
     "evaluate": "stance.evaluate.bench",
+    "scheduler": "stance.scheduling_bench",
 }
 
 

@@ -70,6 +70,10 @@ from helpers import run_cli
             ],
             ["clips/hour", "overhead", "kubric stock"],
         ),
+        (
+            ["scheduler", "--quick", "4", "--waiting", "2", "--seconds", "1"],
+            ["stock timers", "one wake-up timer", "Snakemake CPU"],
+        ),
     ],
 )
 def test_bench_prints_figures(args, expected):
