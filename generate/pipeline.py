@@ -43,10 +43,11 @@ def guidance_branches(
 
 def guide(preds: list[torch.Tensor], text_scale: float, cue_scale: float | None, cued: bool):
     """Combine branch predictions (in `guidance_branches` order):
-    joint: u + s (c - u); separate: u + s_text (t - u) + s_cue (c - t)."""
+    joint: u + s (c - u); separate: u + s_text (t - u) + s_cue (c - t). One prediction is
+    the fully conditioned branch's alone (no guidance, or `Guidance.active` ran only it)."""
+    if len(preds) == 1:
+        return preds[0]
     if cue_scale is None or not cued:
-        if len(preds) == 1:
-            return preds[0]
         uncond, cond = preds
         return uncond + text_scale * (cond - uncond)
     *rest, text, full = preds
@@ -99,8 +100,6 @@ class Guidance:
         return list(range(last + 1))
 
     def combine(self, preds: list[torch.Tensor], timestep: int) -> torch.Tensor:
-        if len(preds) == 1:  # one branch ran (`active`): the fully conditioned one
-            return preds[0]
         text_scale = self.text_scale
         if self.dynamic_steps is not None:
             text_scale = dynamic_guidance(self.text_scale, self.dynamic_steps, timestep)

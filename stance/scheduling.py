@@ -27,12 +27,9 @@ def coalesce_wakeups() -> bool:
         from snakemake.scheduling.job_scheduler import JobScheduler
     except ImportError:
         return False
-    method = getattr(JobScheduler, "_schedule_reevalutation", None)
-    if method is None:
+    if not hasattr(JobScheduler, "_schedule_reevalutation"):
         return False
-    if getattr(method, "coalesced", False):
-        return True
-    JobScheduler._schedule_reevalutation = schedule_wakeup
+    JobScheduler._schedule_reevalutation = schedule_wakeup  # again: the same function
     return True
 
 
@@ -56,6 +53,3 @@ def schedule_wakeup(scheduler, delay: float) -> None:
     timer = threading.Timer(delay, wake)
     timer.daemon = True  # a pending wake-up never holds the process open at exit
     timer.start()
-
-
-schedule_wakeup.coalesced = True
